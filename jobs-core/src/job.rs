@@ -1,0 +1,355 @@
+//! [`Job`]: one job execution of a thing — describe it, report progress and results.
+
+use std::time::Duration;
+
+use crate::error::{Error, InvalidInput, Operation};
+use crate::jobs::Jobs;
+use crate::model::{
+    Document, ExecutionState, JobExecution, JobExecutionSummary, JobStatus, UpdateReply,
+    UpdateRequest,
+};
+use crate::names::{JobId, StatusDetails, StepTimeout};
+use crate::topics::RequestKind;
+
+/// One job execution of a thing, with the service's last known view of it: the seed's
+/// `Job(thing, jobid)`.
+///
+/// Obtained from [`Jobs::list`], [`Jobs::start_next`], [`Jobs::describe_next`] or
+/// [`Jobs::job`]. The accessors return what the latest reply said; [`describe`](Self::describe)
+/// refreshes everything, including the document. Methods that talk to the service take
+/// `&mut self` because they update that view; clone a `Job` to work on it from several threads.
+#[derive(Debug, Clone)]
+pub struct Job {
+    jobs: Jobs,
+    id: JobId,
+    execution: JobExecution,
+    use_expected_version: bool,
+}
+
+impl Job {
+    pub(crate) fn new(jobs: Jobs, id: JobId) -> Self {
+        let execution = JobExecution {
+            job_id: Some(id.clone()),
+            ..JobExecution::default()
+        };
+        Self {
+            jobs,
+            id,
+            execution,
+            use_expected_version: false,
+        }
+    }
+
+    /// A job from a GetPending summary; `started` says which list it came from.
+    pub(crate) fn from_summary(
+        jobs: Jobs,
+        summary: JobExecutionSummary,
+        started: bool,
+    ) -> Option<Self> {
+        let mut job = Self::new(jobs, summary.job_id?);
+        let execution = &mut job.execution;
+        execution.status = Some(if started {
+            JobStatus::InProgress
+        } else {
+            JobStatus::Queued
+        });
+        execution.queued_at = summary.queued_at;
+        execution.started_at = summary.started_at;
+        execution.last_updated_at = summary.last_updated_at;
+        execution.version_number = summary.version_number;
+        execution.execution_number = summary.execution_number;
+        Some(job)
+    }
+
+    pub(crate) fn from_execution(jobs: Jobs, execution: JobExecution) -> Option<Self> {
+        let id = execution.job_id.clone()?;
+        Some(Self {
+            jobs,
+            id,
+            execution,
+            use_expected_version: false,
+        })
+    }
+
+    /// The job's ID.
+    pub fn id(&self) -> &JobId {
+        &self.id
+    }
+
+    /// The execution's status, if known.
+    pub fn status(&self) -> Option<&JobStatus> {
+        self.execution.status.as_ref()
+    }
+
+    /// The execution's version, if the latest reply told it.
+    pub fn version(&self) -> Option<i64> {
+        self.execution.version_number
+    }
+
+    /// The execution number, if known.
+    pub fn execution_number(&self) -> Option<i64> {
+        self.execution.execution_number
+    }
+
+    /// The job document, once a describe (or start-next, or an update that asked for it)
+    /// returned it.
+    pub fn document(&self) -> Option<&Document> {
+        self.execution.job_document.as_ref()
+    }
+
+    /// The status details, if known.
+    pub fn status_details(&self) -> Option<&StatusDetails> {
+        self.execution.status_details.as_ref()
+    }
+
+    /// Everything known about the execution (timestamps, timer, …).
+    pub fn execution(&self) -> &JobExecution {
+        &self.execution
+    }
+
+    /// Sends `expectedVersion` (the version learnt from the latest reply) with every update, so
+    /// an update fails with `VersionMismatch` if the execution changed meanwhile. When on,
+    /// updates also ask for the new state, so the next version is known. Defaults to off: a
+    /// stale version causes spurious rejections.
+    pub fn set_expected_version(&mut self, on: bool) {
+        self.use_expected_version = on;
+    }
+
+    /// Describes the execution (latest execution number) with its document and refreshes this
+    /// view: version, status, status details, document, execution number, timestamps.
+    ///
+    /// # Errors
+    /// [`Error::Rejected`] (for example `ResourceNotFound`), [`Error::Timeout`],
+    /// [`Error::Transport`], [`Error::Decode`].
+    pub fn describe(&mut self) -> Result<(), Error> {
+        self.describe_with(Describe::new())
+    }
+
+    /// [`describe`](Self::describe) with an execution number, without the document, or with its
+    /// own timeout.
+    ///
+    /// # Errors
+    /// As for [`describe`](Self::describe).
+    pub fn describe_with(&mut self, options: Describe) -> Result<(), Error> {
+        let timeout = options.timeout.unwrap_or(self.jobs.timeout);
+        let reply = self.jobs.describe(
+            Some(&self.id),
+            options.execution_number,
+            options.include_job_document,
+            timeout,
+        )?;
+        if let Some(execution) = reply.execution {
+            let document = self.execution.job_document.take();
+            self.execution = execution;
+            self.execution.job_id = Some(self.id.clone());
+            if self.execution.job_document.is_none() && !options.include_job_document {
+                self.execution.job_document = document;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reports `status` with optional details: the seed's `update(status, status_details)`.
+    ///
+    /// # Errors
+    /// [`InvalidInput::StatusNotSettable`] for a status other than `IN_PROGRESS`, `SUCCEEDED`,
+    /// `FAILED` or `REJECTED`; otherwise as for [`update_with`](Self::update_with).
+    pub fn update(
+        &mut self,
+        status: JobStatus,
+        status_details: Option<&StatusDetails>,
+    ) -> Result<(), Error> {
+        let mut update = Update::new(status);
+        if let Some(details) = status_details {
+            update = update.status_details(details.clone());
+        }
+        self.update_with(update)
+    }
+
+    /// Sends an UpdateJobExecution with all its options and refreshes this view from the reply.
+    ///
+    /// On `VersionMismatch` and `InvalidStateTransition` the state the service reported is
+    /// taken over before the error is returned, so a retry uses the current version.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] (status a device may not set, oversized request),
+    /// [`Error::Rejected`], [`Error::Timeout`], [`Error::Transport`], [`Error::Decode`].
+    pub fn update_with(&mut self, update: Update) -> Result<(), Error> {
+        if !update.status.is_settable_by_device() {
+            return Err(InvalidInput::StatusNotSettable(update.status).into());
+        }
+        let expected_version = if self.use_expected_version {
+            self.version()
+        } else {
+            None
+        };
+        let request = UpdateRequest {
+            status: Some(update.status.clone()),
+            status_details: update.status_details.clone(),
+            expected_version,
+            execution_number: update.execution_number,
+            include_job_execution_state: (update.include_state || self.use_expected_version)
+                .then_some(true),
+            include_job_document: update.include_job_document.then_some(true),
+            step_timeout_in_minutes: update.step_timeout.map(StepTimeout::as_minutes),
+            client_token: None,
+        };
+        let result = self.jobs.request::<UpdateReply>(
+            Operation::Update,
+            RequestKind::Update,
+            Some(self.id.as_str()),
+            update.timeout.unwrap_or(self.jobs.timeout),
+            |token| {
+                serde_json::to_vec(&UpdateRequest {
+                    client_token: Some(token.into()),
+                    ..request.clone()
+                })
+            },
+        );
+        let reply = match result {
+            Ok(reply) => reply,
+            Err(error) => {
+                if let Some(state) = error.rejection().and_then(|r| r.execution_state.clone()) {
+                    self.take_state(state);
+                }
+                return Err(error);
+            }
+        };
+        self.execution.status = Some(update.status);
+        if update.status_details.is_some() {
+            self.execution.status_details = update.status_details;
+        }
+        // The new version is only known if the reply carries the state.
+        self.execution.version_number = None;
+        if let Some(state) = reply.execution_state {
+            self.take_state(state);
+        }
+        if reply.job_document.is_some() {
+            self.execution.job_document = reply.job_document;
+        }
+        self.execution.last_updated_at = reply.timestamp.or(self.execution.last_updated_at);
+        Ok(())
+    }
+
+    fn take_state(&mut self, state: ExecutionState) {
+        if state.status.is_some() {
+            self.execution.status = state.status;
+        }
+        if state.status_details.is_some() {
+            self.execution.status_details = state.status_details;
+        }
+        self.execution.version_number = state.version_number;
+    }
+}
+
+/// Options of [`Job::describe_with`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Describe {
+    execution_number: Option<i64>,
+    include_job_document: bool,
+    timeout: Option<Duration>,
+}
+
+impl Default for Describe {
+    fn default() -> Self {
+        Self {
+            execution_number: None,
+            include_job_document: true,
+            timeout: None,
+        }
+    }
+}
+
+impl Describe {
+    /// The latest execution, with its document, with the default timeout.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Describes this execution number. Defaults to the latest execution.
+    pub fn execution_number(mut self, execution_number: i64) -> Self {
+        self.execution_number = Some(execution_number);
+        self
+    }
+
+    /// Whether to fetch the document. Defaults to `true`; when `false` a document already known
+    /// is kept.
+    pub fn include_job_document(mut self, include: bool) -> Self {
+        self.include_job_document = include;
+        self
+    }
+
+    /// This call's timeout. Defaults to the `Jobs` timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+/// An UpdateJobExecution request for [`Job::update_with`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Update {
+    status: JobStatus,
+    status_details: Option<StatusDetails>,
+    step_timeout: Option<StepTimeout>,
+    execution_number: Option<i64>,
+    include_job_document: bool,
+    include_state: bool,
+    timeout: Option<Duration>,
+}
+
+impl Update {
+    /// An update to `status` (a device may set `IN_PROGRESS`, `SUCCEEDED`, `FAILED`,
+    /// `REJECTED`; anything else is refused when sent).
+    pub fn new(status: JobStatus) -> Self {
+        Self {
+            status,
+            status_details: None,
+            step_timeout: None,
+            execution_number: None,
+            include_job_document: false,
+            include_state: false,
+            timeout: None,
+        }
+    }
+
+    /// Details to set. Defaults to none (the service keeps the current ones).
+    pub fn status_details(mut self, details: StatusDetails) -> Self {
+        self.status_details = Some(details);
+        self
+    }
+
+    /// Starts or replaces the step timer, or cancels it with [`StepTimeout::CANCEL`]. Defaults
+    /// to none.
+    pub fn step_timeout(mut self, step_timeout: StepTimeout) -> Self {
+        self.step_timeout = Some(step_timeout);
+        self
+    }
+
+    /// Updates this execution number. Defaults to the latest execution.
+    pub fn execution_number(mut self, execution_number: i64) -> Self {
+        self.execution_number = Some(execution_number);
+        self
+    }
+
+    /// Asks for the job document in the reply. Defaults to `false`.
+    pub fn include_job_document(mut self, include: bool) -> Self {
+        self.include_job_document = include;
+        self
+    }
+
+    /// Asks for the new execution state (and so the new version) in the reply. Defaults to
+    /// `false`, or `true` when [`Job::set_expected_version`] is on.
+    pub fn include_job_execution_state(mut self, include: bool) -> Self {
+        self.include_state = include;
+        self
+    }
+
+    /// This call's timeout. Defaults to the `Jobs` timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}

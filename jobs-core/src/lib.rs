@@ -1,0 +1,82 @@
+//! A blocking, device-side client for [AWS IoT Jobs] over any MQTT transport.
+//!
+//! A device (or a gateway serving many things over one connection) finds its pending job
+//! executions, reads a job's document, reports progress and results, and hears when new work
+//! arrives. Every call blocks the calling thread until the service answers, with a timeout;
+//! replies are matched to calls by a fresh client token and the exact reply topic; rejections
+//! say what the service said; many threads may call at once over one connection; reconnects
+//! restore the subscriptions.
+//!
+//! | seed call | here |
+//! |---|---|
+//! | `Jobs(thing)` | [`Jobs::new`]`(&client, thing)` |
+//! | `changed()` | [`Jobs::changed`] |
+//! | `list()` | [`Jobs::list`] |
+//! | `Job(thing, jobid)` | [`Jobs::job`]`(jobid)` |
+//! | `describe()` | [`Job::describe`] |
+//! | `update(status, status_details)` | [`Job::update`] |
+//!
+//! # Example
+//! Over the in-memory broker of `jobs-mock`, with a scripted reply; on a device the transport
+//! is `jobs-paho` (or your own [`MqttTransport`]).
+//! ```
+//! use jobs_core::{Client, JobStatus, Jobs};
+//! use jobs_mock::{MockBroker, Script};
+//!
+//! let broker = MockBroker::new();
+//! broker.script(
+//!     "$aws/things/pump-07/jobs/get",
+//!     Script::accept(serde_json::json!({
+//!         "inProgressJobs": [],
+//!         "queuedJobs": [{"jobId": "rotate-logs", "versionNumber": 1, "executionNumber": 1}],
+//!     })),
+//! );
+//! let client = Client::new(broker.connect("pump-07"));
+//! let jobs = Jobs::new(&client, "pump-07")?;
+//! assert!(jobs.changed()); // true on the first call: list once at start-up
+//! let pending = jobs.list()?;
+//! assert_eq!(pending[0].id().as_str(), "rotate-logs");
+//! assert_eq!(pending[0].status(), Some(&JobStatus::Queued));
+//! # Ok::<(), jobs_core::Error>(())
+//! ```
+//!
+//! # Threading
+//! [`Client`], [`Jobs`] and [`Job`] are `Send + Sync`. The library spawns no threads. Inbound
+//! messages are handled on the transport's delivery thread, which only parses, records and wakes
+//! the waiting caller; no lock is held while calling the transport.
+//!
+//! # Timeouts
+//! Every blocking call waits at most the timeout of its [`Jobs`] (10 s unless set with
+//! [`JobsBuilder::timeout`]) or the one given to its `_timeout` / `_with` variant. A reply that
+//! arrives after its call gave up is dropped and logged at debug level.
+//!
+//! # Errors
+//! One [`Error`] for every call: [`Error::Rejected`] with the service's code, message and
+//! execution state; [`Error::Timeout`]; [`Error::Transport`]; [`Error::Decode`];
+//! [`Error::InvalidInput`] for input refused before anything was published.
+//!
+//! # Logging
+//! Through the `log` crate: connection changes at info, each call at debug, request payloads at
+//! trace only (job documents often carry pre-signed URLs and secrets).
+//!
+//! [AWS IoT Jobs]: https://docs.aws.amazon.com/iot/latest/developerguide/jobs-mqtt-api.html
+
+mod client;
+mod error;
+mod job;
+mod jobs;
+pub mod model;
+mod names;
+mod pending;
+pub mod topics;
+pub mod transport;
+
+pub use client::Client;
+pub use error::{Error, InvalidInput, NameError, Operation, Rejection};
+pub use job::{Describe, Job, Update};
+pub use jobs::{DEFAULT_TIMEOUT, Event, Jobs, JobsBuilder, StartNext};
+pub use model::{Document, JobStatus, RejectCode};
+pub use names::{JobId, StatusDetails, StepTimeout, ThingName, check_client_token};
+pub use transport::{
+    ConnectionEvent, MessageSink, MqttTransport, QoS, SubscribeOutcome, TransportError,
+};

@@ -1,0 +1,754 @@
+//! The wire model of the Jobs device API: every request, response, event and rejection.
+//!
+//! Decoding is tolerant (unknown fields ignored, documented fields optional, integers accepted as
+//! numbers or numeric strings, unknown statuses and codes kept verbatim); encoding is exact
+//! (numbers as numbers, unset options absent). Wire spellings live only in serde attributes.
+//!
+//! The structs are `#[non_exhaustive]` because AWS adds fields over time; build them with
+//! `Default` and assign the public fields.
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::names::{JobId, StatusDetails};
+
+/// The status of a job execution.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
+pub enum JobStatus {
+    /// Waiting to be started.
+    Queued,
+    /// Started by the device.
+    InProgress,
+    /// Finished successfully (terminal).
+    Succeeded,
+    /// Failed; may be retried by a retry configuration (terminal).
+    Failed,
+    /// A step or in-progress timer expired (terminal).
+    TimedOut,
+    /// The device refused to run the job (terminal, never retried).
+    Rejected,
+    /// The thing is no longer a target of the job (terminal).
+    Removed,
+    /// The job or execution was cancelled (terminal).
+    Canceled,
+    /// A status this library does not know, kept verbatim.
+    #[serde(untagged)]
+    Unknown(String),
+}
+
+impl JobStatus {
+    /// True for statuses that end an execution. Unknown statuses count as not terminal.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            Self::Succeeded
+                | Self::Failed
+                | Self::TimedOut
+                | Self::Rejected
+                | Self::Removed
+                | Self::Canceled
+        )
+    }
+
+    /// True for the statuses a device may set with Update: `IN_PROGRESS`, `SUCCEEDED`,
+    /// `FAILED`, `REJECTED`.
+    pub fn is_settable_by_device(&self) -> bool {
+        matches!(
+            self,
+            Self::InProgress | Self::Succeeded | Self::Failed | Self::Rejected
+        )
+    }
+}
+
+/// Writes the wire spelling, for example `IN_PROGRESS`.
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_wire_name(self, f)
+    }
+}
+
+/// The `code` of a rejection.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum RejectCode {
+    /// The topic is inside the Jobs namespace but maps to no API.
+    InvalidTopic,
+    /// The payload is not valid UTF-8 JSON.
+    InvalidJson,
+    /// The payload's content is invalid; the message says why.
+    InvalidRequest,
+    /// The requested status is not allowed from the current one (or the execution is terminal).
+    InvalidStateTransition,
+    /// The execution does not exist.
+    ResourceNotFound,
+    /// `expectedVersion` differs from the stored version.
+    VersionMismatch,
+    /// The service failed internally; retry with backoff.
+    InternalError,
+    /// The request rate was exceeded; retry with backoff.
+    RequestThrottled,
+    /// Describe of an execution in a terminal state.
+    TerminalStateReached,
+    /// A code this library does not know, kept verbatim.
+    #[serde(untagged)]
+    Unknown(String),
+}
+
+impl RejectCode {
+    /// True for the codes worth retrying with backoff: `RequestThrottled` and `InternalError`.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::RequestThrottled | Self::InternalError)
+    }
+}
+
+/// Writes the wire spelling, for example `VersionMismatch`.
+impl fmt::Display for RejectCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_wire_name(self, f)
+    }
+}
+
+/// Writes a unit-like enum's serde spelling, so the spelling lives only in serde attributes.
+fn write_wire_name<T: Serialize + fmt::Debug>(
+    value: &T,
+    f: &mut fmt::Formatter<'_>,
+) -> fmt::Result {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => f.write_str(&name),
+        _ => write!(f, "{value:?}"),
+    }
+}
+
+/// A job document, kept as the raw JSON text the service sent.
+///
+/// Parsing is left to the caller ([`parse`](Self::parse), [`to_value`](Self::to_value)): a 32 KB
+/// document costs several times more to turn into a `serde_json::Value` than to carry raw.
+/// `Debug` shows only the length, because documents often carry pre-signed URLs and secrets.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Document(Box<RawValue>);
+
+impl Document {
+    /// Wraps JSON text after checking that it is valid JSON.
+    ///
+    /// # Errors
+    /// The parser's error when `json` is not one valid JSON value.
+    pub fn from_json(json: impl Into<String>) -> Result<Self, serde_json::Error> {
+        RawValue::from_string(json.into()).map(Self)
+    }
+
+    /// Serialises a value into a document.
+    ///
+    /// # Errors
+    /// The serialiser's error (for example a map with non-string keys).
+    pub fn from_serialize<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
+        serde_json::value::to_raw_value(value).map(Self)
+    }
+
+    /// The raw JSON text.
+    pub fn as_json(&self) -> &str {
+        self.0.get()
+    }
+
+    /// Parses the document into any deserialisable type.
+    ///
+    /// # Errors
+    /// The parser's error when the document does not fit `T`.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.0.get())
+    }
+
+    /// Parses the document into a `serde_json::Value`.
+    ///
+    /// # Errors
+    /// Never for a document received from the wire; kept fallible for symmetry with `parse`.
+    pub fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
+        self.parse()
+    }
+}
+
+impl PartialEq for Document {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl Eq for Document {}
+
+impl fmt::Debug for Document {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Document({} bytes)", self.0.get().len())
+    }
+}
+
+/// A job execution as sent in StartNext and Describe replies and in `notify-next`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct JobExecution {
+    /// The job's ID.
+    pub job_id: Option<JobId>,
+    /// The thing's name (documented, but usually absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thing_name: Option<String>,
+    /// The job document (absent when not requested).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_document: Option<Document>,
+    /// The execution's status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<JobStatus>,
+    /// The status details last set (absent when never set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_details: Option<StatusDetails>,
+    /// When the execution was queued, in seconds since the epoch.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "lenient::timestamp"
+    )]
+    pub queued_at: Option<i64>,
+    /// When the execution started, in seconds since the epoch (absent until started).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "lenient::timestamp"
+    )]
+    pub started_at: Option<i64>,
+    /// When the execution last changed, in seconds since the epoch.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "lenient::timestamp"
+    )]
+    pub last_updated_at: Option<i64>,
+    /// Seconds left before a timer moves the execution to `TIMED_OUT`, when a timer applies.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "lenient::integer"
+    )]
+    pub approximate_seconds_before_timed_out: Option<i64>,
+    /// The version, incremented by each device update.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "lenient::integer"
+    )]
+    pub version_number: Option<i64>,
+    /// Identifies this execution of the job on this thing.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "lenient::integer"
+    )]
+    pub execution_number: Option<i64>,
+}
+
+/// A pending execution as listed by GetPending and `notify` (no status, no document).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct JobExecutionSummary {
+    /// The job's ID.
+    pub job_id: Option<JobId>,
+    /// When the execution was queued, in seconds since the epoch.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "lenient::timestamp"
+    )]
+    pub queued_at: Option<i64>,
+    /// When the execution started (absent until started).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "lenient::timestamp"
+    )]
+    pub started_at: Option<i64>,
+    /// When the execution last changed.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "lenient::timestamp"
+    )]
+    pub last_updated_at: Option<i64>,
+    /// The version, incremented by each device update.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "lenient::integer"
+    )]
+    pub version_number: Option<i64>,
+    /// Identifies this execution of the job on this thing.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "lenient::integer"
+    )]
+    pub execution_number: Option<i64>,
+}
+
+/// `executionState` of Update replies, `VersionMismatch` and `InvalidStateTransition`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ExecutionState {
+    /// The execution's status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<JobStatus>,
+    /// Its status details.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_details: Option<StatusDetails>,
+    /// Its version.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "lenient::integer"
+    )]
+    pub version_number: Option<i64>,
+}
+
+/// GetPendingJobExecutions request on `…/jobs/get`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct GetPendingRequest {
+    /// Correlation token, echoed in the reply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
+}
+
+/// StartNextPendingJobExecution request on `…/jobs/start-next`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct StartNextRequest {
+    /// Details to set when a QUEUED execution is started (omitted: unchanged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_details: Option<StatusDetails>,
+    /// Step timer in minutes, 1–10080.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "lenient::integer"
+    )]
+    pub step_timeout_in_minutes: Option<i64>,
+    /// Correlation token, echoed in the reply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
+}
+
+/// DescribeJobExecution request on `…/jobs/{job}/get` (or `…/jobs/$next/get`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct DescribeRequest {
+    /// The execution to describe (omitted: the latest).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "lenient::integer"
+    )]
+    pub execution_number: Option<i64>,
+    /// Whether to include the job document (the service's default is `true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub include_job_document: Option<bool>,
+    /// Correlation token, echoed in the reply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
+}
+
+/// UpdateJobExecution request on `…/jobs/{job}/update`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct UpdateRequest {
+    /// The new status (required by the service on every update).
+    pub status: Option<JobStatus>,
+    /// Details to set (omitted: unchanged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_details: Option<StatusDetails>,
+    /// Optimistic lock: the update fails with `VersionMismatch` unless this is the stored
+    /// version. Sent as a number; a numeric string is accepted when decoding.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "lenient::integer"
+    )]
+    pub expected_version: Option<i64>,
+    /// The execution to update (omitted: the latest).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "lenient::integer"
+    )]
+    pub execution_number: Option<i64>,
+    /// Ask for `executionState` in the accepted reply (service default `false`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub include_job_execution_state: Option<bool>,
+    /// Ask for `jobDocument` in the accepted reply (service default `false`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub include_job_document: Option<bool>,
+    /// Step timer in minutes, 1–10080, or `-1` to cancel it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "lenient::integer"
+    )]
+    pub step_timeout_in_minutes: Option<i64>,
+    /// Correlation token, echoed in the reply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
+}
+
+/// Accepted reply of GetPendingJobExecutions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct PendingJobs {
+    /// Executions that are IN_PROGRESS.
+    #[serde(default)]
+    pub in_progress_jobs: Vec<JobExecutionSummary>,
+    /// Executions that are QUEUED.
+    #[serde(default)]
+    pub queued_jobs: Vec<JobExecutionSummary>,
+    /// When the reply was sent, in seconds since the epoch.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "lenient::timestamp"
+    )]
+    pub timestamp: Option<i64>,
+    /// The request's token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
+}
+
+/// Accepted reply of StartNext and Describe; `execution` is absent when nothing is pending.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ExecutionReply {
+    /// The execution, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution: Option<JobExecution>,
+    /// When the reply was sent, in seconds since the epoch.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "lenient::timestamp"
+    )]
+    pub timestamp: Option<i64>,
+    /// The request's token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
+}
+
+/// Accepted reply of UpdateJobExecution.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct UpdateReply {
+    /// The new state; present only if the request set `includeJobExecutionState`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_state: Option<ExecutionState>,
+    /// The job document; present only if the request set `includeJobDocument`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_document: Option<Document>,
+    /// When the reply was sent, in seconds since the epoch.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "lenient::timestamp"
+    )]
+    pub timestamp: Option<i64>,
+    /// The request's token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
+}
+
+/// A reply on a `/rejected` topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ErrorReply {
+    /// The error code (the only field the service guarantees).
+    pub code: RejectCode,
+    /// The explanation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The request's token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
+    /// When the reply was sent, in seconds since the epoch.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "lenient::timestamp"
+    )]
+    pub timestamp: Option<i64>,
+    /// The execution's state, with `VersionMismatch` and `InvalidStateTransition`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_state: Option<ExecutionState>,
+}
+
+impl ErrorReply {
+    /// A rejection with `code` and nothing else set.
+    pub fn new(code: RejectCode) -> Self {
+        Self {
+            code,
+            message: None,
+            client_token: None,
+            timestamp: None,
+            execution_state: None,
+        }
+    }
+}
+
+/// `notify` (JobExecutionsChanged): the list of pending executions changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct JobExecutionsChanged {
+    /// When the event was sent, in seconds since the epoch.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "lenient::timestamp"
+    )]
+    pub timestamp: Option<i64>,
+    /// The pending executions by status; empty when nothing is pending.
+    #[serde(default)]
+    pub jobs: PendingByStatus,
+}
+
+/// The `jobs` object of `notify`. Keys other than `IN_PROGRESS` and `QUEUED` are ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PendingByStatus {
+    /// Executions that are IN_PROGRESS.
+    #[serde(rename = "IN_PROGRESS", default, skip_serializing_if = "Vec::is_empty")]
+    pub in_progress: Vec<JobExecutionSummary>,
+    /// Executions that are QUEUED.
+    #[serde(rename = "QUEUED", default, skip_serializing_if = "Vec::is_empty")]
+    pub queued: Vec<JobExecutionSummary>,
+}
+
+/// `notify-next` (NextJobExecutionChanged): the head of the pending queue changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct NextJobExecutionChanged {
+    /// When the event was sent, in seconds since the epoch.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "lenient::timestamp"
+    )]
+    pub timestamp: Option<i64>,
+    /// The new head of the queue, with its document; absent when the queue became empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution: Option<JobExecution>,
+}
+
+/// Tolerant integer decoding: a JSON number or a string holding one.
+mod lenient {
+    use serde::de::{self, Visitor};
+    use std::fmt;
+
+    struct LenientI64;
+
+    impl Visitor<'_> for LenientI64 {
+        type Value = Option<i64>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an integer or a string holding one")
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            i64::try_from(v)
+                .map(Some)
+                .map_err(|_| E::custom("integer out of range"))
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            v.trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+
+    pub(super) mod integer {
+        use serde::{Deserializer, Serializer};
+
+        pub(crate) fn serialize<S: Serializer>(v: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+            match v {
+                Some(v) => s.serialize_i64(*v),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<i64>, D::Error> {
+            d.deserialize_any(super::LenientI64)
+        }
+    }
+
+    /// Seconds since the epoch; values above 10^12 are taken as milliseconds (some AWS
+    /// documentation examples show them) and converted to seconds.
+    pub(super) mod timestamp {
+        use serde::Deserializer;
+
+        pub(crate) use super::integer::serialize;
+
+        const MILLIS_THRESHOLD: i64 = 1_000_000_000_000;
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<i64>, D::Error> {
+            let value = d.deserialize_any(super::LenientI64)?;
+            Ok(value.map(|t| if t > MILLIS_THRESHOLD { t / 1000 } else { t }))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn statuses_round_trip_and_unknown_ones_are_kept() {
+        let status: JobStatus = serde_json::from_str("\"IN_PROGRESS\"").unwrap();
+        assert_eq!(status, JobStatus::InProgress);
+        let status: JobStatus = serde_json::from_str("\"PAUSED\"").unwrap();
+        assert_eq!(status, JobStatus::Unknown("PAUSED".into()));
+        assert_eq!(serde_json::to_string(&status).unwrap(), "\"PAUSED\"");
+        assert_eq!(JobStatus::TimedOut.to_string(), "TIMED_OUT");
+        assert!(JobStatus::Canceled.is_terminal());
+        assert!(!JobStatus::Unknown("X".into()).is_terminal());
+    }
+
+    #[test]
+    fn reject_codes_round_trip_and_unknown_ones_are_kept() {
+        let reply: ErrorReply =
+            serde_json::from_str(r#"{"code":"SomethingNew","message":"m"}"#).unwrap();
+        assert_eq!(reply.code, RejectCode::Unknown("SomethingNew".into()));
+        let reply: ErrorReply = serde_json::from_str(r#"{"code":"VersionMismatch"}"#).unwrap();
+        assert_eq!(reply.code, RejectCode::VersionMismatch);
+        assert_eq!(RejectCode::RequestThrottled.to_string(), "RequestThrottled");
+    }
+
+    #[test]
+    fn requests_encode_numbers_as_numbers_and_leave_unset_options_out() {
+        let request = UpdateRequest {
+            status: Some(JobStatus::Succeeded),
+            expected_version: Some(3),
+            client_token: Some("t".into()),
+            ..UpdateRequest::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&request).unwrap(),
+            json!({"status":"SUCCEEDED","expectedVersion":3,"clientToken":"t"})
+        );
+        assert_eq!(
+            serde_json::to_string(&GetPendingRequest::default()).unwrap(),
+            "{}"
+        );
+    }
+
+    #[test]
+    fn expected_version_is_accepted_as_a_numeric_string() {
+        let request: UpdateRequest =
+            serde_json::from_str(r#"{"status":"QUEUED","expectedVersion":"1"}"#).unwrap();
+        assert_eq!(request.expected_version, Some(1));
+        assert!(serde_json::from_str::<UpdateRequest>(r#"{"expectedVersion":"1.0.1"}"#).is_err());
+    }
+
+    #[test]
+    fn millisecond_timestamps_are_read_as_seconds() {
+        let reply: PendingJobs = serde_json::from_str(r#"{"timestamp":1489096425069}"#).unwrap();
+        assert_eq!(reply.timestamp, Some(1_489_096_425));
+        let reply: PendingJobs = serde_json::from_str(r#"{"timestamp":1517016948}"#).unwrap();
+        assert_eq!(reply.timestamp, Some(1_517_016_948));
+    }
+
+    #[test]
+    fn the_reference_examples_decode() {
+        let pending: PendingJobs = serde_json::from_str(
+            r#"{"inProgressJobs":[{"jobId":"firmware-2-4","queuedAt":1750000100,"startedAt":1750000400,
+               "lastUpdatedAt":1750000460,"versionNumber":3,"executionNumber":1}],
+               "queuedJobs":[{"jobId":"rotate-logs","queuedAt":1750000200,"lastUpdatedAt":1750000200,
+               "versionNumber":1,"executionNumber":2}],"timestamp":1750000500,"clientToken":"k3x9-0001"}"#,
+        )
+        .unwrap();
+        assert_eq!(pending.in_progress_jobs[0].version_number, Some(3));
+        assert_eq!(
+            pending.queued_jobs[0].job_id.as_ref().unwrap().as_str(),
+            "rotate-logs"
+        );
+
+        let reply: ExecutionReply = serde_json::from_str(
+            r#"{"execution":{"jobId":"rotate-logs","status":"IN_PROGRESS","statusDetails":{"phase":"archive"},
+               "queuedAt":1750000200,"startedAt":1750000800,"lastUpdatedAt":1750000800,"versionNumber":2,
+               "executionNumber":2,"approximateSecondsBeforeTimedOut":1200,"jobDocument":{"action":"rotate","keep":5}},
+               "timestamp":1750000800,"clientToken":"k3x9-0005","someNewField":true}"#,
+        )
+        .unwrap();
+        let execution = reply.execution.unwrap();
+        assert_eq!(execution.status, Some(JobStatus::InProgress));
+        assert_eq!(execution.approximate_seconds_before_timed_out, Some(1200));
+        assert_eq!(
+            execution.job_document.unwrap().to_value().unwrap(),
+            json!({"action":"rotate","keep":5})
+        );
+
+        let idle: ExecutionReply =
+            serde_json::from_str(r#"{"timestamp":1750000990,"clientToken":"k3x9-0009"}"#).unwrap();
+        assert!(idle.execution.is_none());
+
+        let empty: JobExecutionsChanged =
+            serde_json::from_str(r#"{"timestamp":1750001100,"jobs":{}}"#).unwrap();
+        assert!(empty.jobs.in_progress.is_empty() && empty.jobs.queued.is_empty());
+        assert_eq!(
+            serde_json::to_string(&empty).unwrap(),
+            r#"{"timestamp":1750001100,"jobs":{}}"#
+        );
+
+        let next: NextJobExecutionChanged =
+            serde_json::from_str(r#"{"timestamp":1750001100}"#).unwrap();
+        assert!(next.execution.is_none());
+
+        let rejected: ErrorReply = serde_json::from_str(
+            r#"{"code":"InvalidStateTransition","message":"…","clientToken":"k3x9-0007","timestamp":1750000910,
+               "executionState":{"status":"SUCCEEDED","statusDetails":{"result":"ok","image":"2.4.0"},"versionNumber":4}}"#,
+        )
+        .unwrap();
+        let state = rejected.execution_state.unwrap();
+        assert_eq!(state.version_number, Some(4));
+        assert_eq!(state.status_details.unwrap().get("image"), Some("2.4.0"));
+    }
+
+    #[test]
+    fn a_document_may_be_any_json_value_and_debug_hides_it() {
+        let reply: ExecutionReply =
+            serde_json::from_str(r#"{"execution":{"jobId":"j","jobDocument":"secret-url"}}"#)
+                .unwrap();
+        let document = reply.execution.unwrap().job_document.unwrap();
+        assert_eq!(document.as_json(), "\"secret-url\"");
+        assert_eq!(format!("{document:?}"), "Document(12 bytes)");
+    }
+}

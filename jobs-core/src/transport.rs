@@ -1,0 +1,206 @@
+//! The MQTT transport contract: what `jobs-core` needs from an MQTT client.
+//!
+//! A port to another MQTT stack implements [`MqttTransport`]; everything else (topics, payloads,
+//! correlation, timeouts, re-subscription after reconnects) is done by [`Client`](crate::Client).
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+
+/// MQTT quality of service. AWS IoT Core supports QoS 0 and 1 only, so QoS 2 is not offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[expect(
+    clippy::exhaustive_enums,
+    reason = "AWS IoT Core has exactly these two levels; matching on them must stay exhaustive"
+)]
+pub enum QoS {
+    /// QoS 0: fire and forget.
+    AtMostOnce,
+    /// QoS 1: acknowledged by the broker (PUBACK / SUBACK).
+    AtLeastOnce,
+}
+
+/// The broker's answer for one filter of a SUBSCRIBE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[expect(
+    clippy::exhaustive_enums,
+    reason = "a SUBACK code either grants a QoS or refuses (0x80); there is no third outcome"
+)]
+pub enum SubscribeOutcome {
+    /// The filter is active with the granted QoS (which may be lower than requested).
+    Granted(QoS),
+    /// The broker refused the filter (SUBACK 0x80), for example because a policy forbids it.
+    Refused,
+}
+
+/// A change of the connection's state, reported through [`MessageSink::connection`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectionEvent {
+    /// The transport (re)connected.
+    ///
+    /// `session_present` is `Some(true)` when the broker resumed a persistent session (all
+    /// subscriptions still exist), `Some(false)` when it did not, and `None` when the backend
+    /// cannot tell (Paho's automatic reconnect, for example). Anything but `Some(true)` makes the
+    /// client re-subscribe and report [`Jobs::changed`](crate::Jobs::changed) as `true`.
+    Connected {
+        /// Whether the broker resumed the previous session, if known.
+        session_present: Option<bool>,
+    },
+    /// The connection dropped. Calls waiting for a reply fail at once with
+    /// [`TransportError::ConnectionLost`].
+    ConnectionLost,
+}
+
+/// Receives inbound messages and connection events from a transport.
+///
+/// Installed once by [`Client::new`](crate::Client::new) through [`MqttTransport::set_sink`].
+///
+/// # Threading
+/// The transport calls the sink from its delivery thread (for Paho: the C library's receive
+/// thread). Both methods return quickly and never block: the client only parses, records and
+/// wakes waiting callers. A transport must never call the sink while holding a lock that its own
+/// `publish`/`subscribe` needs. The sink never calls back into the transport.
+pub trait MessageSink: Send + Sync {
+    /// Hands over one inbound PUBLISH. Called for every message on any subscribed filter, in the
+    /// order the broker delivered them; `payload` is the raw bytes.
+    fn message(&self, topic: &str, payload: &[u8]);
+
+    /// Reports a connection event. A transport reports `Connected` after every successful
+    /// (re)connect, including the first one if it happens after the sink was installed, and
+    /// `ConnectionLost` when an established connection drops.
+    fn connection(&self, event: ConnectionEvent);
+}
+
+/// A connected MQTT client that `jobs-core` drives.
+///
+/// Implement this to run the Jobs client over any MQTT stack; `jobs-paho` (Eclipse Paho) and
+/// `jobs-mock` (in memory) are the two implementations in this workspace.
+///
+/// # Contract
+/// - **Object safe**, `Send + Sync`, used behind `Arc<dyn MqttTransport>`; every method takes
+///   `&self`, so the backend synchronises internally. Many threads call `publish` at once.
+/// - **One sink.** [`set_sink`](Self::set_sink) is called once by [`Client::new`](crate::Client::new),
+///   before any other method. Every inbound message goes to that sink, whatever filter it
+///   matched: one transport serves the Jobs of many things, and the client routes by thing.
+/// - **Blocking, bounded.** `subscribe`, `unsubscribe` and a QoS 1 `publish` block until the
+///   broker acknowledges (SUBACK, UNSUBACK, PUBACK) and must give up after a bounded,
+///   backend-configured time with [`TransportError::Timeout`]. A QoS 0 `publish` returns once
+///   the message is handed to the network layer.
+/// - **Fail fast when offline.** While disconnected, `publish` and `subscribe` return
+///   [`TransportError::NotConnected`] at once; they never queue requests for later.
+/// - **Reconnects** are the backend's business (with backoff); it reports each one as
+///   [`ConnectionEvent::Connected`]. It does not need to restore subscriptions: the client does,
+///   from a caller's thread, when `session_present` is not `Some(true)`.
+/// - **Never from the delivery thread.** The client never calls a transport method from inside
+///   the sink, so a backend may forbid it (Paho deadlocks when waited on from its callback).
+///
+/// # Errors
+/// Map backend errors onto [`TransportError`] so callers can tell "nothing was sent"
+/// ([`NotConnected`](TransportError::NotConnected)) from "outcome unknown"
+/// ([`ConnectionLost`](TransportError::ConnectionLost), [`Timeout`](TransportError::Timeout));
+/// use [`Backend`](TransportError::Backend) only for what fits nowhere else.
+pub trait MqttTransport: fmt::Debug + Send + Sync {
+    /// Installs the sink that receives every inbound message and connection event.
+    fn set_sink(&self, sink: Arc<dyn MessageSink>);
+
+    /// Subscribes to up to 8 filters in one SUBSCRIBE and returns after the SUBACK, one outcome
+    /// per filter in the order given. AWS IoT Core refuses more than 8 filters per SUBSCRIBE;
+    /// the client never passes more.
+    ///
+    /// # Errors
+    /// [`TransportError::NotConnected`] when offline; [`TransportError::Timeout`] or
+    /// [`TransportError::ConnectionLost`] when no SUBACK arrived. A refused filter is not an
+    /// error here: it is reported as [`SubscribeOutcome::Refused`].
+    fn subscribe(
+        &self,
+        filters: &[&str],
+        qos: QoS,
+    ) -> Result<Vec<SubscribeOutcome>, TransportError>;
+
+    /// Unsubscribes from the given filters and returns after the UNSUBACK.
+    ///
+    /// # Errors
+    /// As for [`subscribe`](Self::subscribe).
+    fn unsubscribe(&self, filters: &[&str]) -> Result<(), TransportError>;
+
+    /// Publishes one message without RETAIN. With [`QoS::AtLeastOnce`] it returns after the
+    /// PUBACK (not merely once queued); with [`QoS::AtMostOnce`] once handed to the network.
+    ///
+    /// # Errors
+    /// [`TransportError::NotConnected`] when offline (nothing was sent);
+    /// [`TransportError::ConnectionLost`] or [`TransportError::Timeout`] when the PUBACK did not
+    /// arrive (the broker may or may not have the message).
+    fn publish(&self, topic: &str, payload: &[u8], qos: QoS) -> Result<(), TransportError>;
+}
+
+impl<T: MqttTransport + ?Sized> MqttTransport for Arc<T> {
+    fn set_sink(&self, sink: Arc<dyn MessageSink>) {
+        (**self).set_sink(sink);
+    }
+
+    fn subscribe(
+        &self,
+        filters: &[&str],
+        qos: QoS,
+    ) -> Result<Vec<SubscribeOutcome>, TransportError> {
+        (**self).subscribe(filters, qos)
+    }
+
+    fn unsubscribe(&self, filters: &[&str]) -> Result<(), TransportError> {
+        (**self).unsubscribe(filters)
+    }
+
+    fn publish(&self, topic: &str, payload: &[u8], qos: QoS) -> Result<(), TransportError> {
+        (**self).publish(topic, payload, qos)
+    }
+}
+
+/// Why a transport operation failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// The transport is not connected; nothing was sent.
+    NotConnected,
+    /// The connection dropped while the operation (or the reply it waited for) was in flight;
+    /// the broker may or may not have acted on it.
+    ConnectionLost,
+    /// The broker did not acknowledge within the backend's operation timeout; the outcome is
+    /// unknown.
+    Timeout,
+    /// The broker refused a subscription (SUBACK 0x80), typically because of a policy.
+    SubscriptionRefused {
+        /// The refused filter.
+        filter: String,
+    },
+    /// Any other backend failure; the source says what happened.
+    Backend(Box<dyn StdError + Send + Sync>),
+}
+
+impl TransportError {
+    /// Wraps a backend error that maps to no specific variant.
+    pub fn backend(error: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self::Backend(error.into())
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotConnected => f.write_str("not connected"),
+            Self::ConnectionLost => f.write_str("connection lost"),
+            Self::Timeout => f.write_str("broker did not acknowledge in time"),
+            Self::SubscriptionRefused { filter } => write!(f, "subscription to {filter} refused"),
+            Self::Backend(_) => f.write_str("transport failed"),
+        }
+    }
+}
+
+impl StdError for TransportError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            Self::Backend(source) => Some(source.as_ref()),
+            _ => None,
+        }
+    }
+}
