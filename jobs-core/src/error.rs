@@ -172,8 +172,8 @@ pub enum Error {
     Rejected {
         /// The operation that was rejected.
         operation: Operation,
-        /// What the service said.
-        rejection: Rejection,
+        /// What the service said (boxed: it is large and errors travel by value).
+        rejection: Box<Rejection>,
     },
     /// Neither an accepted nor a rejected reply arrived in time. The request may still have been
     /// applied by the service.

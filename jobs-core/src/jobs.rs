@@ -395,11 +395,11 @@ impl Jobs {
                 );
                 Err(Error::Rejected {
                     operation,
-                    rejection: Rejection {
+                    rejection: Box::new(Rejection {
                         code: error.code,
                         message: error.message,
                         execution_state: error.execution_state,
-                    },
+                    }),
                 })
             }
         }

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The project's test command: installs what the build and the tests need (on Debian, as root),
+# then runs formatting, lints, every test (unit, integration against a real mosquitto, doc
+# tests), the docs build with warnings denied, and the offline quickstart.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# cmake + a C compiler + OpenSSL headers build Paho C (jobs-paho); mosquitto and openssl serve
+# the integration tests.
+packages=(cmake build-essential libssl-dev pkg-config mosquitto openssl)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    echo "installing: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "missing packages: ${missing[*]}" >&2
+    echo "install them first, e.g.: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+for component in rustfmt clippy; do
+  if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    rustup component add "$component"
+  fi
+done
+
+set -x
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked
+RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --locked
+cargo run --locked -q -p examples --bin quickstart >/dev/null
