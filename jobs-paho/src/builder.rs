@@ -488,6 +488,25 @@ mod tests {
     }
 
     #[test]
+    fn aws_iot_shortcuts_use_8883_or_443_with_alpn() {
+        let b =
+            crate::PahoTransport::aws_iot("x-ats.iot.eu-west-1.amazonaws.com", "d", "c", "e", "k");
+        assert_eq!(b.server_uri, "ssl://x-ats.iot.eu-west-1.amazonaws.com:8883");
+        assert!(b.alpn.is_empty());
+        assert!(b.verify_host_name);
+        let b = crate::PahoTransport::aws_iot_443(
+            "x-ats.iot.eu-west-1.amazonaws.com",
+            "d",
+            "c",
+            "e",
+            "k",
+        );
+        assert_eq!(b.server_uri, "ssl://x-ats.iot.eu-west-1.amazonaws.com:443");
+        assert_eq!(b.alpn, vec![AWS_IOT_ALPN.to_owned()]);
+        assert_eq!(b.client_cert, Some(("e".into(), "k".into())));
+    }
+
+    #[test]
     fn bad_alpn_protocol_is_refused() {
         let b = PahoTransportBuilder::new("ssl://h:443", "dev").alpn_protocols(&[""]);
         assert!(matches!(err(b), ConfigError::AlpnProtocol { .. }));

@@ -101,8 +101,9 @@ pub enum ConnectError {
     /// The configuration was refused before anything was connected.
     Config(ConfigError),
     /// The TLS handshake failed: the server certificate is not trusted by the CA file, its
-    /// names do not match the host (with host-name verification on), or a certificate or key
-    /// could not be loaded.
+    /// names do not match the host (with host-name verification on), a certificate or key
+    /// could not be loaded, or (with TLS 1.3, timing-dependent; else [`Closed`](Self::Closed))
+    /// the broker refused the client certificate or its absence.
     Tls(Box<dyn StdError + Send + Sync>),
     /// The broker accepted TCP (and TLS, if used) but then closed the connection without a
     /// CONNACK — what mosquitto and AWS IoT do to a TLS client without an acceptable client

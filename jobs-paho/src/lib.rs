@@ -56,7 +56,10 @@
 //! next call, after the `Connected` event.
 //!
 //! Dropping the transport disconnects (bounded by the operation timeout), waits for running
-//! Paho callbacks to finish, and joins the dispatcher thread (bounded).
+//! Paho callbacks to finish, and joins the dispatcher thread (bounded). Dropping the **last**
+//! Paho client of the process also stops Paho C's own threads, which takes up to about 1 s
+//! (their poll interval). With a persistent session, operations still pending in Paho keep
+//! the C client alive (a small leak) rather than risk destroying it on Paho's thread.
 //!
 //! # Errors
 //! | Paho | [`TransportError`](jobs_core::TransportError) |

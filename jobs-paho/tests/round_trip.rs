@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{Broker, QUEUED_JOB, Responder, channel_sink, unique};
 use jobs_core::{Client, JobStatus, Jobs, MqttTransport, QoS, SubscribeOutcome};
-use jobs_paho::PahoTransport;
+use jobs_paho::{MqttVersion, PahoTransport, Session};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -156,4 +156,57 @@ fn a_panicking_sink_does_not_stop_delivery() {
     sender.publish("after", b"", QoS::AtLeastOnce).unwrap();
 
     assert_eq!(rx.recv_timeout(WAIT).unwrap(), "after");
+}
+
+#[test]
+fn mqtt5_connection_subscribes_and_round_trips() {
+    let broker = Broker::start();
+    let transport = PahoTransport::builder(&broker.uri(), &unique("v5"))
+        .mqtt_version(MqttVersion::V5)
+        .operation_timeout(WAIT)
+        .build()
+        .unwrap();
+    let (messages, _events) = channel_sink(&transport);
+
+    assert_eq!(
+        transport.subscribe(&["v5/one"], QoS::AtLeastOnce).unwrap(),
+        vec![SubscribeOutcome::Granted(QoS::AtLeastOnce)]
+    );
+    assert_eq!(
+        transport
+            .subscribe(&["v5/two", "v5/three"], QoS::AtMostOnce)
+            .unwrap(),
+        vec![SubscribeOutcome::Granted(QoS::AtMostOnce); 2]
+    );
+    transport
+        .publish("v5/one", b"five", QoS::AtLeastOnce)
+        .unwrap();
+
+    assert_eq!(
+        messages.recv_timeout(WAIT).unwrap(),
+        ("v5/one".to_owned(), b"five".to_vec())
+    );
+}
+
+#[test]
+fn persistent_session_is_resumed_on_the_next_connect_with_the_same_client_id() {
+    let broker = Broker::start();
+    let id = unique("persistent");
+    let connect = || {
+        PahoTransport::builder(&broker.uri(), &id)
+            .session(Session::Persistent {
+                expiry: Duration::from_secs(60),
+            })
+            .operation_timeout(WAIT)
+            .build()
+            .unwrap()
+    };
+    let first = connect();
+    assert!(!first.session_present());
+    first.subscribe(&["kept/#"], QoS::AtLeastOnce).unwrap();
+    drop(first);
+
+    let second = connect();
+
+    assert!(second.session_present());
 }

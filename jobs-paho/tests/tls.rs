@@ -50,7 +50,13 @@ fn connect_without_a_client_certificate_is_refused() {
         .ca_file(&broker.certs().ca)
         .build();
 
-    assert!(matches!(result, Err(ConnectError::Closed(_))), "{result:?}");
+    // TLS 1.3: the client finishes its side of the handshake before the broker checks the
+    // (missing) certificate, so the refusal alert lands during the handshake (Tls) or just
+    // after it (Closed), depending on timing. Both are measured; both mean "refused".
+    assert!(
+        matches!(result, Err(ConnectError::Closed(_) | ConnectError::Tls(_))),
+        "{result:?}"
+    );
 }
 
 #[test]
