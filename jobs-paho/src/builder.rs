@@ -1,0 +1,514 @@
+//! [`PahoTransportBuilder`]: options, their validation and their translation into Paho options.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use paho_mqtt as paho;
+
+use crate::error::{ConfigError, ConnectError};
+use crate::transport::PahoTransport;
+
+/// The ALPN protocol AWS IoT Core requires for X.509 client certificates on port 443.
+pub const AWS_IOT_ALPN: &str = "x-amzn-mqtt-ca";
+
+/// The MQTT protocol version to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum MqttVersion {
+    /// MQTT 3.1.1.
+    #[default]
+    V3_1_1,
+    /// MQTT 5.
+    V5,
+}
+
+/// The session the broker keeps for the client ID between connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Session {
+    /// Start with a fresh session on every (re)connect (MQTT 3.1.1 clean session, MQTT 5 clean
+    /// start with a session expiry of 0). The simple, correct choice for a request/response
+    /// client: `jobs-core` re-subscribes after every reconnect.
+    #[default]
+    Clean,
+    /// Ask the broker to keep the session (subscriptions, queued QoS 1 messages) across
+    /// connections. With MQTT 5 the session expires `expiry` after the connection closes
+    /// (AWS IoT Core caps it at one hour by default); with MQTT 3.1.1 `expiry` is ignored and
+    /// the broker decides.
+    Persistent {
+        /// The MQTT 5 session expiry interval.
+        expiry: Duration,
+    },
+}
+
+/// Configures and connects a [`PahoTransport`]; see [`PahoTransport::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct PahoTransportBuilder {
+    pub(crate) server_uri: String,
+    pub(crate) client_id: String,
+    keep_alive: Duration,
+    session: Session,
+    version: MqttVersion,
+    user_name: Option<String>,
+    password: Option<Vec<u8>>,
+    ca_file: Option<PathBuf>,
+    client_cert: Option<(PathBuf, PathBuf)>,
+    alpn: Vec<String>,
+    verify_host_name: bool,
+    tls_requested: bool,
+    connect_timeout: Duration,
+    pub(crate) operation_timeout: Duration,
+    reconnect: (Duration, Duration),
+    pub(crate) pre_sink_buffer: usize,
+}
+
+/// The default MQTT keep-alive interval.
+pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(60);
+/// The default bound on the first connect.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default bound on every subscribe, unsubscribe and publish.
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default automatic reconnect backoff: from 1 s, doubling up to 60 s.
+pub const DEFAULT_RECONNECT_BACKOFF: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(60));
+/// How many messages arriving before [`MqttTransport::set_sink`](jobs_core::MqttTransport::set_sink)
+/// are kept, by default.
+pub const DEFAULT_PRE_SINK_BUFFER: usize = 256;
+
+impl PahoTransportBuilder {
+    pub(crate) fn new(server_uri: &str, client_id: &str) -> Self {
+        Self {
+            server_uri: server_uri.to_owned(),
+            client_id: client_id.to_owned(),
+            keep_alive: DEFAULT_KEEP_ALIVE,
+            session: Session::Clean,
+            version: MqttVersion::V3_1_1,
+            user_name: None,
+            password: None,
+            ca_file: None,
+            client_cert: None,
+            alpn: Vec::new(),
+            verify_host_name: true,
+            tls_requested: false,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
+            reconnect: DEFAULT_RECONNECT_BACKOFF,
+            pre_sink_buffer: DEFAULT_PRE_SINK_BUFFER,
+        }
+    }
+
+    /// The MQTT keep-alive interval, a whole number of seconds (Paho truncates to seconds; AWS
+    /// IoT Core treats values below 30 s as 30 s and allows at most 1200 s). A dead link is
+    /// noticed after about 1.5 × this interval. Defaults to 60 s.
+    pub fn keep_alive(mut self, interval: Duration) -> Self {
+        self.keep_alive = interval;
+        self
+    }
+
+    /// The session the broker keeps between connections. Defaults to [`Session::Clean`].
+    pub fn session(mut self, session: Session) -> Self {
+        self.session = session;
+        self
+    }
+
+    /// The MQTT protocol version. Defaults to [`MqttVersion::V3_1_1`].
+    pub fn mqtt_version(mut self, version: MqttVersion) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// A user name for CONNECT (AWS IoT Core ignores it for certificate authentication).
+    /// Defaults to none.
+    pub fn user_name(mut self, user_name: &str) -> Self {
+        self.user_name = Some(user_name.to_owned());
+        self
+    }
+
+    /// A password for CONNECT; needs a [`user_name`](Self::user_name). Defaults to none.
+    pub fn password(mut self, password: &[u8]) -> Self {
+        self.password = Some(password.to_vec());
+        self
+    }
+
+    /// Trust only the CA certificates in this PEM file to authenticate the broker (for AWS IoT
+    /// Core: Amazon Root CA 1). Implies TLS. Defaults to the operating system's trust store
+    /// when the URI is `ssl://`, `mqtts://` or `tls://`.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self.tls_requested = true;
+        self
+    }
+
+    /// Authenticate with this client certificate (PEM file, may hold the chain) and private
+    /// key (PEM file, unencrypted): mutual TLS, as AWS IoT Core requires on 8883 and on 443
+    /// with ALPN. Implies TLS. Defaults to no client certificate.
+    pub fn client_certificate(
+        mut self,
+        certificate: impl Into<PathBuf>,
+        private_key: impl Into<PathBuf>,
+    ) -> Self {
+        self.client_cert = Some((certificate.into(), private_key.into()));
+        self.tls_requested = true;
+        self
+    }
+
+    /// The ALPN protocols offered in the TLS handshake, for example [`AWS_IOT_ALPN`] for AWS
+    /// IoT Core on port 443. Implies TLS. Defaults to none.
+    pub fn alpn_protocols(mut self, protocols: &[&str]) -> Self {
+        self.alpn = protocols.iter().map(|p| (*p).to_owned()).collect();
+        self.tls_requested = true;
+        self
+    }
+
+    /// **Dangerous:** accept a broker certificate whose names (SAN DNS or IP entries) do not
+    /// match the host of the server URI. The chain is still verified against the trust store,
+    /// but any certificate from that CA is accepted for any host, which allows a
+    /// man-in-the-middle holding one. For tests against brokers with ad-hoc certificates only.
+    /// Defaults to verifying the host name.
+    pub fn danger_disable_hostname_verification(mut self) -> Self {
+        self.verify_host_name = false;
+        self
+    }
+
+    /// The bound on the first connect in [`build`](Self::build) (TCP, TLS and CONNACK), a whole
+    /// number of seconds. Defaults to 10 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The bound on each subscribe, unsubscribe and publish: how long it waits for the SUBACK,
+    /// UNSUBACK or PUBACK before failing with
+    /// [`TransportError::Timeout`](jobs_core::TransportError::Timeout). Keep it below the
+    /// `jobs-core` call timeout. Defaults to 10 s.
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = timeout;
+        self
+    }
+
+    /// The automatic reconnect backoff after a lost connection: the first attempt after `min`,
+    /// doubling up to `max`, both whole numbers of seconds. Defaults to 1 s and 60 s.
+    pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.reconnect = (min, max);
+        self
+    }
+
+    /// How many inbound messages arriving before the sink is installed are kept (and handed to
+    /// the sink, in order, once it is); later ones are dropped with a warning. Defaults to 256.
+    pub fn pre_sink_buffer(mut self, messages: usize) -> Self {
+        self.pre_sink_buffer = messages;
+        self
+    }
+
+    /// Validates the options, creates the client, opens its event channel, connects (bounded by
+    /// the connect timeout) and starts the dispatcher thread.
+    ///
+    /// # Errors
+    /// [`ConnectError::Config`] for an invalid option (nothing was created);
+    /// [`ConnectError::Tls`], [`ConnectError::Closed`], [`ConnectError::Refused`] or
+    /// [`ConnectError::Timeout`] when the first connect failed (no reconnect is attempted).
+    pub fn build(self) -> Result<PahoTransport, ConnectError> {
+        let plan = self.validate()?;
+        PahoTransport::connect(self, plan)
+    }
+
+    /// Checks every option and produces the Paho options.
+    pub(crate) fn validate(&self) -> Result<Plan, ConfigError> {
+        let tls = scheme_is_tls(&self.server_uri)?;
+        if !tls && self.tls_requested {
+            return Err(ConfigError::TlsOnPlainUri);
+        }
+        if self.client_id.is_empty() || self.client_id.len() > 128 || self.client_id.contains('\0')
+        {
+            return Err(ConfigError::ClientId {
+                client_id: self.client_id.clone(),
+            });
+        }
+        let keep_alive = whole_seconds(self.keep_alive, "keep-alive")?;
+        let connect_timeout = whole_seconds(self.connect_timeout, "connect timeout")?;
+        let min = whole_seconds(self.reconnect.0, "reconnect backoff minimum")?;
+        let max = whole_seconds(self.reconnect.1, "reconnect backoff maximum")?;
+        if max < min {
+            return Err(ConfigError::ReconnectBackoff);
+        }
+        if self.operation_timeout.is_zero() {
+            return Err(ConfigError::ZeroOperationTimeout);
+        }
+        if self.password.is_some() && self.user_name.is_none() {
+            return Err(ConfigError::PasswordWithoutUserName);
+        }
+        if self.user_name.as_deref().is_some_and(|u| u.contains('\0')) {
+            return Err(ConfigError::UserName);
+        }
+        if let Some(bad) = self
+            .alpn
+            .iter()
+            .find(|p| p.is_empty() || p.len() > 255 || p.contains('\0'))
+        {
+            return Err(ConfigError::AlpnProtocol {
+                protocol: bad.clone(),
+            });
+        }
+
+        let create = match self.version {
+            MqttVersion::V3_1_1 => paho::CreateOptionsBuilder::new_v3(),
+            MqttVersion::V5 => paho::CreateOptionsBuilder::new(),
+        }
+        .server_uri(self.server_uri.as_str())
+        .client_id(self.client_id.as_str())
+        .persistence(None)
+        // Offline publishes must fail at once with `Disconnected`, never queue.
+        .send_while_disconnected(false)
+        .finalize();
+
+        let mut connect = match self.version {
+            MqttVersion::V3_1_1 => paho::ConnectOptionsBuilder::new_v3(),
+            MqttVersion::V5 => paho::ConnectOptionsBuilder::new_v5(),
+        };
+        connect
+            .keep_alive_interval(keep_alive)
+            .connect_timeout(connect_timeout)
+            .automatic_reconnect(min, max);
+        match (self.version, self.session) {
+            (MqttVersion::V3_1_1, Session::Clean) => {
+                connect.clean_session(true);
+            }
+            (MqttVersion::V3_1_1, Session::Persistent { .. }) => {
+                connect.clean_session(false);
+            }
+            (MqttVersion::V5, Session::Clean) => {
+                connect.clean_start(true);
+            }
+            (MqttVersion::V5, Session::Persistent { expiry }) => {
+                let secs = u32::try_from(expiry.as_secs())
+                    .ok()
+                    .filter(|_| expiry.subsec_nanos() == 0)
+                    .ok_or(ConfigError::WholeSeconds {
+                        setting: "session expiry",
+                    })?;
+                let mut props = paho::Properties::new();
+                props
+                    .push_u32(paho::PropertyCode::SessionExpiryInterval, secs)
+                    .map_err(|e| ConfigError::Create(Box::new(e)))?;
+                connect.clean_start(false).properties(props);
+            }
+        }
+        if let Some(user_name) = &self.user_name {
+            connect.user_name(user_name.as_str());
+        }
+        if let Some(password) = &self.password {
+            connect.password(password.clone());
+        }
+        if tls {
+            connect.ssl_options(self.ssl_options()?);
+        }
+        Ok(Plan {
+            create,
+            connect: connect.finalize(),
+            connect_timeout,
+        })
+    }
+
+    fn ssl_options(&self) -> Result<paho::SslOptions, ConfigError> {
+        let mut ssl = paho::SslOptionsBuilder::new();
+        ssl.enable_server_cert_auth(true)
+            .verify(self.verify_host_name);
+        if let Some(ca) = &self.ca_file {
+            ssl.trust_store(readable(ca)?)
+                .map_err(|e| file_error(ca, e))?;
+        }
+        if let Some((cert, key)) = &self.client_cert {
+            ssl.key_store(readable(cert)?)
+                .map_err(|e| file_error(cert, e))?;
+            ssl.private_key(readable(key)?)
+                .map_err(|e| file_error(key, e))?;
+        }
+        if !self.alpn.is_empty() {
+            let protocols: Vec<&str> = self.alpn.iter().map(String::as_str).collect();
+            ssl.alpn_protos(&protocols);
+        }
+        Ok(ssl.finalize())
+    }
+}
+
+/// The validated Paho options.
+pub(crate) struct Plan {
+    pub(crate) create: paho::CreateOptions,
+    pub(crate) connect: paho::ConnectOptions,
+    pub(crate) connect_timeout: Duration,
+}
+
+fn scheme_is_tls(uri: &str) -> Result<bool, ConfigError> {
+    let invalid = || ConfigError::ServerUri {
+        uri: uri.to_owned(),
+    };
+    let (scheme, rest) = uri.split_once("://").ok_or_else(invalid)?;
+    let tls = match scheme {
+        "tcp" | "mqtt" => false,
+        "ssl" | "mqtts" | "tls" => true,
+        _ => return Err(invalid()),
+    };
+    let (host, port) = rest.rsplit_once(':').ok_or_else(invalid)?;
+    if host.is_empty() || host.contains(['/', '\0']) || port.parse::<u16>().is_err() {
+        return Err(invalid());
+    }
+    Ok(tls)
+}
+
+fn whole_seconds(value: Duration, setting: &'static str) -> Result<Duration, ConfigError> {
+    let ok = value.subsec_nanos() == 0 && value.as_secs() >= 1 && value.as_secs() <= 65_535;
+    if ok {
+        Ok(value)
+    } else {
+        Err(ConfigError::WholeSeconds { setting })
+    }
+}
+
+/// Checks that `path` is UTF-8 (Paho's requirement) and readable now, for a clear error at
+/// build time instead of a TLS failure.
+fn readable(path: &Path) -> Result<&Path, ConfigError> {
+    if path.to_str().is_none() {
+        return Err(file_error(
+            path,
+            io::Error::new(io::ErrorKind::InvalidInput, "path is not UTF-8"),
+        ));
+    }
+    std::fs::File::open(path).map_err(|e| file_error(path, e))?;
+    Ok(path)
+}
+
+fn file_error(path: &Path, error: impl Into<FileCause>) -> ConfigError {
+    ConfigError::File {
+        path: path.to_owned(),
+        source: error.into().0,
+    }
+}
+
+struct FileCause(io::Error);
+
+impl From<io::Error> for FileCause {
+    fn from(error: io::Error) -> Self {
+        Self(error)
+    }
+}
+
+impl From<paho::Error> for FileCause {
+    fn from(error: paho::Error) -> Self {
+        Self(io::Error::new(io::ErrorKind::InvalidInput, error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(builder: PahoTransportBuilder) -> ConfigError {
+        match builder.validate() {
+            Err(e) => e,
+            Ok(_) => panic!("expected a config error"),
+        }
+    }
+
+    #[test]
+    fn plain_uri_with_default_options_is_valid() {
+        assert!(
+            PahoTransportBuilder::new("tcp://localhost:1883", "dev")
+                .validate()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn uri_without_scheme_or_port_is_refused() {
+        for uri in [
+            "localhost:1883",
+            "http://localhost:1883",
+            "tcp://localhost",
+            "tcp://:1883",
+            "tcp://h:99999",
+        ] {
+            assert!(
+                matches!(
+                    err(PahoTransportBuilder::new(uri, "dev")),
+                    ConfigError::ServerUri { .. }
+                ),
+                "{uri}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_or_overlong_client_id_is_refused() {
+        for id in [String::new(), "x".repeat(129), "a\0b".to_owned()] {
+            assert!(matches!(
+                err(PahoTransportBuilder::new("tcp://h:1", &id)),
+                ConfigError::ClientId { .. }
+            ));
+        }
+    }
+
+    #[test]
+    fn tls_options_on_a_plain_uri_are_refused() {
+        let b = PahoTransportBuilder::new("tcp://h:1", "dev").alpn_protocols(&[AWS_IOT_ALPN]);
+        assert!(matches!(err(b), ConfigError::TlsOnPlainUri));
+    }
+
+    #[test]
+    fn fractional_or_zero_seconds_are_refused_not_rounded() {
+        let b =
+            PahoTransportBuilder::new("tcp://h:1", "dev").keep_alive(Duration::from_millis(1500));
+        assert!(matches!(err(b), ConfigError::WholeSeconds { .. }));
+        let b = PahoTransportBuilder::new("tcp://h:1", "dev").connect_timeout(Duration::ZERO);
+        assert!(matches!(err(b), ConfigError::WholeSeconds { .. }));
+        let b = PahoTransportBuilder::new("tcp://h:1", "dev")
+            .reconnect_backoff(Duration::from_secs(5), Duration::from_secs(2));
+        assert!(matches!(err(b), ConfigError::ReconnectBackoff));
+        let b = PahoTransportBuilder::new("tcp://h:1", "dev").operation_timeout(Duration::ZERO);
+        assert!(matches!(err(b), ConfigError::ZeroOperationTimeout));
+    }
+
+    #[test]
+    fn password_without_user_name_is_refused() {
+        let b = PahoTransportBuilder::new("tcp://h:1", "dev").password(b"secret");
+        assert!(matches!(err(b), ConfigError::PasswordWithoutUserName));
+    }
+
+    #[test]
+    fn missing_certificate_file_is_refused_at_build_time() {
+        let b = PahoTransportBuilder::new("ssl://h:8883", "dev").ca_file("/nonexistent/ca.pem");
+        match err(b) {
+            ConfigError::File { path, source } => {
+                assert_eq!(path, PathBuf::from("/nonexistent/ca.pem"));
+                assert_eq!(source.kind(), io::ErrorKind::NotFound);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn aws_iot_shortcuts_use_8883_or_443_with_alpn() {
+        let b =
+            crate::PahoTransport::aws_iot("x-ats.iot.eu-west-1.amazonaws.com", "d", "c", "e", "k");
+        assert_eq!(b.server_uri, "ssl://x-ats.iot.eu-west-1.amazonaws.com:8883");
+        assert!(b.alpn.is_empty());
+        assert!(b.verify_host_name);
+        let b = crate::PahoTransport::aws_iot_443(
+            "x-ats.iot.eu-west-1.amazonaws.com",
+            "d",
+            "c",
+            "e",
+            "k",
+        );
+        assert_eq!(b.server_uri, "ssl://x-ats.iot.eu-west-1.amazonaws.com:443");
+        assert_eq!(b.alpn, vec![AWS_IOT_ALPN.to_owned()]);
+        assert_eq!(b.client_cert, Some(("e".into(), "k".into())));
+    }
+
+    #[test]
+    fn bad_alpn_protocol_is_refused() {
+        let b = PahoTransportBuilder::new("ssl://h:443", "dev").alpn_protocols(&[""]);
+        assert!(matches!(err(b), ConfigError::AlpnProtocol { .. }));
+    }
+}

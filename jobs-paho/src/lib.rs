@@ -1,0 +1,104 @@
+//! The real MQTT transport for [`jobs_core`]: [`PahoTransport`] implements
+//! [`MqttTransport`](jobs_core::MqttTransport) over the Eclipse Paho C client (through the
+//! `paho-mqtt` crate, bundled C library, OpenSSL), with TLS and mutual TLS for AWS IoT Core,
+//! automatic reconnects and bounded waits on every operation.
+//!
+//! Building this crate needs CMake, a C compiler and the OpenSSL headers (Debian/Ubuntu:
+//! `cmake build-essential libssl-dev pkg-config`); at run time `libssl3`.
+//!
+//! # Example
+//! A device connecting to AWS IoT Core with its certificate and listing its pending jobs:
+//! ```no_run
+//! use jobs_core::{Client, Jobs};
+//! use jobs_paho::PahoTransport;
+//!
+//! let transport = PahoTransport::aws_iot(
+//!     "abcdefgh123456-ats.iot.eu-west-1.amazonaws.com",
+//!     "pump-07",
+//!     "/etc/pump/AmazonRootCA1.pem",
+//!     "/etc/pump/device.pem.crt",
+//!     "/etc/pump/private.pem.key",
+//! )
+//! .build()?;
+//! let client = Client::new(transport);
+//! let jobs = Jobs::new(&client, "pump-07")?;
+//! for job in jobs.list()? {
+//!     println!("pending: {}", job.id());
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//! [`PahoTransport::aws_iot_443`] connects on port 443 with the ALPN protocol
+//! `x-amzn-mqtt-ca` instead, for networks that only let HTTPS out.
+//!
+//! # Threading
+//! Paho C runs one send and one receive thread per process, shared by all clients; its
+//! callbacks run on the receive thread under a global lock, so nothing may block or wait there.
+//! This crate's callbacks only hand events to a channel. Each transport owns one **dispatcher
+//! thread** (named `jobs-paho <client id>`) that drains the channel and calls the
+//! [`MessageSink`](jobs_core::MessageSink): messages in arrival order, `Connected` after each
+//! automatic reconnect (with `session_present: None`: Paho cannot tell), `ConnectionLost`
+//! when the link drops or the broker sends DISCONNECT. Sink calls run under `catch_unwind`; a
+//! panic is logged and the thread carries on. A slow sink delays this transport's deliveries
+//! only (the channel is unbounded, so nothing is dropped, but it grows).
+//!
+//! The first connect happens in `build`, before any sink can exist, so it is not reported;
+//! [`PahoTransport::session_present`] tells whether the broker resumed a session then.
+//! Messages arriving before [`set_sink`](jobs_core::MqttTransport::set_sink) (possible with a
+//! persistent session) are buffered, up to [`PahoTransportBuilder::pre_sink_buffer`] messages,
+//! and handed to the sink in order when it is installed; further ones are dropped and counted
+//! in a warning.
+//!
+//! `subscribe`, `unsubscribe` and `publish` block the calling thread until the SUBACK,
+//! UNSUBACK or PUBACK (QoS 1; QoS 0: until written to the socket), at most the
+//! [operation timeout](PahoTransportBuilder::operation_timeout). While disconnected they fail
+//! at once with [`TransportError::NotConnected`](jobs_core::TransportError::NotConnected);
+//! nothing is queued. Reconnects do not restore subscriptions: `jobs-core` does that on its
+//! next call, after the `Connected` event.
+//!
+//! Dropping the transport disconnects (bounded by the operation timeout), waits for running
+//! Paho callbacks to finish, and joins the dispatcher thread (bounded). Dropping the **last**
+//! Paho client of the process also stops Paho C's own threads, which takes up to about 1 s
+//! (their poll interval). With a persistent session, operations still pending in Paho keep
+//! the C client alive (a small leak) rather than risk destroying it on Paho's thread.
+//!
+//! # Errors
+//! | Paho | [`TransportError`](jobs_core::TransportError) |
+//! |---|---|
+//! | `Disconnected` | `NotConnected` (nothing was sent) |
+//! | `OperationIncomplete` (link lost while waiting) | `ConnectionLost` (outcome unknown) |
+//! | `Timeout` (operation timeout elapsed) | `Timeout` (outcome unknown) |
+//! | SUBACK 0x80 (or an MQTT 5 refusal code) | [`SubscribeOutcome::Refused`](jobs_core::SubscribeOutcome::Refused) for that filter |
+//! | anything else | `Backend`, with the Paho error as source |
+//!
+//! [`PahoTransportBuilder::build`] fails with [`ConnectError`]: `Config` before anything was
+//! created, `Tls` for a failed handshake (untrusted server certificate, host-name mismatch),
+//! `Closed` when TCP failed or the broker closed the connection (e.g. no client certificate),
+//! `Refused` with the CONNACK code, `Timeout`.
+//!
+//! # TLS
+//! A `ssl://`, `mqtts://` or `tls://` URI uses TLS (1.2 or 1.3, whatever OpenSSL negotiates),
+//! sending SNI with the URI's host. The broker's certificate chain is verified against
+//! [`ca_file`](PahoTransportBuilder::ca_file) (or the system trust store), and **its names
+//! are checked against the URI's host**; turning that off is the explicit
+//! [`danger_disable_hostname_verification`](PahoTransportBuilder::danger_disable_hostname_verification).
+//! Client certificates and keys are PEM files (Paho takes paths only; keep keys 0600).
+//! [`alpn_protocols`](PahoTransportBuilder::alpn_protocols) sets ALPN (AWS IoT on 443:
+//! [`AWS_IOT_ALPN`]).
+//!
+//! # Logging
+//! Through the `log` crate: this crate under the `jobs_paho` target (connects and connection
+//! changes at info, dispatching at debug); the Rust wrapper under `paho_mqtt`; and the C
+//! library's own trace under `paho_mqtt_c` — its level is read once, when the first client of
+//! the process is created, so enable it (e.g. `RUST_LOG=paho_mqtt_c=debug`) before building.
+
+mod builder;
+mod dispatcher;
+mod error;
+mod transport;
+
+pub use builder::{
+    AWS_IOT_ALPN, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEP_ALIVE, DEFAULT_OPERATION_TIMEOUT,
+    DEFAULT_PRE_SINK_BUFFER, DEFAULT_RECONNECT_BACKOFF, MqttVersion, PahoTransportBuilder, Session,
+};
+pub use error::{ConfigError, ConnectError};
+pub use transport::PahoTransport;

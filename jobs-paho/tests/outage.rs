@@ -1,0 +1,154 @@
+//! Behaviour while the broker is down, and recovery after it comes back on the same port.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{Broker, QUEUED_JOB, Responder, channel_sink, unique};
+use jobs_core::{Client, ConnectionEvent, Error, Jobs, MqttTransport, QoS, TransportError};
+use jobs_paho::PahoTransport;
+
+const WAIT: Duration = Duration::from_secs(5);
+const RECONNECT: Duration = Duration::from_secs(20);
+
+#[expect(
+    clippy::unwrap_used,
+    reason = "test helper: a failed connect fails the test"
+)]
+fn transport(broker: &Broker) -> PahoTransport {
+    PahoTransport::builder(&broker.uri(), &unique("device"))
+        .operation_timeout(WAIT)
+        .keep_alive(Duration::from_secs(5))
+        .reconnect_backoff(Duration::from_secs(1), Duration::from_secs(1))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn publish_and_subscribe_while_offline_fail_fast_with_not_connected() {
+    let mut broker = Broker::start();
+    let transport = transport(&broker);
+    let (_messages, events) = channel_sink(&transport);
+
+    broker.kill();
+    assert_eq!(
+        events.recv_timeout(WAIT).unwrap(),
+        ConnectionEvent::ConnectionLost
+    );
+
+    let started = Instant::now();
+    let publish = transport.publish("offline/topic", b"x", QoS::AtLeastOnce);
+    let subscribe = transport.subscribe(&["offline/#"], QoS::AtLeastOnce);
+    let elapsed = started.elapsed();
+
+    assert!(
+        matches!(publish, Err(TransportError::NotConnected)),
+        "{publish:?}"
+    );
+    assert!(
+        matches!(subscribe, Err(TransportError::NotConnected)),
+        "{subscribe:?}"
+    );
+    assert!(elapsed < Duration::from_millis(500), "took {elapsed:?}");
+    assert!(!transport.is_connected());
+}
+
+#[test]
+fn transport_reconnects_after_the_broker_restarts_and_reports_it() {
+    let mut broker = Broker::start();
+    let transport = transport(&broker);
+    let (messages, events) = channel_sink(&transport);
+
+    broker.kill();
+    assert_eq!(
+        events.recv_timeout(WAIT).unwrap(),
+        ConnectionEvent::ConnectionLost
+    );
+    broker.restart();
+
+    assert_eq!(
+        events.recv_timeout(RECONNECT).unwrap(),
+        ConnectionEvent::Connected {
+            session_present: None
+        }
+    );
+    // Clean session: the subscription is gone until made again, which now works.
+    transport.subscribe(&["back/#"], QoS::AtLeastOnce).unwrap();
+    transport.publish("back/1", b"x", QoS::AtLeastOnce).unwrap();
+    assert_eq!(messages.recv_timeout(WAIT).unwrap().0, "back/1");
+}
+
+#[test]
+fn jobs_calls_fail_clearly_during_an_outage_and_succeed_after_automatic_reconnect() {
+    let mut broker = Broker::start();
+    let service = Responder::start(&broker.uri());
+    let transport = Arc::new(transport(&broker));
+    let client = Client::from_arc(transport.clone());
+    let jobs = Jobs::builder(&client, "pump-07")
+        .timeout(WAIT)
+        .build()
+        .unwrap();
+    assert_eq!(jobs.list().unwrap()[0].id().as_str(), QUEUED_JOB);
+    assert!(jobs.changed()); // the start-up flag; cleared now
+
+    broker.kill();
+    // A bounded wait for the transport to notice (a killed broker resets the TCP connection).
+    let deadline = Instant::now() + WAIT;
+    while transport.is_connected() {
+        assert!(Instant::now() < deadline, "outage not noticed");
+        std::thread::yield_now();
+    }
+    let timeout = Duration::from_secs(2);
+    let started = Instant::now();
+    let during = jobs.list_timeout(timeout);
+    assert!(started.elapsed() < timeout, "took {:?}", started.elapsed());
+    assert!(
+        matches!(
+            during,
+            Err(Error::Transport {
+                source: TransportError::NotConnected | TransportError::ConnectionLost,
+                ..
+            })
+        ),
+        "{during:?}"
+    );
+
+    broker.restart();
+    // Reconnection: a bounded series of attempts, each bounded by its own timeout. The first
+    // successful one has re-subscribed (jobs-core does it after the Connected event).
+    let deadline = Instant::now() + RECONNECT;
+    let pending = loop {
+        match jobs.list_timeout(Duration::from_secs(1)) {
+            Ok(pending) => break pending,
+            Err(error) => assert!(
+                Instant::now() < deadline,
+                "no successful call within {RECONNECT:?}; last error {error:?}"
+            ),
+        }
+    };
+    assert_eq!(pending[0].id().as_str(), QUEUED_JOB);
+    assert!(
+        jobs.changed(),
+        "a reconnect without session must report a change"
+    );
+    assert_eq!(jobs.list().unwrap()[0].id().as_str(), QUEUED_JOB);
+    drop(service);
+}
+
+#[test]
+fn dropping_a_transport_while_the_broker_is_down_returns_promptly() {
+    let mut broker = Broker::start();
+    let transport = transport(&broker);
+    let (_messages, events) = channel_sink(&transport);
+    broker.kill();
+    assert_eq!(
+        events.recv_timeout(WAIT).unwrap(),
+        ConnectionEvent::ConnectionLost
+    );
+
+    let started = Instant::now();
+    drop(transport);
+
+    assert!(started.elapsed() < WAIT, "took {:?}", started.elapsed());
+}
