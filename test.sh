@@ -32,7 +32,7 @@ done
 
 set -x
 cargo fmt --all --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
-RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --locked
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+cargo test --workspace --all-features --locked
+RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --all-features --no-deps --locked
 cargo run --locked -q -p examples --bin quickstart >/dev/null
