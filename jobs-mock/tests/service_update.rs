@@ -374,3 +374,21 @@ fn a_queued_execution_started_by_update_gets_its_start_time() {
     assert_eq!(a.last_updated_at, T0 + 30);
     assert_eq!(a.queued_at, T0);
 }
+
+#[test]
+fn status_details_have_no_limit_on_the_number_of_pairs() {
+    let mut service = service();
+    create(&mut service, "a", &["pump-07"]);
+    let details: serde_json::Map<String, serde_json::Value> = (0..50)
+        .map(|n| {
+            (
+                format!("key-{n}"),
+                serde_json::Value::from(format!("value {n}")),
+            )
+        })
+        .collect();
+    let body = serde_json::json!({"status": "IN_PROGRESS", "statusDetails": details});
+    update(&mut service, "pump-07", "a", &body.to_string()).accepted::<UpdateReply>();
+    let stored = service.execution(&thing("pump-07"), &job("a")).unwrap();
+    assert_eq!(stored.status_details.unwrap().len(), 50);
+}

@@ -128,16 +128,64 @@ fn replies_are_published_in_the_order_the_requests_arrived() {
     assert_eq!(received, tokens);
 }
 
+/// A transport that records the QoS of every subscribe and publish, then forwards.
+#[derive(Debug)]
+struct QosSpy {
+    inner: MockTransport,
+    seen: parking_lot::Mutex<Vec<(&'static str, QoS)>>,
+}
+
+impl MqttTransport for QosSpy {
+    fn set_sink(&self, sink: Arc<dyn MessageSink>) {
+        self.inner.set_sink(sink);
+    }
+
+    fn subscribe(
+        &self,
+        filters: &[&str],
+        qos: QoS,
+    ) -> Result<Vec<jobs_core::SubscribeOutcome>, TransportError> {
+        self.seen.lock().push(("subscribe", qos));
+        self.inner.subscribe(filters, qos)
+    }
+
+    fn unsubscribe(&self, filters: &[&str]) -> Result<(), TransportError> {
+        self.inner.unsubscribe(filters)
+    }
+
+    fn publish(&self, topic: &str, payload: &[u8], qos: QoS) -> Result<(), TransportError> {
+        self.seen.lock().push(("publish", qos));
+        self.inner.publish(topic, payload, qos)
+    }
+}
+
 #[test]
-fn the_simulator_publishes_with_qos_1_and_answers_as_the_broker_sees_it() {
+fn the_simulator_subscribes_and_publishes_replies_and_events_with_qos_1() {
     let broker = MockBroker::new();
-    let _simulator = start(&broker);
+    let spy = Arc::new(QosSpy {
+        inner: broker.connect(SERVICE),
+        seen: parking_lot::Mutex::new(Vec::new()),
+    });
+    let simulator =
+        Simulator::start(Arc::clone(&spy) as Arc<dyn MqttTransport>, service()).unwrap();
     let client = Client::new(broker.connect("pump-07"));
     let jobs = Jobs::new(&client, "pump-07").unwrap();
-    assert!(jobs.list().unwrap().is_empty());
+    simulator.create_job(spec("a", &["pump-07"])).unwrap();
+    assert_eq!(jobs.list().unwrap().len(), 1);
     let replies = broker.published_on("$aws/things/pump-07/jobs/get/accepted");
     assert_eq!(replies.len(), 1);
     assert_eq!(replies[0].client, SERVICE);
+    let seen = spy.seen.lock().clone();
+    assert_eq!(
+        seen,
+        [
+            ("subscribe", QoS::AtLeastOnce),
+            ("publish", QoS::AtLeastOnce),
+            ("publish", QoS::AtLeastOnce),
+            ("publish", QoS::AtLeastOnce),
+        ],
+        "subscribe, notify, notify-next, reply"
+    );
 }
 
 #[test]

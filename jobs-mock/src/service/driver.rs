@@ -290,12 +290,16 @@ impl Drop for Simulator {
         let Some(worker) = self.worker.take() else {
             return;
         };
-        if self.done.recv_timeout(STOP_WAIT).is_ok() {
-            if worker.join().is_err() {
-                log::error!("simulator worker panicked");
+        match self.done.recv_timeout(STOP_WAIT) {
+            // Finished, or gone without saying so (it panicked): joining returns at once.
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                if worker.join().is_err() {
+                    log::error!("simulator worker panicked");
+                }
             }
-        } else {
-            log::warn!("simulator worker did not stop within {STOP_WAIT:?}; leaving it");
+            Err(RecvTimeoutError::Timeout) => {
+                log::warn!("simulator worker did not stop within {STOP_WAIT:?}; leaving it");
+            }
         }
     }
 }
