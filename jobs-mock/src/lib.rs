@@ -1,15 +1,55 @@
-//! Test doubles for `jobs-core`: a scriptable in-memory MQTT broker.
+//! Test doubles for `jobs-core`: a scriptable in-memory MQTT broker and a stateful simulator of
+//! the AWS IoT Jobs service.
 //!
-//! [`MockBroker`] routes between any number of in-memory clients with real MQTT filter matching,
-//! records every SUBSCRIBE and PUBLISH, and answers request topics as a [`Script`] says:
-//! accepted or rejected payloads, silence, late replies released on demand, duplicates, corrupt
-//! or oversized payloads. It can inject events and drop and restore connections. It is
-//! deterministic: no threads, sleeps or timers.
+//! - [`MockBroker`] routes between any number of in-memory clients with real MQTT filter
+//!   matching, records every SUBSCRIBE and PUBLISH, and answers request topics as a [`Script`]
+//!   says: accepted or rejected payloads, silence, late replies released on demand,
+//!   duplicates, corrupt or oversized payloads. It can inject events and drop and restore
+//!   connections. It is deterministic: no threads, sleeps or timers.
+//! - [`JobsService`] simulates the Jobs device API for any number of things — executions,
+//!   transitions, versions, `$next`, start-next, timers, `notify` / `notify-next` with their
+//!   empty forms, every rejection code — as a pure state machine on a virtual or system
+//!   [`Clock`]; [`Simulator`] runs it over any MQTT transport (the `MockBroker` here, a real
+//!   broker elsewhere). The [`service`] module documents its behaviour, including the choices
+//!   made where AWS documents none.
+//!
+//! # Example
+//! ```
+//! use std::sync::Arc;
+//! use jobs_core::{Client, Document, JobId, Jobs, ThingName};
+//! use jobs_mock::{Clock, JobSpec, JobsService, MockBroker, Simulator};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let broker = MockBroker::new();
+//! let simulator = Simulator::start(
+//!     Arc::new(broker.connect("jobs-service")),
+//!     JobsService::new(Clock::virtual_at(1_750_000_000)),
+//! )?;
+//! let client = Client::new(broker.connect("pump-07"));
+//! let jobs = Jobs::new(&client, "pump-07")?;
+//! assert!(jobs.changed()); // always true on the first call: list once at start-up
+//! assert!(jobs.list()?.is_empty());
+//! assert!(!jobs.changed());
+//!
+//! simulator.create_job(
+//!     JobSpec::new(JobId::new("calibrate")?, Document::from_json(r#"{"action":"calibrate"}"#)?)
+//!         .thing(ThingName::new("pump-07")?),
+//! )?;
+//! assert!(jobs.changed()); // the notify arrived before create_job returned
+//! assert_eq!(jobs.list()?[0].id().as_str(), "calibrate");
+//! # Ok(())
+//! # }
+//! ```
 
 mod broker;
 mod script;
+pub mod service;
 
 pub use broker::{
     BROKER_CLIENT, MockBroker, MockTransport, Published, SubscribeRequest, topic_matches,
 };
 pub use script::{Script, request_token};
+pub use service::{
+    Clock, ControlError, ExecutionInfo, JobSpec, JobsService, Outgoing, Quirks, REQUEST_FILTERS,
+    Simulator, SimulatorError,
+};

@@ -1,2 +1,255 @@
-//! Placeholder replaced by the quickstart.
-fn main() {}
+//! Quickstart: a small simulated fleet works through its AWS IoT Jobs — offline.
+//!
+//! Needs no network, broker or credentials: everything runs in memory on the `jobs-mock`
+//! [`MockBroker`], with the `jobs-mock` [`Simulator`] playing the AWS IoT Jobs service on a
+//! virtual clock (so the output is the same on every run).
+//!
+//! What it shows:
+//! 1. An operator creates four jobs for three things; one of them carries a document the
+//!    device does not understand.
+//! 2. Each device runs the classic loop over its own `jobs_core::Client`: when `changed()`,
+//!    `list()` the pending executions, `describe()` each one to get its document, report
+//!    `IN_PROGRESS`, do the work, then report `SUCCEEDED` or `FAILED` — or `REJECTED` for the
+//!    document it cannot handle.
+//! 3. Finally the state of every execution as the simulated service sees it.
+//!
+//! Run it with:
+//! ```sh
+//! cargo run -p examples --bin quickstart
+//! ```
+//! Set `RUST_LOG`-style logging up yourself if you want the libraries' `log` output; this
+//! example installs no logger.
+
+use std::error::Error;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jobs_core::{Client, Document, Event, JobId, JobStatus, Jobs, StatusDetails, ThingName};
+use jobs_mock::{Clock, ExecutionInfo, JobSpec, JobsService, MockBroker, Simulator};
+use serde_json::{Value, json};
+
+/// The virtual clock's start: 2025-06-15T15:06:40Z. Times below are shown relative to it.
+const START: i64 = 1_750_000_000;
+
+const THINGS: [&str; 3] = ["pump-07", "pump-08", "valve-12"];
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let broker = MockBroker::new();
+    let simulator = Simulator::start(
+        Arc::new(broker.connect("jobs-service")),
+        JobsService::new(Clock::virtual_at(START)),
+    )?;
+
+    println!("== operator: creating jobs ==");
+    let jobs = [
+        (
+            "rotate-logs",
+            json!({"action": "rotate-logs", "keep": 5}),
+            &THINGS[..],
+        ),
+        (
+            "firmware-2-4",
+            json!({"action": "install-firmware", "version": "2.4.0", "sizeMb": 40}),
+            &THINGS[..2],
+        ),
+        (
+            "calibrate-flow",
+            json!({"action": "calibrate-flow", "litresPerMinute": 42}),
+            &THINGS[2..],
+        ),
+        (
+            "quantum-upgrade",
+            json!({"action": "teleport", "destination": "elsewhere"}),
+            &THINGS[2..],
+        ),
+    ];
+    for (id, document, things) in jobs {
+        let targets = things
+            .iter()
+            .map(|t| ThingName::new(*t))
+            .collect::<Result<Vec<_>, _>>()?;
+        simulator.create_job(
+            JobSpec::new(JobId::new(id)?, Document::from_serialize(&document)?).things(targets),
+        )?;
+        println!("created {id:<16} for {}: {document}", things.join(", "));
+    }
+
+    for thing in THINGS {
+        println!();
+        println!("== device {thing} ==");
+        run_device(&broker, &simulator, thing)?;
+    }
+
+    println!();
+    println!("== the service's view of every execution ==");
+    print_table(&simulator.executions());
+    Ok(())
+}
+
+/// The device loop of one thing, over its own connection.
+fn run_device(
+    broker: &MockBroker,
+    simulator: &Simulator,
+    thing: &str,
+) -> Result<(), Box<dyn Error>> {
+    let client = Client::new(broker.connect(thing));
+    let jobs = Jobs::new(&client, thing)?;
+    // `changed()` is true on the first call, so the device lists once at start-up; each
+    // execution that ends sends a `notify`, which makes it look again.
+    while jobs.changed() {
+        let pending = jobs.list()?;
+        let names: Vec<String> = pending
+            .iter()
+            .map(|job| format!("{} {}", job.id(), status_name(job.status())))
+            .collect();
+        println!(
+            "{} list: {}",
+            at(simulator),
+            if names.is_empty() {
+                "nothing pending".to_owned()
+            } else {
+                names.join(", ")
+            }
+        );
+        for mut job in pending {
+            job.describe()?;
+            let document = job
+                .document()
+                .map(Document::to_value)
+                .transpose()?
+                .unwrap_or(Value::Null);
+            let id = job.id().to_string();
+            println!("{} {id}: document {document}", at(simulator));
+            let Some(work) = plan(thing, &document) else {
+                let action = document["action"].as_str().unwrap_or("?");
+                let details = StatusDetails::from_pairs([(
+                    "reason",
+                    format!("unsupported action {action}"),
+                )])?;
+                job.update(JobStatus::Rejected, Some(&details))?;
+                println!(
+                    "{} {id}: REJECTED (cannot handle action {action:?})",
+                    at(simulator)
+                );
+                continue;
+            };
+            let progress = StatusDetails::from_pairs([("step", work.step)])?;
+            job.update(JobStatus::InProgress, Some(&progress))?;
+            println!("{} {id}: IN_PROGRESS ({})", at(simulator), work.step);
+            // "Do the work": on the virtual clock, time passes only when we say so.
+            simulator.advance_clock(Duration::from_secs(work.seconds))?;
+            let (status, details) = match work.result {
+                Ok(result) => (
+                    JobStatus::Succeeded,
+                    StatusDetails::from_pairs([("result", result)])?,
+                ),
+                Err(error) => (
+                    JobStatus::Failed,
+                    StatusDetails::from_pairs([("error", error)])?,
+                ),
+            };
+            job.update(status.clone(), Some(&details))?;
+            let (key, value) = details.iter().next().unwrap_or(("", ""));
+            println!(
+                "{} {id}: {status} after {} s ({key}: {value})",
+                at(simulator),
+                work.seconds
+            );
+        }
+    }
+    let mut notify = 0;
+    let mut notify_next = 0;
+    while let Some(event) = jobs.try_next_event() {
+        match event {
+            Event::JobsChanged(_) => notify += 1,
+            Event::NextJobChanged(_) => notify_next += 1,
+            _ => {}
+        }
+    }
+    println!(
+        "{} done; heard {notify} notify and {notify_next} notify-next events",
+        at(simulator)
+    );
+    Ok(())
+}
+
+/// What a device does for a document; `None` when it cannot handle it.
+struct Work {
+    step: &'static str,
+    seconds: u64,
+    result: Result<String, String>,
+}
+
+fn plan(thing: &str, document: &Value) -> Option<Work> {
+    match document["action"].as_str()? {
+        "rotate-logs" => Some(Work {
+            step: "archiving",
+            seconds: 30,
+            result: Ok(format!(
+                "kept {} archives",
+                document["keep"].as_u64().unwrap_or(1)
+            )),
+        }),
+        "install-firmware" => {
+            let version = document["version"].as_str().unwrap_or("?");
+            Some(Work {
+                step: "downloading",
+                seconds: 120,
+                // pump-08 is the one with a nearly full flash.
+                result: if thing == "pump-08" {
+                    Err(format!("not enough flash for {version}"))
+                } else {
+                    Ok(format!("running {version}"))
+                },
+            })
+        }
+        "calibrate-flow" => Some(Work {
+            step: "measuring",
+            seconds: 45,
+            result: Ok(format!(
+                "calibrated to {} l/min",
+                document["litresPerMinute"].as_u64().unwrap_or(0)
+            )),
+        }),
+        _ => None,
+    }
+}
+
+fn status_name(status: Option<&JobStatus>) -> String {
+    status.map_or_else(|| "?".to_owned(), ToString::to_string)
+}
+
+/// The simulated time, relative to the start.
+fn at(simulator: &Simulator) -> String {
+    format!("[+{:>3}s]", simulator.now() - START)
+}
+
+fn relative(time: Option<i64>) -> String {
+    time.map_or_else(|| "-".to_owned(), |t| format!("+{}s", t - START))
+}
+
+fn print_table(executions: &[ExecutionInfo]) {
+    println!(
+        "{:<9} {:<16} {:<10} {:>3} {:>5} {:>7} {:>8} {:>8}  details",
+        "thing", "job", "status", "ver", "exec#", "queued", "started", "updated"
+    );
+    for e in executions {
+        let details = e.status_details.as_ref().map_or_else(String::new, |d| {
+            d.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+        println!(
+            "{:<9} {:<16} {:<10} {:>3} {:>5} {:>7} {:>8} {:>8}  {details}",
+            e.thing_name.as_str(),
+            e.job_id.as_str(),
+            e.status.to_string(),
+            e.version_number,
+            e.execution_number,
+            relative(Some(e.queued_at)),
+            relative(e.started_at),
+            relative(Some(e.last_updated_at)),
+        );
+    }
+}

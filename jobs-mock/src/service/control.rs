@@ -1,0 +1,296 @@
+//! The control plane of the simulator: create and cancel jobs, remove things, move the clock,
+//! read the state of executions.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+use jobs_core::{Document, JobId, JobStatus, StatusDetails, ThingName};
+
+use super::jobs_service::{JobsService, Outgoing};
+use super::state::Execution;
+
+/// In-progress timeout range in minutes (1 minute to 7 days).
+const IN_PROGRESS_TIMEOUT_RANGE: std::ops::RangeInclusive<i64> = 1..=10_080;
+
+/// A job to create: its ID, document, target things and optional in-progress timeout.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct JobSpec {
+    id: JobId,
+    document: Document,
+    things: Vec<ThingName>,
+    in_progress_timeout_minutes: Option<i64>,
+}
+
+impl JobSpec {
+    /// A job with this ID and document and no targets yet.
+    pub fn new(id: JobId, document: Document) -> Self {
+        Self {
+            id,
+            document,
+            things: Vec::new(),
+            in_progress_timeout_minutes: None,
+        }
+    }
+
+    /// Adds a target thing. Adding a thing twice targets it once.
+    pub fn thing(mut self, thing: ThingName) -> Self {
+        self.things.push(thing);
+        self
+    }
+
+    /// Adds target things.
+    pub fn things(mut self, things: impl IntoIterator<Item = ThingName>) -> Self {
+        self.things.extend(things);
+        self
+    }
+
+    /// The job's in-progress timeout (`timeoutConfig.inProgressTimeoutInMinutes`), 1–10080
+    /// minutes, started when an execution becomes IN_PROGRESS. Defaults to none.
+    pub fn in_progress_timeout_minutes(mut self, minutes: i64) -> Self {
+        self.in_progress_timeout_minutes = Some(minutes);
+        self
+    }
+
+    /// The job's ID.
+    pub fn id(&self) -> &JobId {
+        &self.id
+    }
+}
+
+/// Why a control call was refused. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ControlError {
+    /// A job with this ID was already created (job IDs are unique, even after cancellation).
+    JobExists(JobId),
+    /// [`JobsService::create_job`] was given no target thing.
+    NoTargets(JobId),
+    /// The in-progress timeout is outside 1–10080 minutes.
+    InvalidTimeout {
+        /// The refused value.
+        minutes: i64,
+    },
+    /// No job with this ID was created.
+    UnknownJob(JobId),
+    /// The thing has no execution of the job.
+    UnknownExecution {
+        /// The thing.
+        thing: ThingName,
+        /// The job.
+        job: JobId,
+    },
+    /// [`JobsService::advance_clock`] on the system clock, which cannot be moved.
+    ClockNotVirtual,
+}
+
+impl fmt::Display for ControlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::JobExists(job) => write!(f, "job {job} already exists"),
+            Self::NoTargets(job) => write!(f, "job {job} has no target things"),
+            Self::InvalidTimeout { minutes } => {
+                write!(
+                    f,
+                    "in-progress timeout of {minutes} minutes is outside 1 to 10080"
+                )
+            }
+            Self::UnknownJob(job) => write!(f, "no job {job}"),
+            Self::UnknownExecution { thing, job } => {
+                write!(f, "thing {thing} has no execution of job {job}")
+            }
+            Self::ClockNotVirtual => f.write_str("the system clock cannot be advanced"),
+        }
+    }
+}
+
+impl StdError for ControlError {}
+
+/// Everything the simulator holds about one execution, as read by
+/// [`JobsService::execution`] and [`JobsService::executions`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExecutionInfo {
+    /// The thing.
+    pub thing_name: ThingName,
+    /// The job.
+    pub job_id: JobId,
+    /// The job document.
+    pub document: Document,
+    /// The status.
+    pub status: JobStatus,
+    /// The status details, if ever set.
+    pub status_details: Option<StatusDetails>,
+    /// The version: 1 when queued, +1 for each accepted device change.
+    pub version_number: i64,
+    /// The execution number (per thing: 1, 2, … in creation order).
+    pub execution_number: i64,
+    /// When it was queued (seconds since the epoch).
+    pub queued_at: i64,
+    /// When it started, once it has.
+    pub started_at: Option<i64>,
+    /// When it last changed.
+    pub last_updated_at: i64,
+    /// When the step timer expires, if one runs.
+    pub step_timeout_at: Option<i64>,
+    /// When the in-progress timer expires, if one runs.
+    pub in_progress_timeout_at: Option<i64>,
+}
+
+impl ExecutionInfo {
+    fn new(thing: &ThingName, execution: &Execution) -> Self {
+        Self {
+            thing_name: thing.clone(),
+            job_id: execution.job_id.clone(),
+            document: execution.document.clone(),
+            status: execution.status.clone(),
+            status_details: execution.status_details.clone(),
+            version_number: execution.version_number,
+            execution_number: execution.execution_number,
+            queued_at: execution.queued_at,
+            started_at: execution.started_at,
+            last_updated_at: execution.last_updated_at,
+            step_timeout_at: execution.step_deadline,
+            in_progress_timeout_at: execution.in_progress_deadline,
+        }
+    }
+}
+
+impl JobsService {
+    /// Creates a job and queues an execution of it on every target thing, after any earlier
+    /// ones (queue order is creation order). Returns the events: `notify` for every thing, and
+    /// `notify-next` for things where the new execution became the head.
+    ///
+    /// # Errors
+    /// [`ControlError::JobExists`], [`ControlError::NoTargets`],
+    /// [`ControlError::InvalidTimeout`]; nothing is created then.
+    pub fn create_job(&mut self, spec: JobSpec) -> Result<Vec<Outgoing>, ControlError> {
+        if self.jobs.contains(&spec.id) {
+            return Err(ControlError::JobExists(spec.id));
+        }
+        if spec.things.is_empty() {
+            return Err(ControlError::NoTargets(spec.id));
+        }
+        if let Some(minutes) = spec.in_progress_timeout_minutes
+            && !IN_PROGRESS_TIMEOUT_RANGE.contains(&minutes)
+        {
+            return Err(ControlError::InvalidTimeout { minutes });
+        }
+        let now = self.clock.now();
+        let mut out = self.expire_timers(now);
+        self.jobs.insert(spec.id.clone());
+        let mut things = spec.things;
+        let mut seen = std::collections::BTreeSet::new();
+        things.retain(|thing| seen.insert(thing.clone()));
+        for thing in &things {
+            self.seq = self.seq.saturating_add(1);
+            let seq = self.seq;
+            self.mutate(thing, now, &mut out, |state| {
+                let execution_number = state.allocate_execution_number();
+                state.executions.push(Execution {
+                    job_id: spec.id.clone(),
+                    seq,
+                    document: spec.document.clone(),
+                    status: JobStatus::Queued,
+                    status_details: None,
+                    version_number: 1,
+                    execution_number,
+                    queued_at: now,
+                    started_at: None,
+                    last_updated_at: now,
+                    in_progress_timeout_minutes: spec.in_progress_timeout_minutes,
+                    step_deadline: None,
+                    in_progress_deadline: None,
+                });
+            });
+        }
+        Ok(out)
+    }
+
+    /// Cancels a job: every execution of it that is not terminal becomes `CANCELED`. Returns
+    /// the events. Cancelling again changes nothing.
+    ///
+    /// # Errors
+    /// [`ControlError::UnknownJob`].
+    pub fn cancel_job(&mut self, job: &JobId) -> Result<Vec<Outgoing>, ControlError> {
+        if !self.jobs.contains(job) {
+            return Err(ControlError::UnknownJob(job.clone()));
+        }
+        let now = self.clock.now();
+        let mut out = self.expire_timers(now);
+        let things: Vec<ThingName> = self
+            .things
+            .iter()
+            .filter(|(_, state)| state.get(job).is_some_and(Execution::is_pending))
+            .map(|(thing, _)| thing.clone())
+            .collect();
+        for thing in things {
+            self.mutate(&thing, now, &mut out, |state| {
+                if let Some(execution) = state.get_mut(job) {
+                    execution.finish(JobStatus::Canceled, now);
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    /// Removes `thing` from the targets of `job`: its execution becomes `REMOVED` unless it is
+    /// already terminal (then nothing changes). Returns the events.
+    ///
+    /// # Errors
+    /// [`ControlError::UnknownExecution`].
+    pub fn remove_thing(
+        &mut self,
+        job: &JobId,
+        thing: &ThingName,
+    ) -> Result<Vec<Outgoing>, ControlError> {
+        if self.things.get(thing).and_then(|s| s.get(job)).is_none() {
+            return Err(ControlError::UnknownExecution {
+                thing: thing.clone(),
+                job: job.clone(),
+            });
+        }
+        let now = self.clock.now();
+        let mut out = self.expire_timers(now);
+        self.mutate(thing, now, &mut out, |state| {
+            if let Some(execution) = state.get_mut(job).filter(|e| e.is_pending()) {
+                execution.finish(JobStatus::Removed, now);
+            }
+        });
+        Ok(out)
+    }
+
+    /// Moves the virtual clock forward by `by` (whole seconds; saturating) and fires every
+    /// timer that expired: those executions become `TIMED_OUT`. Returns the events.
+    ///
+    /// # Errors
+    /// [`ControlError::ClockNotVirtual`] on the system clock.
+    pub fn advance_clock(&mut self, by: Duration) -> Result<Vec<Outgoing>, ControlError> {
+        let seconds = i64::try_from(by.as_secs()).unwrap_or(i64::MAX);
+        let now = self
+            .clock
+            .advance(seconds)
+            .ok_or(ControlError::ClockNotVirtual)?;
+        Ok(self.expire_timers(now))
+    }
+
+    /// The state of the execution of `job` on `thing`, if it exists.
+    pub fn execution(&self, thing: &ThingName, job: &JobId) -> Option<ExecutionInfo> {
+        let execution = self.things.get(thing)?.get(job)?;
+        Some(ExecutionInfo::new(thing, execution))
+    }
+
+    /// Every execution, by thing name, then in creation order.
+    pub fn executions(&self) -> Vec<ExecutionInfo> {
+        self.things
+            .iter()
+            .flat_map(|(thing, state)| {
+                state
+                    .executions
+                    .iter()
+                    .map(move |execution| ExecutionInfo::new(thing, execution))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,367 @@
+//! [`Simulator`]: runs a [`JobsService`] over any MQTT transport.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use jobs_core::transport::{
+    ConnectionEvent, MessageSink, MqttTransport, QoS, SubscribeOutcome, TransportError,
+};
+use jobs_core::{JobId, ThingName};
+use parking_lot::Mutex;
+
+use super::control::{ControlError, ExecutionInfo, JobSpec};
+use super::jobs_service::{JobsService, Outgoing, Quirks};
+
+/// The request topics of every thing, subscribed in one SUBSCRIBE with QoS 1.
+pub const REQUEST_FILTERS: [&str; 4] = [
+    "$aws/things/+/jobs/get",
+    "$aws/things/+/jobs/start-next",
+    "$aws/things/+/jobs/+/get",
+    "$aws/things/+/jobs/+/update",
+];
+
+/// How often the worker checks timers when the service runs on the system clock.
+const TIMER_TICK: Duration = Duration::from_millis(500);
+
+/// How long dropping a [`Simulator`] waits for its worker thread to finish.
+const STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// Why [`Simulator::start`] failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SimulatorError {
+    /// Subscribing to the request topics failed, or the broker refused a filter
+    /// ([`TransportError::SubscriptionRefused`]).
+    Subscribe(TransportError),
+    /// The worker thread could not be spawned.
+    Spawn(std::io::Error),
+}
+
+impl fmt::Display for SimulatorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Subscribe(_) => f.write_str("could not subscribe to the Jobs request topics"),
+            Self::Spawn(_) => f.write_str("could not spawn the simulator thread"),
+        }
+    }
+}
+
+impl StdError for SimulatorError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            Self::Subscribe(source) => Some(source),
+            Self::Spawn(source) => Some(source),
+        }
+    }
+}
+
+enum Message {
+    Request { topic: String, payload: Vec<u8> },
+    Reconnected,
+    Stop,
+}
+
+/// The sink installed on the simulator's transport: a pure hand-off to the worker. It never
+/// blocks (the channel is unbounded) and never calls the transport.
+struct Inbox {
+    tx: Sender<Message>,
+}
+
+impl MessageSink for Inbox {
+    fn message(&self, topic: &str, payload: &[u8]) {
+        let message = Message::Request {
+            topic: topic.to_owned(),
+            payload: payload.to_vec(),
+        };
+        if self.tx.send(message).is_err() {
+            log::debug!("simulator stopped; dropping a request on {topic}");
+        }
+    }
+
+    fn connection(&self, event: ConnectionEvent) {
+        match event {
+            ConnectionEvent::Connected {
+                session_present: Some(true),
+            } => log::info!("simulator transport reconnected; session resumed"),
+            ConnectionEvent::Connected { .. } => {
+                log::info!("simulator transport reconnected; re-subscribing");
+                if self.tx.send(Message::Reconnected).is_err() {
+                    log::debug!("simulator stopped; not re-subscribing");
+                }
+            }
+            ConnectionEvent::ConnectionLost => {
+                log::info!("simulator transport lost the connection")
+            }
+            _ => log::debug!("simulator transport event {event:?}"),
+        }
+    }
+}
+
+/// The Jobs service simulator on an MQTT transport: the [`JobsService`] answers every Jobs
+/// request published on the broker, for any thing.
+///
+/// [`start`](Self::start) installs a message sink on the transport, subscribes once (QoS 1)
+/// to [`REQUEST_FILTERS`], checks every outcome, and spawns one worker thread. The sink only
+/// hands messages to the worker over a channel; the worker runs the service and publishes its
+/// answers with QoS 1, events before the reply, in the order the requests arrived. On the
+/// system clock the worker also fires expired timers every half second. After a reconnect that
+/// did not resume the session the worker re-subscribes.
+///
+/// The control methods lock the service, compute the events, release the lock and publish the
+/// events from the caller's thread before returning: on the [`MockBroker`](crate::MockBroker),
+/// which delivers synchronously, a device has received the `notify` of a new job by the time
+/// [`create_job`](Self::create_job) returns.
+///
+/// Publish failures are logged (target `jobs_mock`) and otherwise ignored, as a lost message
+/// would be on a real broker. Dropping the simulator stops the worker (waiting at most 5 s);
+/// its sink stays installed on the transport and drops what arrives.
+///
+/// # Example
+/// ```
+/// use std::sync::Arc;
+/// use jobs_core::{Client, Document, JobId, JobStatus, Jobs, ThingName};
+/// use jobs_mock::{Clock, JobSpec, JobsService, MockBroker, Simulator};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let broker = MockBroker::new();
+/// let service = JobsService::new(Clock::virtual_at(1_750_000_000));
+/// let simulator = Simulator::start(Arc::new(broker.connect("jobs-service")), service)?;
+///
+/// let client = Client::new(broker.connect("pump-07"));
+/// let jobs = Jobs::new(&client, "pump-07")?;
+/// simulator.create_job(
+///     JobSpec::new(JobId::new("rotate-logs")?, Document::from_json(r#"{"keep":5}"#)?)
+///         .thing(ThingName::new("pump-07")?),
+/// )?;
+///
+/// let mut job = jobs.start_next()?.expect("a job is pending");
+/// job.update(JobStatus::Succeeded, None)?;
+/// let state = simulator
+///     .execution(&ThingName::new("pump-07")?, job.id())
+///     .expect("the execution exists");
+/// assert_eq!(state.status, JobStatus::Succeeded);
+/// # Ok(())
+/// # }
+/// ```
+pub struct Simulator {
+    service: Arc<Mutex<JobsService>>,
+    transport: Arc<dyn MqttTransport>,
+    tx: Sender<Message>,
+    done: Receiver<()>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Simulator")
+            .field("transport", &self.transport)
+            .field("running", &self.worker.is_some())
+            .finish()
+    }
+}
+
+impl Simulator {
+    /// Installs the simulator on `transport` (give it a connection of its own), subscribes to
+    /// the request topics and starts the worker thread.
+    ///
+    /// # Errors
+    /// [`SimulatorError::Subscribe`] when the SUBSCRIBE failed or a filter was refused;
+    /// [`SimulatorError::Spawn`] when the thread could not be started.
+    pub fn start(
+        transport: Arc<dyn MqttTransport>,
+        service: JobsService,
+    ) -> Result<Self, SimulatorError> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        transport.set_sink(Arc::new(Inbox { tx: tx.clone() }));
+        subscribe(transport.as_ref()).map_err(SimulatorError::Subscribe)?;
+        let system_clock = !service.clock().is_virtual();
+        let service = Arc::new(Mutex::new(service));
+        let (done_tx, done) = crossbeam_channel::bounded(1);
+        let worker = {
+            let service = Arc::clone(&service);
+            let transport = Arc::clone(&transport);
+            std::thread::Builder::new()
+                .name("jobs-simulator".into())
+                .spawn(move || {
+                    run(&service, transport.as_ref(), &rx, system_clock);
+                    // The receiver may be gone if the simulator gave up waiting.
+                    let _ = done_tx.send(());
+                })
+                .map_err(SimulatorError::Spawn)?
+        };
+        Ok(Self {
+            service,
+            transport,
+            tx,
+            done,
+            worker: Some(worker),
+        })
+    }
+
+    /// Runs `change` on the service with its lock held, then publishes the messages it returned
+    /// from this thread, with no lock held.
+    fn control<R>(
+        &self,
+        change: impl FnOnce(&mut JobsService) -> Result<Vec<Outgoing>, R>,
+    ) -> Result<(), R> {
+        let out = change(&mut self.service.lock())?;
+        publish_all(self.transport.as_ref(), &out);
+        Ok(())
+    }
+
+    /// Creates a job; see [`JobsService::create_job`]. The events are published before this
+    /// returns.
+    ///
+    /// # Errors
+    /// As for [`JobsService::create_job`].
+    pub fn create_job(&self, spec: JobSpec) -> Result<(), ControlError> {
+        self.control(|service| service.create_job(spec))
+    }
+
+    /// Cancels a job; see [`JobsService::cancel_job`]. The events are published before this
+    /// returns.
+    ///
+    /// # Errors
+    /// As for [`JobsService::cancel_job`].
+    pub fn cancel_job(&self, job: &JobId) -> Result<(), ControlError> {
+        self.control(|service| service.cancel_job(job))
+    }
+
+    /// Removes a thing from a job; see [`JobsService::remove_thing`]. The events are published
+    /// before this returns.
+    ///
+    /// # Errors
+    /// As for [`JobsService::remove_thing`].
+    pub fn remove_thing(&self, job: &JobId, thing: &ThingName) -> Result<(), ControlError> {
+        self.control(|service| service.remove_thing(job, thing))
+    }
+
+    /// Advances the virtual clock and fires expired timers; see
+    /// [`JobsService::advance_clock`]. The events are published before this returns.
+    ///
+    /// # Errors
+    /// As for [`JobsService::advance_clock`].
+    pub fn advance_clock(&self, by: Duration) -> Result<(), ControlError> {
+        self.control(|service| service.advance_clock(by))
+    }
+
+    /// Answers the next `n` requests with `RequestThrottled`; see
+    /// [`JobsService::throttle_next_requests`].
+    pub fn throttle_next_requests(&self, n: usize) {
+        self.service.lock().throttle_next_requests(n);
+    }
+
+    /// Answers the next `n` requests with `InternalError`; see
+    /// [`JobsService::fail_next_requests`].
+    pub fn fail_next_requests(&self, n: usize) {
+        self.service.lock().fail_next_requests(n);
+    }
+
+    /// Replaces the quirks; see [`JobsService::set_quirks`].
+    pub fn set_quirks(&self, quirks: Quirks) {
+        self.service.lock().set_quirks(quirks);
+    }
+
+    /// The current time of the service's clock, in seconds since the epoch.
+    pub fn now(&self) -> i64 {
+        self.service.lock().clock().now()
+    }
+
+    /// The state of one execution; see [`JobsService::execution`].
+    pub fn execution(&self, thing: &ThingName, job: &JobId) -> Option<ExecutionInfo> {
+        self.service.lock().execution(thing, job)
+    }
+
+    /// Every execution; see [`JobsService::executions`].
+    pub fn executions(&self) -> Vec<ExecutionInfo> {
+        self.service.lock().executions()
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        if self.tx.send(Message::Stop).is_err() {
+            log::debug!("simulator worker already gone");
+        }
+        let Some(worker) = self.worker.take() else {
+            return;
+        };
+        match self.done.recv_timeout(STOP_WAIT) {
+            // Finished, or gone without saying so (it panicked): joining returns at once.
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                if worker.join().is_err() {
+                    log::error!("simulator worker panicked");
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                log::warn!("simulator worker did not stop within {STOP_WAIT:?}; leaving it");
+            }
+        }
+    }
+}
+
+fn subscribe(transport: &dyn MqttTransport) -> Result<(), TransportError> {
+    let outcomes = transport.subscribe(&REQUEST_FILTERS, QoS::AtLeastOnce)?;
+    for (filter, outcome) in REQUEST_FILTERS.iter().zip(&outcomes) {
+        if *outcome == SubscribeOutcome::Refused {
+            return Err(TransportError::SubscriptionRefused {
+                filter: (*filter).to_owned(),
+            });
+        }
+    }
+    if outcomes.len() != REQUEST_FILTERS.len() {
+        return Err(TransportError::backend(format!(
+            "SUBACK carried {} outcomes for {} filters",
+            outcomes.len(),
+            REQUEST_FILTERS.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The worker: one request at a time, in arrival order.
+fn run(
+    service: &Mutex<JobsService>,
+    transport: &dyn MqttTransport,
+    rx: &Receiver<Message>,
+    system_clock: bool,
+) {
+    loop {
+        let message = if system_clock {
+            match rx.recv_timeout(TIMER_TICK) {
+                Ok(message) => Some(message),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        } else {
+            match rx.recv() {
+                Ok(message) => Some(message),
+                Err(_) => return,
+            }
+        };
+        let out = match message {
+            Some(Message::Request { topic, payload }) => service.lock().handle(&topic, &payload),
+            Some(Message::Reconnected) => {
+                if let Err(error) = subscribe(transport) {
+                    log::warn!("simulator could not re-subscribe: {error}");
+                }
+                continue;
+            }
+            Some(Message::Stop) => return,
+            None => service.lock().fire_timers(),
+        };
+        publish_all(transport, &out);
+    }
+}
+
+fn publish_all(transport: &dyn MqttTransport, out: &[Outgoing]) {
+    for message in out {
+        if let Err(error) = transport.publish(&message.topic, &message.payload, QoS::AtLeastOnce) {
+            log::warn!("simulator could not publish on {}: {error}", message.topic);
+        }
+    }
+}

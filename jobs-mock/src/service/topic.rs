@@ -1,0 +1,180 @@
+//! Classification of the topics a device publishes to: which Jobs API a request topic names.
+//!
+//! Works on whole levels, starting with their number, never on prefixes (job IDs such as `get`,
+//! `update` or `start-next` are legal).
+
+use jobs_core::{JobId, ThingName};
+
+/// The job ID that Describe resolves to the next pending execution.
+pub(crate) const NEXT: &str = "$next";
+
+/// The job named by a Describe or Update topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum JobRef {
+    /// A job ID.
+    Id(JobId),
+    /// `$next`.
+    Next,
+}
+
+/// What a request topic asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Api {
+    /// `…/jobs/get`.
+    GetPending,
+    /// `…/jobs/start-next`.
+    StartNext,
+    /// `…/jobs/{job}/get`.
+    Describe(JobRef),
+    /// `…/jobs/{job}/update`.
+    Update(JobRef),
+}
+
+/// The meaning of a topic for the simulator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Classified {
+    /// A request of an API for a thing.
+    Request {
+        /// The thing.
+        thing: ThingName,
+        /// The API.
+        api: Api,
+    },
+    /// Inside `$aws/things/{thing}/jobs` but naming no API: answered with `InvalidTopic`.
+    InvalidTopic,
+    /// Not for the simulator: outside the Jobs namespace, or a reply or event topic (which the
+    /// simulator itself publishes; answering those could loop).
+    Ignored,
+}
+
+/// Classifies a topic a device published to.
+pub(crate) fn classify(topic: &str) -> Classified {
+    let levels: Vec<&str> = topic.split('/').collect();
+    let (thing, rest) = match levels.as_slice() {
+        ["$aws", "things", thing, "jobs", rest @ ..] => (*thing, rest),
+        _ => return Classified::Ignored,
+    };
+    if matches!(rest.last(), Some(&("accepted" | "rejected")))
+        || matches!(rest, ["notify" | "notify-next"])
+    {
+        return Classified::Ignored;
+    }
+    let Ok(thing) = ThingName::new(thing) else {
+        return Classified::InvalidTopic;
+    };
+    let api = match rest {
+        ["get"] => Api::GetPending,
+        ["start-next"] => Api::StartNext,
+        [job, "get"] => match job_ref(job) {
+            Some(job) => Api::Describe(job),
+            None => return Classified::InvalidTopic,
+        },
+        [job, "update"] => match job_ref(job) {
+            Some(job) => Api::Update(job),
+            None => return Classified::InvalidTopic,
+        },
+        _ => return Classified::InvalidTopic,
+    };
+    Classified::Request { thing, api }
+}
+
+fn job_ref(level: &str) -> Option<JobRef> {
+    if level == NEXT {
+        return Some(JobRef::Next);
+    }
+    JobId::new(level).ok().map(JobRef::Id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(topic: &str) -> Option<Api> {
+        match classify(topic) {
+            Classified::Request { thing, api } => {
+                assert_eq!(thing.as_str(), "foobar");
+                Some(api)
+            }
+            _ => None,
+        }
+    }
+
+    fn job(id: &str) -> JobRef {
+        JobRef::Id(JobId::new(id).unwrap())
+    }
+
+    #[test]
+    fn the_four_request_topics_are_recognised_by_exact_levels() {
+        let base = "$aws/things/foobar/jobs";
+        assert_eq!(request(&format!("{base}/get")), Some(Api::GetPending));
+        assert_eq!(request(&format!("{base}/start-next")), Some(Api::StartNext));
+        assert_eq!(
+            request(&format!("{base}/1234/get")),
+            Some(Api::Describe(job("1234")))
+        );
+        assert_eq!(
+            request(&format!("{base}/$next/get")),
+            Some(Api::Describe(JobRef::Next))
+        );
+        assert_eq!(
+            request(&format!("{base}/1234/update")),
+            Some(Api::Update(job("1234")))
+        );
+        assert_eq!(
+            request(&format!("{base}/$next/update")),
+            Some(Api::Update(JobRef::Next))
+        );
+    }
+
+    #[test]
+    fn job_ids_named_like_operations_are_job_ids() {
+        let base = "$aws/things/foobar/jobs";
+        assert_eq!(
+            request(&format!("{base}/get/get")),
+            Some(Api::Describe(job("get")))
+        );
+        assert_eq!(
+            request(&format!("{base}/start-next/update")),
+            Some(Api::Update(job("start-next")))
+        );
+        assert_eq!(
+            request(&format!("{base}/notify/get")),
+            Some(Api::Describe(job("notify")))
+        );
+    }
+
+    #[test]
+    fn replies_events_and_foreign_topics_are_ignored() {
+        for topic in [
+            "$aws/things/foobar/jobs/get/accepted",
+            "$aws/things/foobar/jobs/start-next/rejected",
+            "$aws/things/foobar/jobs/1234/get/accepted",
+            "$aws/things/foobar/jobs/1234/update/rejected",
+            "$aws/things/foobar/jobs/bogus/rejected",
+            "$aws/things/foobar/jobs/notify",
+            "$aws/things/foobar/jobs/notify-next",
+            "$aws/things/foobar/shadow/get",
+            "$awz/things/foobar/jobs/get",
+            "other/topic",
+            "",
+        ] {
+            assert_eq!(classify(topic), Classified::Ignored, "{topic}");
+        }
+    }
+
+    #[test]
+    fn unknown_topics_inside_the_jobs_namespace_are_invalid() {
+        for topic in [
+            "$aws/things/foobar/jobs",
+            "$aws/things/foobar/jobs/",
+            "$aws/things/foobar/jobs/getzz",
+            "$aws/things/foobar/jobs/1234/delete",
+            "$aws/things/foobar/jobs/bad:id/get",
+            "$aws/things/foobar/jobs/1234/get/more",
+            "$aws/things/bad name/jobs/get",
+            "$aws/things//jobs/get",
+        ] {
+            assert_eq!(classify(topic), Classified::InvalidTopic, "{topic}");
+        }
+    }
+}
