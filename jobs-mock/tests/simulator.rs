@@ -266,3 +266,47 @@ fn control_calls_report_their_errors_and_state_reads_see_the_service() {
     assert_eq!(simulator.executions().len(), 1);
     assert!(simulator.execution(&thing("pump-07"), &job("a")).is_some());
 }
+
+#[test]
+fn an_inline_simulator_answers_before_the_publish_returns() {
+    let broker = MockBroker::new();
+    let simulator = Simulator::start_inline(broker.connect(SERVICE), service()).unwrap();
+    let (device, rx) = recorder(&broker, "device", &["$aws/things/pump-07/jobs/get/+"]);
+    device
+        .publish(
+            "$aws/things/pump-07/jobs/get",
+            br#"{"clientToken":"t1"}"#,
+            QoS::AtLeastOnce,
+        )
+        .unwrap();
+    let (topic, payload) = rx.try_recv().expect("answered synchronously");
+    assert_eq!(topic, "$aws/things/pump-07/jobs/get/accepted");
+    let pending: PendingJobs = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(pending.client_token.as_deref(), Some("t1"));
+
+    drop(simulator);
+    device
+        .publish("$aws/things/pump-07/jobs/get", b"{}", QoS::AtLeastOnce)
+        .unwrap();
+    assert!(
+        rx.try_recv().is_err(),
+        "a dropped simulator answers nothing"
+    );
+}
+
+#[test]
+fn an_inline_simulator_serves_jobs_core_calls_from_many_threads() {
+    let broker = MockBroker::new();
+    let _simulator = Simulator::start_inline(broker.connect(SERVICE), service()).unwrap();
+    let client = Client::new(broker.connect("device"));
+    let jobs = Jobs::new(&client, "pump-07").unwrap();
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for _ in 0..50 {
+                    assert!(jobs.list().unwrap().is_empty());
+                }
+            });
+        }
+    });
+}

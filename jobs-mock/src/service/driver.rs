@@ -101,6 +101,40 @@ impl MessageSink for Inbox {
     }
 }
 
+/// The sink of [`Simulator::start_inline`]: runs the service on the delivering thread and
+/// publishes the answers from there (only on the mock, whose deliveries hold no lock).
+struct Inline {
+    service: Arc<Mutex<JobsService>>,
+    transport: Arc<dyn MqttTransport>,
+}
+
+impl MessageSink for Inline {
+    fn message(&self, topic: &str, payload: &[u8]) {
+        let out = self.service.lock().handle(topic, payload);
+        publish_all(self.transport.as_ref(), &out);
+    }
+
+    fn connection(&self, event: ConnectionEvent) {
+        if let ConnectionEvent::Connected { session_present } = event
+            && session_present != Some(true)
+            && let Err(error) = subscribe(self.transport.as_ref())
+        {
+            log::warn!("simulator could not re-subscribe: {error}");
+        }
+    }
+}
+
+/// The sink left behind by a stopped inline simulator: drops everything.
+struct Discard;
+
+impl MessageSink for Discard {
+    fn message(&self, topic: &str, _payload: &[u8]) {
+        log::debug!("simulator stopped; dropping a request on {topic}");
+    }
+
+    fn connection(&self, _event: ConnectionEvent) {}
+}
+
 /// The Jobs service simulator on an MQTT transport: the [`JobsService`] answers every Jobs
 /// request published on the broker, for any thing.
 ///
@@ -202,6 +236,45 @@ impl Simulator {
         })
     }
 
+    /// Installs the simulator on a [`MockBroker`](crate::MockBroker) connection so that it
+    /// answers **on the publishing thread**, before the device's `publish` returns, with no
+    /// worker thread: one request costs no thread hand-off, which makes in-process
+    /// benchmarks measure the client rather than the scheduler.
+    ///
+    /// Only the mock allows this (its deliveries hold no lock, so the simulator may publish
+    /// from inside one); a real transport must use [`start`](Self::start). Requests from
+    /// several threads are answered on each thread, the service lock held only while
+    /// computing the answer. On the system clock, expired timers fire at the next request or
+    /// control call rather than every half second.
+    ///
+    /// # Errors
+    /// [`SimulatorError::Subscribe`] when the SUBSCRIBE failed or a filter was refused.
+    pub fn start_inline(
+        transport: crate::MockTransport,
+        service: JobsService,
+    ) -> Result<Self, SimulatorError> {
+        let service = Arc::new(Mutex::new(service));
+        let transport: Arc<dyn MqttTransport> = Arc::new(transport);
+        transport.set_sink(Arc::new(Inline {
+            service: Arc::clone(&service),
+            transport: Arc::clone(&transport),
+        }));
+        if let Err(error) = subscribe(transport.as_ref()) {
+            transport.set_sink(Arc::new(Discard));
+            return Err(SimulatorError::Subscribe(error));
+        }
+        // No worker: the channel only keeps the struct uniform; nothing ever reads it.
+        let (tx, _) = crossbeam_channel::unbounded();
+        let (_, done) = crossbeam_channel::bounded(1);
+        Ok(Self {
+            service,
+            transport,
+            tx,
+            done,
+            worker: None,
+        })
+    }
+
     /// Runs `change` on the service with its lock held, then publishes the messages it returned
     /// from this thread, with no lock held.
     fn control<R>(
@@ -284,12 +357,14 @@ impl Simulator {
 
 impl Drop for Simulator {
     fn drop(&mut self) {
+        let Some(worker) = self.worker.take() else {
+            // Inline: the sink holds the transport; replacing it breaks the cycle.
+            self.transport.set_sink(Arc::new(Discard));
+            return;
+        };
         if self.tx.send(Message::Stop).is_err() {
             log::debug!("simulator worker already gone");
         }
-        let Some(worker) = self.worker.take() else {
-            return;
-        };
         match self.done.recv_timeout(STOP_WAIT) {
             // Finished, or gone without saying so (it panicked): joining returns at once.
             Ok(()) | Err(RecvTimeoutError::Disconnected) => {
