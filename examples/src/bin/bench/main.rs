@@ -1,18 +1,26 @@
 //! Benchmarks of the Jobs client: in-process against the simulator, over a local mosquitto
 //! against a raw Paho baseline, and a fleet of 1,000 things on one connection.
 //!
-//! Run it with (needs `mosquitto` on the `PATH` for parts 2 and 3):
+//! Prints a table and writes `bench.json` and `bench.svg` (latency and throughput against
+//! threads) into the output directory. Needs `mosquitto` on the `PATH`: the bench starts its
+//! own on 127.0.0.1 (free port, `set_tcp_nodelay true`) and kills it at the end.
+//!
 //! ```sh
 //! cargo run --release -p examples --features paho --bin bench
-//! cargo run --release -p examples --features paho --bin bench -- --smoke   # CI: a few seconds
+//! cargo run --release -p examples --features paho --bin bench -- --smoke   # CI: seconds
 //! ```
-//! Options: `--smoke` (small counts, short runs), `--out DIR` (where `bench.json` and
-//! `bench.svg` go; default `target/bench`), `--skip-broker` (part 1 only).
+//! Options: `--smoke` (small counts, short runs; no timing is asserted), `--out DIR` (default
+//! `target/bench`).
 
+mod broker;
+mod fleet;
 mod inprocess;
+mod mqtt;
+mod report;
 mod stats;
 
 use std::error::Error;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The error type of the whole program.
@@ -23,36 +31,61 @@ pub(crate) type BoxError = Box<dyn Error + Send + Sync>;
 pub(crate) struct Config {
     pub(crate) smoke: bool,
     pub(crate) threads: Vec<usize>,
+    /// Unrecorded calls before each measurement.
     pub(crate) warmup: Duration,
+    /// Measured time per data point.
     pub(crate) time: Duration,
+    /// Library and raw baseline alternate in this many rounds per data point.
+    pub(crate) rounds: u32,
+    /// Things in the fleet.
+    pub(crate) things: usize,
+    pub(crate) out: PathBuf,
+}
+
+impl Config {
+    fn from_args() -> Result<Self, BoxError> {
+        let mut smoke = false;
+        let mut out = PathBuf::from("target/bench");
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--smoke" => smoke = true,
+                "--out" => out = args.next().ok_or("--out needs a directory")?.into(),
+                other => return Err(format!("unknown argument {other:?}").into()),
+            }
+        }
+        Ok(Self {
+            smoke,
+            threads: vec![1, 2, 4, 8],
+            warmup: Duration::from_millis(if smoke { 20 } else { 300 }),
+            time: Duration::from_millis(if smoke { 60 } else { 3000 }),
+            rounds: if smoke { 1 } else { 6 },
+            things: if smoke { 50 } else { 1000 },
+            out,
+        })
+    }
 }
 
 fn main() -> Result<(), BoxError> {
-    let smoke = std::env::args().any(|a| a == "--smoke");
-    let config = Config {
-        smoke,
-        threads: vec![1, 2, 4, 8],
-        warmup: Duration::from_millis(if smoke { 20 } else { 200 }),
-        time: Duration::from_millis(if smoke { 50 } else { 1000 }),
+    let config = Config::from_args()?;
+    let machine_before = report::Machine::probe();
+    let mosquitto = broker::Mosquitto::start()?;
+    let uri = mosquitto.uri();
+    // The fleet first, so that its memory growth is not hidden by memory freed earlier.
+    let fleet = fleet::run(&config, &uri)?;
+    let over_broker = mqtt::run(&config, &uri)?;
+    drop(mosquitto);
+    let in_process = inprocess::run(&config)?;
+    let mut machine = machine_before;
+    machine.load_after = report::load_average();
+    let results = report::Results {
+        config,
+        machine,
+        in_process,
+        over_broker,
+        fleet,
     };
-    println!("mode: {}", if config.smoke { "smoke" } else { "full" });
-    let part1 = inprocess::run(&config)?;
-    println!("32 KB document: {} bytes", part1.large_document_bytes);
-    for (name, samples) in [
-        ("describe", &part1.describe),
-        ("update", &part1.update),
-        ("list", &part1.list),
-        ("describe 32KB", &part1.describe_large),
-    ] {
-        for s in samples {
-            println!(
-                "{name:14} {:>2} thr {:>10.0}/s p50 {:>8.1} p99 {:>8.1}",
-                s.threads,
-                s.rate(),
-                s.p50_us,
-                s.p99_us
-            );
-        }
-    }
+    results.print();
+    results.write()?;
     Ok(())
 }

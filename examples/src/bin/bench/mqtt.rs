@@ -1,0 +1,281 @@
+//! Part 2: describe over a local mosquitto through jobs-paho, against a raw paho-mqtt
+//! baseline doing the same exchange with no library code, and against a slow responder.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use jobs_core::{Client, JobId, Jobs, MessageSink, MqttTransport, QoS, SubscribeOutcome};
+use jobs_core::{ThingName, TransportError};
+use jobs_mock::{Clock, JobSpec, JobsService, Simulator};
+use jobs_paho::PahoTransport;
+use paho_mqtt as paho;
+use serde::Deserialize;
+
+use crate::inprocess::small_document;
+use crate::stats::{self, Sample};
+use crate::{BoxError, Config};
+
+/// The thing the library talks about, and the raw baseline's (same length: same topic sizes).
+const LIB_THING: &str = "bench-lib-0001";
+const RAW_THING: &str = "bench-raw-0001";
+const SLOW_THING: &str = "bench-slo-0001";
+/// Bound on every wait.
+const WAIT: Duration = Duration::from_secs(10);
+/// How long the slow responder holds each reply.
+pub(crate) const HOLD: Duration = Duration::from_millis(1);
+
+/// Results of part 2, one sample per thread count of `Config::threads`.
+#[derive(Debug)]
+pub(crate) struct OverBroker {
+    pub(crate) library: Vec<Sample>,
+    pub(crate) raw: Vec<Sample>,
+    pub(crate) slow: Vec<Sample>,
+}
+
+/// Runs every part-2 measurement against the broker at `uri`.
+pub(crate) fn run(config: &Config, uri: &str) -> Result<OverBroker, BoxError> {
+    let (library, raw) = compare(config, uri)?;
+    let slow = slow_responder(config, uri)?;
+    Ok(OverBroker { library, raw, slow })
+}
+
+fn paho_transport(uri: &str, client_id: &str) -> Result<PahoTransport, BoxError> {
+    Ok(PahoTransport::builder(uri, client_id)
+        .operation_timeout(WAIT)
+        .build()?)
+}
+
+/// Library and raw baseline, interleaved in rounds so that both see the same machine.
+fn compare(config: &Config, uri: &str) -> Result<(Vec<Sample>, Vec<Sample>), BoxError> {
+    let simulator = Simulator::start(
+        Arc::new(paho_transport(uri, "bench-sim")?),
+        JobsService::new(Clock::virtual_at(1_750_000_000)),
+    )?;
+    simulator.create_job(
+        JobSpec::new(JobId::new("small")?, small_document()?)
+            .thing(ThingName::new(LIB_THING)?)
+            .thing(ThingName::new(RAW_THING)?),
+    )?;
+    let client = Client::new(paho_transport(uri, "bench-lib")?);
+    let jobs = Jobs::new(&client, LIB_THING)?;
+    let raw = Raw::connect(uri, "bench-raw", RAW_THING)?;
+
+    let rounds = config.rounds;
+    let slice = config.time / rounds;
+    let mut library = Vec::new();
+    let mut baseline = Vec::new();
+    for &threads in &config.threads {
+        let mut lib_nanos = Vec::new();
+        let mut raw_nanos = Vec::new();
+        let (mut lib_wall, mut raw_wall) = (Duration::ZERO, Duration::ZERO);
+        for round in 0..rounds {
+            let warmup = if round == 0 {
+                config.warmup
+            } else {
+                Duration::ZERO
+            };
+            let (nanos, wall) = stats::run(threads, warmup, slice, |_| {
+                let mut job = jobs.job("small")?;
+                Ok(move || Ok(job.describe()?))
+            })?;
+            lib_nanos.extend(nanos);
+            lib_wall += wall;
+            let (nanos, wall) = stats::run(threads, warmup, slice, |_| {
+                let (tx, rx) = crossbeam_channel::bounded(1);
+                let raw = &raw;
+                Ok(move || raw.describe(&tx, &rx))
+            })?;
+            raw_nanos.extend(nanos);
+            raw_wall += wall;
+        }
+        library.push(Sample::from_latencies(threads, lib_nanos, lib_wall));
+        baseline.push(Sample::from_latencies(threads, raw_nanos, raw_wall));
+    }
+    drop(jobs);
+    drop(client);
+    drop(raw);
+    drop(simulator);
+    Ok((library, baseline))
+}
+
+/// The raw baseline: one paho-mqtt connection, a message callback on Paho's thread that
+/// routes each reply by its `clientToken` to the waiting thread's channel. No library code.
+struct Raw {
+    client: paho::AsyncClient,
+    topic: String,
+    waiting: Arc<Mutex<HashMap<String, Sender<Vec<u8>>>>>,
+    prefix: String,
+    counter: AtomicU64,
+}
+
+#[derive(Deserialize)]
+struct TokenOnly<'a> {
+    #[serde(rename = "clientToken", borrow)]
+    client_token: Option<std::borrow::Cow<'a, str>>,
+}
+
+impl Raw {
+    fn connect(uri: &str, client_id: &str, thing: &str) -> Result<Self, BoxError> {
+        let create = paho::CreateOptionsBuilder::new_v3()
+            .server_uri(uri)
+            .client_id(client_id)
+            .finalize();
+        let client = paho::AsyncClient::new(create)?;
+        let waiting: Arc<Mutex<HashMap<String, Sender<Vec<u8>>>>> = Arc::default();
+        let routes = Arc::clone(&waiting);
+        client.set_message_callback(move |_, message| {
+            let Some(message) = message else { return };
+            let Ok(TokenOnly {
+                client_token: Some(token),
+            }) = serde_json::from_slice(message.payload())
+            else {
+                return;
+            };
+            let sender = routes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(token.as_ref());
+            if let Some(sender) = sender {
+                let _ = sender.try_send(message.payload().to_vec());
+            }
+        });
+        let connect = paho::ConnectOptionsBuilder::new_v3()
+            .clean_session(true)
+            .finalize();
+        client.connect(connect).wait_for(WAIT)?;
+        let topic = format!("$aws/things/{thing}/jobs/small/get");
+        let replies = [format!("{topic}/accepted"), format!("{topic}/rejected")];
+        client.subscribe_many_same_qos(&replies, 1).wait_for(WAIT)?;
+        Ok(Self {
+            client,
+            topic,
+            waiting,
+            prefix: format!("{:016x}", u64::from(std::process::id()) << 20 | 0xbe7c4),
+            counter: AtomicU64::new(0),
+        })
+    }
+
+    /// Publishes the library's describe payload under a fresh token and waits for the reply.
+    fn describe(&self, tx: &Sender<Vec<u8>>, rx: &Receiver<Vec<u8>>) -> Result<(), BoxError> {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let token = format!("{}-{n:x}", self.prefix);
+        let payload = format!(r#"{{"includeJobDocument":true,"clientToken":"{token}"}}"#);
+        self.waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(token, tx.clone());
+        let message = paho::Message::new(self.topic.as_str(), payload, 1);
+        self.client.publish(message).wait_for(WAIT)?;
+        let reply = rx.recv_timeout(WAIT)?;
+        if !reply.starts_with(b"{") {
+            return Err("raw baseline: unexpected reply".into());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Raw {
+    fn drop(&mut self) {
+        let _ = self.client.disconnect(None).wait_for(WAIT);
+    }
+}
+
+/// A transport wrapper that holds every publish for [`HOLD`] on a pool of threads, so a
+/// reply is late by 1 ms without delaying any other reply: a service with 1 ms of latency.
+#[derive(Debug)]
+struct Held {
+    inner: Arc<dyn MqttTransport>,
+    queue: Sender<(Instant, String, Vec<u8>)>,
+}
+
+impl Held {
+    fn start(
+        inner: Arc<dyn MqttTransport>,
+        holders: usize,
+    ) -> Result<(Self, Vec<JoinHandle<()>>), BoxError> {
+        let (queue, rx) = crossbeam_channel::unbounded::<(Instant, String, Vec<u8>)>();
+        let mut handles = Vec::new();
+        for i in 0..holders {
+            let rx = rx.clone();
+            let inner = Arc::clone(&inner);
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("holder-{i}"))
+                    .spawn(move || {
+                        for (due, topic, payload) in rx {
+                            // A workload, not synchronisation: the emulated service latency.
+                            let left = due.saturating_duration_since(Instant::now());
+                            if !left.is_zero() {
+                                std::thread::sleep(left);
+                            }
+                            let _ = inner.publish(&topic, &payload, QoS::AtLeastOnce);
+                        }
+                    })?,
+            );
+        }
+        Ok((Self { inner, queue }, handles))
+    }
+}
+
+impl MqttTransport for Held {
+    fn set_sink(&self, sink: Arc<dyn MessageSink>) {
+        self.inner.set_sink(sink);
+    }
+
+    fn subscribe(
+        &self,
+        filters: &[&str],
+        qos: QoS,
+    ) -> Result<Vec<SubscribeOutcome>, TransportError> {
+        self.inner.subscribe(filters, qos)
+    }
+
+    fn unsubscribe(&self, filters: &[&str]) -> Result<(), TransportError> {
+        self.inner.unsubscribe(filters)
+    }
+
+    fn publish(&self, topic: &str, payload: &[u8], _qos: QoS) -> Result<(), TransportError> {
+        self.queue
+            .send((Instant::now() + HOLD, topic.to_owned(), payload.to_vec()))
+            .map_err(|_| TransportError::NotConnected)
+    }
+}
+
+/// The library against a simulator whose replies are each held 1 ms.
+fn slow_responder(config: &Config, uri: &str) -> Result<Vec<Sample>, BoxError> {
+    let max_threads = config.threads.iter().copied().max().unwrap_or(1);
+    let (held, holders) = Held::start(
+        Arc::new(paho_transport(uri, "bench-slow-sim")?),
+        2 * max_threads,
+    )?;
+    let simulator = Simulator::start(
+        Arc::new(held),
+        JobsService::new(Clock::virtual_at(1_750_000_000)),
+    )?;
+    simulator.create_job(
+        JobSpec::new(JobId::new("small")?, small_document()?).thing(ThingName::new(SLOW_THING)?),
+    )?;
+    let client = Client::new(paho_transport(uri, "bench-slow-lib")?);
+    let jobs = Jobs::new(&client, SLOW_THING)?;
+    let mut samples = Vec::new();
+    for &threads in &config.threads {
+        let (nanos, wall) = stats::run(threads, config.warmup, config.time, |_| {
+            let mut job = jobs.job("small")?;
+            Ok(move || Ok(job.describe()?))
+        })?;
+        samples.push(Sample::from_latencies(threads, nanos, wall));
+    }
+    drop(jobs);
+    drop(client);
+    drop(simulator);
+    for holder in holders {
+        if holder.join().is_err() {
+            return Err("a holder thread panicked".into());
+        }
+    }
+    Ok(samples)
+}

@@ -1,0 +1,442 @@
+//! The table, the targets, `bench.json` and the hand-written `bench.svg`.
+
+use std::fmt::Write as _;
+use std::fs;
+
+use serde_json::{Value, json};
+
+use crate::fleet::Fleet;
+use crate::inprocess::InProcess;
+use crate::mqtt::{HOLD, OverBroker};
+use crate::stats::Sample;
+use crate::{BoxError, Config};
+
+/// A chart panel: title, the plotted value, left edge.
+type Panel = (&'static str, fn(&Sample) -> f64, f64);
+
+/// What the numbers were measured on.
+#[derive(Debug, Clone)]
+pub(crate) struct Machine {
+    pub(crate) cpu: String,
+    pub(crate) cores: usize,
+    pub(crate) kernel: String,
+    pub(crate) mosquitto: String,
+    pub(crate) load_before: String,
+    pub(crate) load_after: String,
+}
+
+/// `/proc/loadavg`'s three load averages.
+pub(crate) fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+impl Machine {
+    pub(crate) fn probe() -> Self {
+        let cpu = fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|c| {
+                c.lines()
+                    .find_map(|l| l.strip_prefix("model name"))
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+            .unwrap_or_else(|| "unknown".into());
+        let mosquitto = std::process::Command::new("mosquitto")
+            .arg("-h")
+            .output()
+            .ok()
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .next()
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| "unknown".into());
+        Self {
+            cpu,
+            cores: std::thread::available_parallelism().map_or(0, usize::from),
+            kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map(|k| k.trim().to_owned())
+                .unwrap_or_else(|_| "unknown".into()),
+            mosquitto,
+            load_before: load_average(),
+            load_after: String::new(),
+        }
+    }
+}
+
+/// Everything one run measured.
+#[derive(Debug)]
+pub(crate) struct Results {
+    pub(crate) config: Config,
+    pub(crate) machine: Machine,
+    pub(crate) in_process: InProcess,
+    pub(crate) over_broker: OverBroker,
+    pub(crate) fleet: Fleet,
+}
+
+/// One target and whether this run met it.
+struct Check {
+    name: &'static str,
+    value: f64,
+    unit: &'static str,
+    op: &'static str,
+    target: f64,
+}
+
+impl Check {
+    fn met(&self) -> bool {
+        match self.op {
+            "<=" => self.value <= self.target,
+            _ => self.value >= self.target,
+        }
+    }
+}
+
+fn at(samples: &[Sample], threads: usize) -> Option<&Sample> {
+    samples.iter().find(|s| s.threads == threads)
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> f64 {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => a / b,
+        _ => f64::NAN,
+    }
+}
+
+impl Results {
+    fn checks(&self) -> Vec<Check> {
+        let ob = &self.over_broker;
+        let p50 = |s: &[Sample], t| at(s, t).map(|s| s.p50_us);
+        let rate = |s: &[Sample], t| at(s, t).map(Sample::rate);
+        vec![
+            Check {
+                name: "over mosquitto, 1 thread: library / raw p50",
+                value: ratio(p50(&ob.library, 1), p50(&ob.raw, 1)),
+                unit: "x",
+                op: "<=",
+                target: 1.05,
+            },
+            Check {
+                name: "over mosquitto, 8 threads: library / raw throughput",
+                value: ratio(rate(&ob.library, 8), rate(&ob.raw, 8)),
+                unit: "x",
+                op: ">=",
+                target: 0.90,
+            },
+            Check {
+                name: "1 ms responder: 8 threads / 1 thread throughput",
+                value: ratio(rate(&ob.slow, 8), rate(&ob.slow, 1)),
+                unit: "x",
+                op: ">=",
+                target: 6.0,
+            },
+            Check {
+                name: "in-process describe, 1 thread",
+                value: rate(&self.in_process.describe, 1).unwrap_or(f64::NAN),
+                unit: "calls/s",
+                op: ">=",
+                target: 250_000.0,
+            },
+            Check {
+                name: "in-process describe 32 KB document, 1 thread",
+                value: rate(&self.in_process.describe_large, 1).unwrap_or(f64::NAN),
+                unit: "calls/s",
+                op: ">=",
+                target: 15_000.0,
+            },
+            Check {
+                name: "fleet: client RSS growth",
+                value: self.fleet.rss_growth_kib as f64 / 1024.0,
+                unit: "MiB",
+                op: "<=",
+                target: 5.0,
+            },
+            Check {
+                name: "fleet: construct and subscribe all",
+                value: self.fleet.construct_ms,
+                unit: "ms",
+                op: "<=",
+                target: 250.0,
+            },
+        ]
+    }
+
+    fn series(&self) -> Vec<(&'static str, &[Sample])> {
+        vec![
+            ("in-process describe", &self.in_process.describe[..]),
+            ("in-process update", &self.in_process.update[..]),
+            ("in-process list", &self.in_process.list[..]),
+            (
+                "in-process describe 32 KB",
+                &self.in_process.describe_large[..],
+            ),
+            ("mosquitto describe, library", &self.over_broker.library[..]),
+            ("mosquitto describe, raw paho", &self.over_broker.raw[..]),
+            (
+                "mosquitto describe, 1 ms responder",
+                &self.over_broker.slow[..],
+            ),
+        ]
+    }
+
+    /// Prints the machine, every data point, the fleet and the targets.
+    pub(crate) fn print(&self) {
+        let m = &self.machine;
+        println!(
+            "machine: {} ({} cores), Linux {}, {}",
+            m.cpu, m.cores, m.kernel, m.mosquitto
+        );
+        println!(
+            "load average before {} / after {}; mode {}; {:?} per point",
+            m.load_before,
+            m.load_after,
+            if self.config.smoke { "smoke" } else { "full" },
+            self.config.time
+        );
+        println!();
+        println!(
+            "{:<36} {:>7} {:>12} {:>10} {:>10}",
+            "benchmark", "threads", "calls/s", "p50 µs", "p99 µs"
+        );
+        for (name, samples) in self.series() {
+            for s in samples {
+                println!(
+                    "{name:<36} {:>7} {:>12.0} {:>10.1} {:>10.1}",
+                    s.threads,
+                    s.rate(),
+                    s.p50_us,
+                    s.p99_us
+                );
+            }
+        }
+        println!(
+            "(32 KB document: {} bytes of JSON; responder holds each reply {:?})",
+            self.in_process.large_document_bytes, HOLD
+        );
+        let f = &self.fleet;
+        println!();
+        println!(
+            "fleet of {} things on one connection: construct+subscribe {:.1} ms, RSS +{} KiB, \
+             notify fan-out p50 {:.1} ms, p99 {:.1} ms, last {:.1} ms (simulator published \
+             2x{} events in {:.1} ms)",
+            f.things,
+            f.construct_ms,
+            f.rss_growth_kib,
+            f.fanout_p50_ms,
+            f.fanout_p99_ms,
+            f.fanout_last_ms,
+            f.things,
+            f.publish_ms
+        );
+        println!();
+        if self.config.smoke {
+            println!("targets (smoke mode: too short to mean anything, not judged):");
+        } else {
+            println!("targets:");
+        }
+        for c in self.checks() {
+            println!(
+                "  {:<52} {:>10.3} {:<7} target {} {:<9} {}",
+                c.name,
+                c.value,
+                c.unit,
+                c.op,
+                c.target,
+                if c.met() { "met" } else { "MISSED" }
+            );
+        }
+    }
+
+    fn json(&self) -> Value {
+        let samples = |s: &[Sample]| {
+            s.iter()
+                .map(|s| {
+                    json!({"threads": s.threads, "calls": s.calls, "seconds": s.seconds,
+                           "calls_per_second": s.rate(), "p50_us": s.p50_us, "p99_us": s.p99_us})
+                })
+                .collect::<Vec<_>>()
+        };
+        let m = &self.machine;
+        let f = &self.fleet;
+        json!({
+            "machine": {"cpu": m.cpu, "cores": m.cores, "kernel": m.kernel,
+                        "mosquitto": m.mosquitto, "load_before": m.load_before,
+                        "load_after": m.load_after},
+            "mode": if self.config.smoke { "smoke" } else { "full" },
+            "seconds_per_point": self.config.time.as_secs_f64(),
+            "in_process": {
+                "describe": samples(&self.in_process.describe),
+                "update": samples(&self.in_process.update),
+                "list": samples(&self.in_process.list),
+                "describe_32k": samples(&self.in_process.describe_large),
+                "document_32k_bytes": self.in_process.large_document_bytes,
+            },
+            "mosquitto": {
+                "library": samples(&self.over_broker.library),
+                "raw": samples(&self.over_broker.raw),
+                "held_1ms": samples(&self.over_broker.slow),
+            },
+            "fleet": {"things": f.things, "construct_ms": f.construct_ms,
+                      "rss_growth_kib": f.rss_growth_kib, "fanout_p50_ms": f.fanout_p50_ms,
+                      "fanout_p99_ms": f.fanout_p99_ms, "fanout_last_ms": f.fanout_last_ms,
+                      "simulator_publish_ms": f.publish_ms},
+            "targets": self.checks().iter().map(|c| json!({
+                "name": c.name, "value": c.value, "unit": c.unit, "op": c.op,
+                "target": c.target, "met": c.met()})).collect::<Vec<_>>(),
+        })
+    }
+
+    /// Writes `bench.json` and `bench.svg` into the output directory.
+    pub(crate) fn write(&self) -> Result<(), BoxError> {
+        fs::create_dir_all(&self.config.out)?;
+        let json_path = self.config.out.join("bench.json");
+        fs::write(
+            &json_path,
+            serde_json::to_string_pretty(&self.json())? + "\n",
+        )?;
+        let svg_path = self.config.out.join("bench.svg");
+        fs::write(&svg_path, self.svg())?;
+        println!();
+        println!("wrote {} and {}", json_path.display(), svg_path.display());
+        Ok(())
+    }
+
+    /// Two panels, p50 latency and throughput against threads, both on log scales.
+    fn svg(&self) -> String {
+        const COLOURS: [&str; 7] = [
+            "#1f77b4", "#17becf", "#9467bd", "#8c564b", "#d62728", "#7f7f7f", "#2ca02c",
+        ];
+        let series = self.series();
+        let threads: Vec<usize> = self.config.threads.clone();
+        let (width, height) = (960.0, 460.0);
+        let mut svg = String::new();
+        let _ = writeln!(
+            svg,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"#
+        );
+        let _ = writeln!(
+            svg,
+            r#"<rect width="{width}" height="{height}" fill="white"/><text x="{}" y="22" text-anchor="middle" font-size="15">jobs-core describe/update/list against threads — {} ({} cores)</text>"#,
+            width / 2.0,
+            xml(&self.machine.cpu),
+            self.machine.cores
+        );
+        let panels: [Panel; 2] = [
+            ("p50 latency (µs, log scale)", |s| s.p50_us, 40.0),
+            ("throughput (calls/s, log scale)", Sample::rate, 500.0),
+        ];
+        for (title, value, left) in panels {
+            let (top, w, h) = (50.0, 400.0, 270.0);
+            let points: Vec<f64> = series
+                .iter()
+                .flat_map(|(_, s)| s.iter().map(value))
+                .filter(|v| *v > 0.0)
+                .collect();
+            let lo = points
+                .iter()
+                .copied()
+                .fold(f64::INFINITY, f64::min)
+                .max(0.1);
+            let hi = points.iter().copied().fold(0.0, f64::max).max(lo * 10.0);
+            let (d0, d1) = (lo.log10().floor(), hi.log10().ceil());
+            let y = |v: f64| top + h - (v.max(lo).log10() - d0) / (d1 - d0) * h;
+            let n = threads.len().max(2) as f64 - 1.0;
+            let x = |i: usize| left + 20.0 + i as f64 / n * (w - 40.0);
+            let _ = writeln!(
+                svg,
+                r##"<text x="{}" y="{}" text-anchor="middle" font-size="13">{title}</text><rect x="{left}" y="{top}" width="{w}" height="{h}" fill="none" stroke="#333"/>"##,
+                left + w / 2.0,
+                top - 8.0
+            );
+            let mut decade = d0;
+            while decade <= d1 {
+                let v = 10f64.powf(decade);
+                let yy = y(v);
+                let _ = writeln!(
+                    svg,
+                    r##"<line x1="{left}" y1="{yy:.1}" x2="{}" y2="{yy:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
+                    left + w,
+                    left - 4.0,
+                    yy + 4.0,
+                    human(v)
+                );
+                decade += 1.0;
+            }
+            for (i, t) in threads.iter().enumerate() {
+                let _ = writeln!(
+                    svg,
+                    r#"<text x="{:.1}" y="{}" text-anchor="middle">{t}</text>"#,
+                    x(i),
+                    top + h + 16.0
+                );
+            }
+            let _ = writeln!(
+                svg,
+                r#"<text x="{}" y="{}" text-anchor="middle">threads sharing one Jobs</text>"#,
+                left + w / 2.0,
+                top + h + 34.0
+            );
+            for ((_, samples), colour) in series.iter().zip(COLOURS) {
+                let coords: Vec<(f64, f64)> = threads
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, t)| at(samples, *t).map(|s| (x(i), y(value(s)))))
+                    .collect();
+                let line: Vec<String> = coords
+                    .iter()
+                    .map(|(a, b)| format!("{a:.1},{b:.1}"))
+                    .collect();
+                let _ = writeln!(
+                    svg,
+                    r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="2"/>"#,
+                    line.join(" ")
+                );
+                for (a, b) in coords {
+                    let _ = writeln!(
+                        svg,
+                        r#"<circle cx="{a:.1}" cy="{b:.1}" r="3" fill="{colour}"/>"#
+                    );
+                }
+            }
+        }
+        for (i, ((name, _), colour)) in series.iter().zip(COLOURS).enumerate() {
+            let (col, row) = (i % 4, i / 4);
+            let (lx, ly) = (40.0 + col as f64 * 230.0, 395.0 + row as f64 * 20.0);
+            let _ = writeln!(
+                svg,
+                r#"<rect x="{lx}" y="{}" width="14" height="4" fill="{colour}"/><text x="{}" y="{ly}">{}</text>"#,
+                ly - 6.0,
+                lx + 20.0,
+                xml(name)
+            );
+        }
+        let _ = writeln!(
+            svg,
+            r##"<text x="40" y="448" fill="#555">{} mode, {:?} per point; load average {} before, {} after</text>"##,
+            if self.config.smoke { "smoke" } else { "full" },
+            self.config.time,
+            self.machine.load_before,
+            self.machine.load_after
+        );
+        svg.push_str("</svg>\n");
+        svg
+    }
+}
+
+fn human(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{}M", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{}k", v / 1e3)
+    } else {
+        format!("{v}")
+    }
+}
+
+fn xml(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
