@@ -1,6 +1,6 @@
 //! [`MockBroker`]: a scriptable, deterministic, in-memory MQTT broker.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
@@ -77,7 +77,13 @@ struct State {
     held: VecDeque<(String, Vec<u8>)>,
     refused_filters: Vec<String>,
     recording: Option<Records>,
+    /// Which clients subscribe to a topic (indices into `clients`), computed on first use and
+    /// forgotten whenever a subscription changes; connection state is checked per delivery.
+    routes: HashMap<String, Vec<usize>>,
 }
+
+/// Routes cached at most; beyond, the cache starts afresh (tests with endless topics).
+const ROUTE_CACHE_LIMIT: usize = 1024;
 
 #[derive(Default)]
 struct Records {
@@ -209,6 +215,9 @@ impl MockBroker {
         keep_session: bool,
     ) -> Vec<Arc<dyn MessageSink>> {
         let mut state = self.state.lock();
+        if !keep_session {
+            state.routes.clear();
+        }
         state
             .clients
             .iter_mut()
@@ -324,6 +333,7 @@ impl MockBroker {
         filters: &[&str],
     ) -> Result<Vec<SubscribeOutcome>, TransportError> {
         let mut state = self.state.lock();
+        state.routes.clear();
         let refused = state.refused_filters.clone();
         let client = state
             .clients
@@ -368,11 +378,28 @@ impl State {
 
     /// Who receives a message on `topic`: every connected client with a sink and a matching
     /// subscription, once per client.
-    fn deliveries(&self, topic: &str, payload: &[u8]) -> Vec<Delivery> {
+    fn deliveries(&mut self, topic: &str, payload: &[u8]) -> Vec<Delivery> {
+        if !self.routes.contains_key(topic) {
+            if self.routes.len() >= ROUTE_CACHE_LIMIT {
+                self.routes.clear();
+            }
+            let route = self
+                .clients
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.subscriptions.iter().any(|f| topic_matches(f, topic)))
+                .map(|(index, _)| index)
+                .collect();
+            self.routes.insert(topic.to_owned(), route);
+        }
+        let Some(route) = self.routes.get(topic) else {
+            return Vec::new();
+        };
         let payload: Arc<[u8]> = Arc::from(payload);
-        self.clients
+        route
             .iter()
-            .filter(|c| c.connected && c.subscriptions.iter().any(|f| topic_matches(f, topic)))
+            .filter_map(|&index| self.clients.get(index))
+            .filter(|c| c.connected)
             .filter_map(|c| c.sink.clone())
             .map(|sink| (sink, topic.to_owned(), Arc::clone(&payload)))
             .collect()
@@ -433,6 +460,7 @@ impl MqttTransport for MockTransport {
 
     fn unsubscribe(&self, filters: &[&str]) -> Result<(), TransportError> {
         let mut state = self.broker.state.lock();
+        state.routes.clear();
         let client = state
             .clients
             .get_mut(self.index)
@@ -457,16 +485,37 @@ pub fn topic_matches(filter: &str, topic: &str) -> bool {
     if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
         return false;
     }
-    let mut filter_levels = filter.split('/');
-    let mut topic_levels = topic.split('/');
+    // Level by level on bytes rather than `str::split`: every publish used to be matched
+    // against every filter of every client, and the split machinery dominated in-process
+    // benchmarks (routes are now cached too, see `State::routes`).
+    let (mut filter, mut topic) = (Some(filter.as_bytes()), Some(topic.as_bytes()));
     loop {
-        match (filter_levels.next(), topic_levels.next()) {
-            (Some("#"), _) => return filter_levels.next().is_none(),
-            (Some("+"), Some(_)) => {}
-            (Some(f), Some(t)) if f == t => {}
-            (None, None) => return true,
-            _ => return false,
+        let Some(rest) = filter else {
+            return topic.is_none();
+        };
+        let (level, filter_rest) = split_level(rest);
+        if level == b"#" {
+            return filter_rest.is_none();
         }
+        let Some(rest) = topic else {
+            return false;
+        };
+        let (topic_level, topic_rest) = split_level(rest);
+        if level != b"+" && level != topic_level {
+            return false;
+        }
+        (filter, topic) = (filter_rest, topic_rest);
+    }
+}
+
+/// The first level of `levels` and what follows its `/` (`None`: it was the last level).
+fn split_level(levels: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match levels.iter().position(|&b| b == b'/') {
+        Some(slash) => (
+            levels.get(..slash).unwrap_or_default(),
+            levels.get(slash + 1..),
+        ),
+        None => (levels, None),
     }
 }
 
@@ -495,6 +544,12 @@ mod tests {
             ("a/b", "a/b", true),
             ("a/b", "a/bc", false),
             ("a/+/+", "a/b/", true),
+            ("a/b/c", "a/b", false),
+            ("a/b", "a/b/c", false),
+            ("+", "", true),
+            ("a/+", "a/", true),
+            ("a//c", "a//c", true),
+            ("a/#/c", "a/b/c", false),
         ];
         for (filter, topic, expected) in cases {
             assert_eq!(

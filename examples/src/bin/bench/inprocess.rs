@@ -118,3 +118,29 @@ pub(crate) fn run(config: &Config) -> Result<InProcess, BoxError> {
     drop(simulator);
     Ok(result)
 }
+
+/// `--profile N`: N describes of the small job on one thread, nothing else timed.
+pub(crate) fn profile(calls: u64) -> Result<(), BoxError> {
+    let broker = MockBroker::new();
+    broker.set_recording(false);
+    let simulator = Simulator::start_inline(
+        broker.connect("jobs-service"),
+        JobsService::new(Clock::virtual_at(1_750_000_000)),
+    )?;
+    simulator.create_job(
+        JobSpec::new(JobId::new("small")?, small_document()?).thing(ThingName::new(THING)?),
+    )?;
+    let client = Client::new(broker.connect("bench-client"));
+    let jobs = Jobs::new(&client, THING)?;
+    let mut job = jobs.job("small")?;
+    let begin = std::time::Instant::now();
+    for _ in 0..calls {
+        job.describe()?;
+    }
+    let elapsed = begin.elapsed();
+    println!(
+        "{calls} describes in {elapsed:?}: {:.0} calls/s",
+        calls as f64 / elapsed.as_secs_f64()
+    );
+    Ok(())
+}

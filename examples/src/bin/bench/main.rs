@@ -10,7 +10,8 @@
 //! cargo run --release -p examples --features paho --bin bench -- --smoke   # CI: seconds
 //! ```
 //! Options: `--smoke` (small counts, short runs; no timing is asserted), `--out DIR` (default
-//! `target/bench`).
+//! `target/bench`), `--profile N` (only N in-process describes on one thread, for
+//! `valgrind --tool=callgrind` or `perf record`).
 
 mod broker;
 mod fleet;
@@ -40,17 +41,23 @@ pub(crate) struct Config {
     /// Things in the fleet.
     pub(crate) things: usize,
     pub(crate) out: PathBuf,
+    /// `--profile N`: only N in-process describes on one thread (for callgrind/perf).
+    pub(crate) profile: Option<u64>,
 }
 
 impl Config {
     fn from_args() -> Result<Self, BoxError> {
         let mut smoke = false;
         let mut out = PathBuf::from("target/bench");
+        let mut profile = None;
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--smoke" => smoke = true,
                 "--out" => out = args.next().ok_or("--out needs a directory")?.into(),
+                "--profile" => {
+                    profile = Some(args.next().ok_or("--profile needs a count")?.parse()?);
+                }
                 other => return Err(format!("unknown argument {other:?}").into()),
             }
         }
@@ -62,12 +69,16 @@ impl Config {
             rounds: if smoke { 1 } else { 6 },
             things: if smoke { 50 } else { 1000 },
             out,
+            profile,
         })
     }
 }
 
 fn main() -> Result<(), BoxError> {
     let config = Config::from_args()?;
+    if let Some(calls) = config.profile {
+        return inprocess::profile(calls);
+    }
     let machine_before = report::Machine::probe();
     let mosquitto = broker::Mosquitto::start()?;
     let uri = mosquitto.uri();
