@@ -57,8 +57,8 @@ pub enum ConnectionEvent {
 /// Installed once by [`Client::new`](crate::Client::new) through [`MqttTransport::set_sink`].
 ///
 /// # Threading
-/// The transport calls the sink from its delivery thread (for `jobs-paho`: its own dispatcher
-/// thread, never Paho's C thread; for `jobs-mock`: the publishing thread). Both methods return
+/// The transport calls the sink from its delivery thread (for `jobs-paho`: Paho's receive
+/// thread, shared by every Paho client of the process; for `jobs-mock`: the publishing thread). Both methods return
 /// quickly and never block: the client only parses, records and
 /// wakes waiting callers. A transport must never call the sink while holding a lock that its own
 /// `publish`/`subscribe` needs. The sink never calls back into the transport.

@@ -202,8 +202,8 @@ impl PahoTransportBuilder {
         self
     }
 
-    /// Validates the options, creates the client, opens its event channel, connects (bounded by
-    /// the connect timeout) and starts the dispatcher thread.
+    /// Validates the options, creates the client, installs its callbacks and connects (bounded
+    /// by the connect timeout).
     ///
     /// # Errors
     /// [`ConnectError::Config`] for an invalid option (nothing was created);

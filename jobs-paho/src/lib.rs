@@ -33,13 +33,15 @@
 //! # Threading
 //! Paho C runs one send and one receive thread per process, shared by all clients; its
 //! callbacks run on the receive thread under a global lock, so nothing may block or wait there.
-//! This crate's callbacks only hand events to a channel. Each transport owns one **dispatcher
-//! thread** (named `jobs-paho <client id>`) that drains the channel and calls the
-//! [`MessageSink`](jobs_core::MessageSink): messages in arrival order, `Connected` after each
-//! automatic reconnect (with `session_present: None`: Paho cannot tell), `ConnectionLost`
-//! when the link drops or the broker sends DISCONNECT. Sink calls run under `catch_unwind`; a
-//! panic is logged and the thread carries on. A slow sink delays this transport's deliveries
-//! only (the channel is unbounded, so nothing is dropped, but it grows).
+//! This crate's callbacks call the [`MessageSink`](jobs_core::MessageSink) directly on that
+//! thread (the sink is non-blocking by contract; `jobs-core`'s only parses, records and wakes
+//! the waiting caller): messages in arrival order, `Connected` after each automatic reconnect
+//! (with `session_present: None`: Paho cannot tell), `ConnectionLost` when the link drops or
+//! the broker sends DISCONNECT. Sink calls run under `catch_unwind`; a panic is logged and
+//! delivery carries on. A slow sink therefore delays every Paho client of the process, which
+//! is why the sink contract forbids blocking. (Until the benchmarks of issue 5, a dispatcher
+//! thread sat between Paho and the sink; the extra thread wake-up per reply cost 10–15 % of
+//! a local round trip.)
 //!
 //! The first connect happens in `build`, before any sink can exist, so it is not reported;
 //! [`PahoTransport::session_present`] tells whether the broker resumed a session then.
@@ -56,7 +58,7 @@
 //! next call, after the `Connected` event.
 //!
 //! Dropping the transport disconnects (bounded by the operation timeout), waits for running
-//! Paho callbacks to finish, and joins the dispatcher thread (bounded). Dropping the **last**
+//! Paho callbacks to finish, and drops the sink. Dropping the **last**
 //! Paho client of the process also stops Paho C's own threads, which takes up to about 1 s
 //! (their poll interval). With a persistent session, operations still pending in Paho keep
 //! the C client alive (a small leak) rather than risk destroying it on Paho's thread.
@@ -92,7 +94,7 @@
 //! the process is created, so enable it (e.g. `RUST_LOG=paho_mqtt_c=debug`) before building.
 
 mod builder;
-mod dispatcher;
+mod delivery;
 mod error;
 mod transport;
 

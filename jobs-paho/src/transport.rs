@@ -11,7 +11,7 @@ use paho_mqtt as paho;
 
 use crate::PahoTransportBuilder;
 use crate::builder::{AWS_IOT_ALPN, Plan};
-use crate::dispatcher::Dispatcher;
+use crate::delivery::Delivery;
 use crate::error::{ConfigError, ConnectError, connect_error, transport_error};
 
 /// How long the Paho connect timeout may take before our own bound on the connect gives up:
@@ -34,7 +34,7 @@ pub struct PahoTransport {
     client_id: String,
     operation_timeout: Duration,
     session_present: bool,
-    dispatcher: Dispatcher,
+    delivery: Arc<Delivery>,
 }
 
 impl fmt::Debug for PahoTransport {
@@ -93,13 +93,11 @@ impl PahoTransport {
             connect,
             connect_timeout,
         } = plan;
-        let mut client =
+        let client =
             paho::AsyncClient::new(create).map_err(|e| ConfigError::Create(Box::new(e)))?;
-        // Before connecting: it installs the callbacks, and a persistent session may deliver
-        // messages before the connect completes. Unbounded: a bounded channel drops events.
-        let events = client.start_consuming_events(None);
-        let dispatcher = Dispatcher::start(events, &builder.client_id, builder.pre_sink_buffer)
-            .map_err(|e| ConnectError::Backend(Box::new(e)))?;
+        // Before connecting: a persistent session may deliver messages before the connect
+        // completes.
+        let delivery = Delivery::install(&client, builder.pre_sink_buffer);
         debug!(
             "connecting to {} as {}",
             builder.server_uri, builder.client_id
@@ -122,7 +120,7 @@ impl PahoTransport {
         let session_present = response
             .connect_response()
             .is_some_and(|r| r.session_present);
-        dispatcher.wait_initial_connect(connect_timeout);
+        delivery.wait_initial_connect(connect_timeout);
         info!(
             "connected to {} as {} (session present: {session_present})",
             builder.server_uri, builder.client_id
@@ -133,7 +131,7 @@ impl PahoTransport {
             client_id: builder.client_id,
             operation_timeout: builder.operation_timeout,
             session_present,
-            dispatcher,
+            delivery,
         })
     }
 
@@ -166,7 +164,7 @@ impl PahoTransport {
 
 impl MqttTransport for PahoTransport {
     fn set_sink(&self, sink: Arc<dyn MessageSink>) {
-        self.dispatcher.set_sink(sink);
+        self.delivery.set_sink(sink);
     }
 
     fn subscribe(
@@ -237,7 +235,7 @@ impl Drop for PahoTransport {
         // clone) finish first, so our clone is normally the last and the C client is destroyed
         // on this thread, never on Paho's.
         let _ = self.client.is_connected();
-        self.dispatcher.stop(self.operation_timeout);
+        self.delivery.clear();
     }
 }
 
