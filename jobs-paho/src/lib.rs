@@ -102,3 +102,8 @@ pub use builder::{
 };
 pub use error::{ConfigError, ConnectError};
 pub use transport::PahoTransport;
+
+/// The workspace README's examples, compiled here because this crate can see every other one.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
