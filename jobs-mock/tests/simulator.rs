@@ -9,7 +9,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use crossbeam_channel::{Receiver, Sender};
