@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use examples::service::{CONTROL_TOPIC, RESULT_TOPIC};
 use jobs_core::{ConnectionEvent, MessageSink, MqttTransport, QoS};
 use jobs_paho::PahoTransport;
-use jobs_paho::local_broker::LocalBroker;
+use jobs_paho::local_broker::{LocalBroker, TestCertificates};
 use serde_json::{Value, json};
 
 /// The longest any one step may take (generous: CI machines are slow and shared).
@@ -333,5 +333,67 @@ fn a_job_created_through_the_control_topic_reaches_a_waiting_device() {
             .as_str()
             .is_some_and(|e| e.contains("already exists")),
         "{reply}"
+    );
+}
+
+/// A temporary directory, removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn a_device_connects_with_its_certificate_over_mutual_tls() {
+    let dir = TempDir::new("full-flow-tls");
+    let certs = TestCertificates::generate(&dir.0).unwrap();
+    let broker = LocalBroker::start_with_tls(&certs).unwrap();
+    let _service = start_service(&broker, &["--jobs", JOBS_FILE]);
+
+    let uri = broker.tls_uri("localhost").unwrap();
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    let (ca, cert, key) = (
+        path(&certs.ca),
+        path(&certs.device_cert),
+        path(&certs.device_key),
+    );
+    let mut device = Program::start(
+        env!("CARGO_BIN_EXE_device"),
+        &[
+            "--broker",
+            &uri,
+            "--ca",
+            &ca,
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "--alpn",
+            "--thing",
+            "pump-07",
+            "--work-scale",
+            "0",
+            "--once",
+        ],
+    );
+    let status = device.wait_exit();
+    assert!(status.success(), "{status}\n{}", device.output.join("\n"));
+    assert!(
+        device
+            .output
+            .last()
+            .is_some_and(|line| line.ends_with("done: 2 succeeded, 0 failed, 0 rejected")),
+        "{}",
+        device.output.join("\n")
     );
 }

@@ -118,7 +118,11 @@ impl Host for RealTime {
     }
 }
 
-fn main() -> Result<(), Box<dyn Error>> {
+fn main() {
+    examples::exit_on_error("device", run);
+}
+
+fn run() -> Result<(), Box<dyn Error>> {
     let args = match parse_args() {
         Ok(args) => args,
         Err(message) => {

@@ -120,7 +120,11 @@ fn subscribe_control(transport: &dyn MqttTransport) -> Result<(), Box<dyn Error>
     Ok(())
 }
 
-fn main() -> Result<(), Box<dyn Error>> {
+fn main() {
+    examples::exit_on_error("jobs-service", run);
+}
+
+fn run() -> Result<(), Box<dyn Error>> {
     let args = match parse_args() {
         Ok(args) => args,
         Err(message) => {
