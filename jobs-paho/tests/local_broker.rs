@@ -35,3 +35,10 @@ fn dropping_a_local_broker_stops_the_process_and_removes_its_files() {
     assert!(!dir.exists());
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
 }
+
+#[test]
+fn local_broker_and_test_certificates_can_move_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<LocalBroker>();
+    assert_send_sync::<jobs_paho::local_broker::TestCertificates>();
+}
