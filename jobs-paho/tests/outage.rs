@@ -153,3 +153,19 @@ fn dropping_a_transport_while_the_broker_is_down_returns_promptly() {
 
     assert!(started.elapsed() < WAIT, "took {:?}", started.elapsed());
 }
+
+#[test]
+fn connecting_where_nothing_listens_fails_with_closed_not_tls() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .unwrap();
+    let error = PahoTransport::builder(&format!("tcp://127.0.0.1:{port}"), &unique("nobody"))
+        .connect_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(error, jobs_paho::ConnectError::Closed(_)),
+        "{error:?}"
+    );
+}
