@@ -11,6 +11,14 @@ pub mod connect;
 
 use std::error::Error;
 
+/// Returns the parsed command line, or prints the usage error and exits with status 2.
+pub fn args_or_exit<T>(parsed: Result<T, String>) -> T {
+    parsed.unwrap_or_else(|message| {
+        eprintln!("{message}");
+        std::process::exit(2);
+    })
+}
+
 /// Runs a program's body and, if it fails, prints the error and its chain of causes to
 /// standard error and exits with status 1.
 pub fn exit_on_error(name: &str, body: impl FnOnce() -> Result<(), Box<dyn Error>>) {

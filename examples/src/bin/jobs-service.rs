@@ -125,13 +125,7 @@ fn main() {
 }
 
 fn run() -> Result<(), Box<dyn Error>> {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("{message}");
-            std::process::exit(2);
-        }
-    };
+    let args = examples::args_or_exit(parse_args());
     logger::init();
 
     let entries = match &args.jobs {
