@@ -18,7 +18,7 @@ use crate::model::{
     ErrorReply, ExecutionReply, GetPendingRequest, JobExecutionsChanged, NextJobExecutionChanged,
     PendingJobs, RejectCode, StartNextRequest,
 };
-use crate::names::{JobId, NEXT, StatusDetails, StepTimeout, ThingName};
+use crate::names::{JobId, NEXT_JOB, StatusDetails, StepTimeout, ThingName};
 use crate::pending::{Completion, Expected, Pending, Reply};
 use crate::topics::{JobsTopic, ReplyKind, RequestKind, ThingTopics};
 use crate::transport::{QoS, SubscribeOutcome, TransportError};
@@ -309,7 +309,7 @@ impl Jobs {
         include_job_document: bool,
         timeout: Duration,
     ) -> Result<ExecutionReply, Error> {
-        let job = job.map_or(NEXT, JobId::as_str);
+        let job = job.map_or(NEXT_JOB, JobId::as_str);
         self.request(
             Operation::Describe,
             RequestKind::Describe,

@@ -80,7 +80,3 @@ pub use names::{JobId, StatusDetails, StepTimeout, ThingName, check_client_token
 pub use transport::{
     ConnectionEvent, MessageSink, MqttTransport, QoS, SubscribeOutcome, TransportError,
 };
-
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;

@@ -16,8 +16,9 @@ const DETAIL_VALUE_MAX: usize = 1024;
 const CLIENT_TOKEN_MAX: usize = 64;
 const STEP_TIMEOUT_MAX: i64 = 10_080;
 
-/// The job ID `$next`, which Describe resolves to the next pending execution.
-pub(crate) const NEXT: &str = "$next";
+/// The job level `$next` of a Describe topic, which the service resolves to the next pending
+/// execution (replies come back on the `$next` topics).
+pub const NEXT_JOB: &str = "$next";
 
 fn check_name(name: &str, max: usize, allowed: impl Fn(char) -> bool) -> Result<(), NameError> {
     if name.is_empty() {

@@ -5,7 +5,8 @@
 //! a reply for job `a1` can never be taken for one about job `a`, and job IDs such as `get` or
 //! `notify` are classified correctly.
 
-use crate::names::{JobId, NEXT, ThingName};
+pub use crate::names::NEXT_JOB;
+use crate::names::{JobId, ThingName};
 
 const PREFIX: &str = "$aws/things/";
 
@@ -127,7 +128,7 @@ impl<'a> JobsTopic<'a> {
 }
 
 fn is_job_level(level: &str, next_allowed: bool) -> bool {
-    (next_allowed && level == NEXT) || JobId::new(level).is_ok()
+    (next_allowed && level == NEXT_JOB) || JobId::new(level).is_ok()
 }
 
 /// Topic builders for one thing.
@@ -156,8 +157,8 @@ impl ThingTopics {
         match (request, job) {
             (RequestKind::GetPending, _) => self.with("get"),
             (RequestKind::StartNext, _) => self.with("start-next"),
-            (RequestKind::Describe, job) => self.with(&format!("{}/get", job.unwrap_or(NEXT))),
-            (RequestKind::Update, job) => self.with(&format!("{}/update", job.unwrap_or(NEXT))),
+            (RequestKind::Describe, job) => self.with(&format!("{}/get", job.unwrap_or(NEXT_JOB))),
+            (RequestKind::Update, job) => self.with(&format!("{}/update", job.unwrap_or(NEXT_JOB))),
         }
     }
 

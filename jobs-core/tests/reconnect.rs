@@ -106,15 +106,11 @@ fn a_thread_waiting_for_events_resubscribes_after_a_reconnect_and_keeps_hearing_
     waiting_rx.recv_timeout(WAIT).unwrap();
     s.broker.drop_connection(THING);
     s.broker.restore_connection(THING, false);
-    // The waiter restores the subscription itself; wait (bounded) until it has.
-    let deadline = std::time::Instant::now() + WAIT;
-    while s.broker.subscriptions(THING).len() < 6 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "waiter did not resubscribe"
-        );
-        thread::yield_now();
-    }
+    // The waiter restores the subscription itself.
+    assert!(
+        s.broker.wait_for_subscriptions(THING, 6, WAIT),
+        "waiter did not resubscribe"
+    );
     s.broker
         .inject(&topic("notify-next"), br#"{"timestamp":5}"#);
     let event = waiter.join().unwrap().unwrap();

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use jobs_core::transport::{
     ConnectionEvent, MessageSink, MqttTransport, QoS, SubscribeOutcome, TransportError,
 };
-use parking_lot::Mutex;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
 
 use crate::script::{Reply, Script, ScriptEntry};
 
@@ -32,6 +34,8 @@ use crate::script::{Reply, Script, ScriptEntry};
 #[derive(Clone, Default)]
 pub struct MockBroker {
     state: Arc<Mutex<State>>,
+    /// Signalled after every SUBSCRIBE, for [`MockBroker::wait_for_subscriptions`].
+    subscribed: Arc<Condvar>,
 }
 
 impl fmt::Debug for MockBroker {
@@ -257,6 +261,23 @@ impl MockBroker {
             .unwrap_or_default()
     }
 
+    /// Waits until the newest client with this ID has at least `count` subscriptions, or
+    /// `timeout` passes; returns whether it got there. For tests of code that subscribes on
+    /// another thread (for example after a reconnect).
+    pub fn wait_for_subscriptions(&self, client_id: &str, count: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.state.lock();
+        loop {
+            let current = state.clients.iter().rev().find(|c| c.id == client_id);
+            if current.is_some_and(|c| c.subscriptions.len() >= count) {
+                return true;
+            }
+            if self.subscribed.wait_until(&mut state, deadline).timed_out() {
+                return false;
+            }
+        }
+    }
+
     /// Every recorded PUBLISH, oldest first (empty while recording is off).
     pub fn published(&self) -> Vec<Published> {
         self.state
@@ -361,6 +382,7 @@ impl MockBroker {
                 filters: filters.iter().map(|f| (*f).to_owned()).collect(),
             });
         }
+        self.subscribed.notify_all();
         Ok(outcomes)
     }
 }

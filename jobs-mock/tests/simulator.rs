@@ -9,7 +9,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use crossbeam_channel::{Receiver, Sender};
@@ -220,14 +220,10 @@ fn the_simulator_resubscribes_after_a_reconnect_without_session() {
     // Without a resumed session the broker forgets the subscriptions.
     broker.restore_connection(SERVICE, false);
     // The worker re-subscribes on its own thread; wait for it, bounded, without sleeping.
-    let deadline = Instant::now() + WAIT;
-    while broker.subscriptions(SERVICE).len() < REQUEST_FILTERS.len() {
-        assert!(
-            Instant::now() < deadline,
-            "no re-subscription within {WAIT:?}"
-        );
-        std::thread::yield_now();
-    }
+    assert!(
+        broker.wait_for_subscriptions(SERVICE, REQUEST_FILTERS.len(), WAIT),
+        "no re-subscription within {WAIT:?}"
+    );
     let client = Client::new(broker.connect("pump-07"));
     let jobs = Jobs::new(&client, "pump-07").unwrap();
     assert!(jobs.list().unwrap().is_empty());

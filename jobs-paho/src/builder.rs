@@ -308,6 +308,7 @@ impl PahoTransportBuilder {
             create,
             connect: connect.finalize(),
             connect_timeout,
+            tls,
         })
     }
 
@@ -338,6 +339,8 @@ pub(crate) struct Plan {
     pub(crate) create: paho::CreateOptions,
     pub(crate) connect: paho::ConnectOptions,
     pub(crate) connect_timeout: Duration,
+    /// Whether the URI asks for TLS (which decides what a failed connect means).
+    pub(crate) tls: bool,
 }
 
 fn scheme_is_tls(uri: &str) -> Result<bool, ConfigError> {

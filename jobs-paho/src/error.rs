@@ -107,7 +107,8 @@ pub enum ConnectError {
     Tls(Box<dyn StdError + Send + Sync>),
     /// The broker accepted TCP (and TLS, if used) but then closed the connection without a
     /// CONNACK — what mosquitto and AWS IoT do to a TLS client without an acceptable client
-    /// certificate — or the TCP connection itself failed (nothing listening, unreachable).
+    /// certificate — or the TCP connection itself failed (nothing listening, unreachable;
+    /// on a TLS URI Paho reports that as a TLS failure, so it is [`Tls`](Self::Tls) there).
     Closed(Box<dyn StdError + Send + Sync>),
     /// The broker answered CONNECT with a refusal; `code` is the CONNACK return code
     /// (MQTT 3.1.1: 1–5) or reason code (MQTT 5: 0x80 and above).
@@ -163,15 +164,19 @@ impl From<ConfigError> for ConnectError {
 }
 
 /// Maps a failed connect onto [`ConnectError`], by variant.
-pub(crate) fn connect_error(error: paho_mqtt::Error) -> ConnectError {
+pub(crate) fn connect_error(error: paho_mqtt::Error, tls: bool) -> ConnectError {
     use paho_mqtt::Error as E;
     match error {
+        // Paho reports a failed TCP connect (nothing listening) with the same code as a failed
+        // TLS handshake; only a TLS URI makes it a TLS failure.
+        E::TcpTlsConnectFailure if !tls => ConnectError::Closed(Box::new(error)),
         E::TcpTlsConnectFailure | E::SslNotSupported | E::MissingSslOptions => {
             ConnectError::Tls(Box::new(error))
         }
         E::TcpConnectCompletionFailure | E::SocketError(_) | E::Disconnected => {
             ConnectError::Closed(Box::new(error))
         }
+        // Both are `#[repr(u8)]` enums: the cast reads the wire byte back, losslessly.
         E::ConnectReturn(code) => ConnectError::Refused { code: code as u8 },
         E::ReasonCode(code, _) if code.is_err() => ConnectError::Refused { code: code as u8 },
         E::Timeout | E::TcpConnectTimeout => ConnectError::Timeout,

@@ -87,6 +87,12 @@
 //! [`alpn_protocols`](PahoTransportBuilder::alpn_protocols) sets ALPN (AWS IoT on 443:
 //! [`AWS_IOT_ALPN`]).
 //!
+//! # Testing against a real broker
+//! [`local_broker::LocalBroker`] runs a private mosquitto on `127.0.0.1` (free ports, killed
+//! by its pid on drop), and [`local_broker::TestCertificates`] makes throwaway certificates
+//! for its mutual-TLS listener: integration tests and CI runs of device code need nothing
+//! else than the `mosquitto` and `openssl` executables.
+//!
 //! # Logging
 //! Through the `log` crate: this crate under the `jobs_paho` target (connects and connection
 //! changes at info, dispatching at debug); the Rust wrapper under `paho_mqtt`; and the C
@@ -96,6 +102,7 @@
 mod builder;
 mod delivery;
 mod error;
+pub mod local_broker;
 mod transport;
 
 pub use builder::{
@@ -104,3 +111,8 @@ pub use builder::{
 };
 pub use error::{ConfigError, ConnectError};
 pub use transport::PahoTransport;
+
+/// The workspace README's examples, compiled here because this crate can see every other one.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

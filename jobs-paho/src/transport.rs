@@ -92,6 +92,7 @@ impl PahoTransport {
             create,
             connect,
             connect_timeout,
+            tls,
         } = plan;
         let client =
             paho::AsyncClient::new(create).map_err(|e| ConfigError::Create(Box::new(e)))?;
@@ -114,7 +115,7 @@ impl PahoTransport {
                 drop(client.disconnect(None));
                 let _ = client.is_connected();
                 drop(client);
-                return Err(connect_error(error));
+                return Err(connect_error(error, tls));
             }
         };
         let session_present = response

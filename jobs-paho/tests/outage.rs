@@ -5,9 +5,10 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Broker, QUEUED_JOB, Responder, channel_sink, unique};
+use common::{QUEUED_JOB, Responder, channel_sink, start_broker, unique};
 use jobs_core::{Client, ConnectionEvent, Error, Jobs, MqttTransport, QoS, TransportError};
 use jobs_paho::PahoTransport;
+use jobs_paho::local_broker::LocalBroker;
 
 const WAIT: Duration = Duration::from_secs(5);
 const RECONNECT: Duration = Duration::from_secs(20);
@@ -16,7 +17,7 @@ const RECONNECT: Duration = Duration::from_secs(20);
     clippy::unwrap_used,
     reason = "test helper: a failed connect fails the test"
 )]
-fn transport(broker: &Broker) -> PahoTransport {
+fn transport(broker: &LocalBroker) -> PahoTransport {
     PahoTransport::builder(&broker.uri(), &unique("device"))
         .operation_timeout(WAIT)
         .keep_alive(Duration::from_secs(5))
@@ -27,7 +28,7 @@ fn transport(broker: &Broker) -> PahoTransport {
 
 #[test]
 fn publish_and_subscribe_while_offline_fail_fast_with_not_connected() {
-    let mut broker = Broker::start();
+    let mut broker = start_broker();
     let transport = transport(&broker);
     let (_messages, events) = channel_sink(&transport);
 
@@ -56,7 +57,7 @@ fn publish_and_subscribe_while_offline_fail_fast_with_not_connected() {
 
 #[test]
 fn transport_reconnects_after_the_broker_restarts_and_reports_it() {
-    let mut broker = Broker::start();
+    let mut broker = start_broker();
     let transport = transport(&broker);
     let (messages, events) = channel_sink(&transport);
 
@@ -65,7 +66,7 @@ fn transport_reconnects_after_the_broker_restarts_and_reports_it() {
         events.recv_timeout(WAIT).unwrap(),
         ConnectionEvent::ConnectionLost
     );
-    broker.restart();
+    broker.restart().unwrap();
 
     assert_eq!(
         events.recv_timeout(RECONNECT).unwrap(),
@@ -81,7 +82,7 @@ fn transport_reconnects_after_the_broker_restarts_and_reports_it() {
 
 #[test]
 fn jobs_calls_fail_clearly_during_an_outage_and_succeed_after_automatic_reconnect() {
-    let mut broker = Broker::start();
+    let mut broker = start_broker();
     let service = Responder::start(&broker.uri());
     let transport = Arc::new(transport(&broker));
     let client = Client::from_arc(transport.clone());
@@ -114,7 +115,7 @@ fn jobs_calls_fail_clearly_during_an_outage_and_succeed_after_automatic_reconnec
         "{during:?}"
     );
 
-    broker.restart();
+    broker.restart().unwrap();
     // Reconnection: a bounded series of attempts, each bounded by its own timeout. The first
     // successful one has re-subscribed (jobs-core does it after the Connected event).
     let deadline = Instant::now() + RECONNECT;
@@ -138,7 +139,7 @@ fn jobs_calls_fail_clearly_during_an_outage_and_succeed_after_automatic_reconnec
 
 #[test]
 fn dropping_a_transport_while_the_broker_is_down_returns_promptly() {
-    let mut broker = Broker::start();
+    let mut broker = start_broker();
     let transport = transport(&broker);
     let (_messages, events) = channel_sink(&transport);
     broker.kill();
@@ -151,4 +152,20 @@ fn dropping_a_transport_while_the_broker_is_down_returns_promptly() {
     drop(transport);
 
     assert!(started.elapsed() < WAIT, "took {:?}", started.elapsed());
+}
+
+#[test]
+fn connecting_where_nothing_listens_fails_with_closed_not_tls() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .unwrap();
+    let error = PahoTransport::builder(&format!("tcp://127.0.0.1:{port}"), &unique("nobody"))
+        .connect_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(error, jobs_paho::ConnectError::Closed(_)),
+        "{error:?}"
+    );
 }

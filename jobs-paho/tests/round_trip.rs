@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use common::{Broker, QUEUED_JOB, Responder, channel_sink, unique};
+use common::{QUEUED_JOB, Responder, channel_sink, start_broker, unique};
 use jobs_core::{Client, JobStatus, Jobs, MqttTransport, QoS, SubscribeOutcome};
+use jobs_paho::local_broker::LocalBroker;
 use jobs_paho::{MqttVersion, PahoTransport, Session};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -16,7 +17,7 @@ const WAIT: Duration = Duration::from_secs(5);
     clippy::unwrap_used,
     reason = "test helper: a failed connect fails the test"
 )]
-fn transport(broker: &Broker) -> PahoTransport {
+fn transport(broker: &LocalBroker) -> PahoTransport {
     PahoTransport::builder(&broker.uri(), &unique("device"))
         .operation_timeout(WAIT)
         .build()
@@ -25,7 +26,7 @@ fn transport(broker: &Broker) -> PahoTransport {
 
 #[test]
 fn list_is_answered_through_paho_and_mosquitto() {
-    let broker = Broker::start();
+    let broker = start_broker();
     let _service = Responder::start(&broker.uri());
     let client = Client::new(transport(&broker));
     let jobs = Jobs::builder(&client, "pump-07")
@@ -44,7 +45,7 @@ fn list_is_answered_through_paho_and_mosquitto() {
 
 #[test]
 fn several_things_share_one_connection_and_call_concurrently() {
-    let broker = Broker::start();
+    let broker = start_broker();
     let _service = Responder::start(&broker.uri());
     let client = Client::new(transport(&broker));
     let things: Vec<Jobs> = (0..4)
@@ -74,7 +75,7 @@ fn several_things_share_one_connection_and_call_concurrently() {
 
 #[test]
 fn published_message_reaches_a_subscriber_after_its_puback() {
-    let broker = Broker::start();
+    let broker = start_broker();
     let receiver = transport(&broker);
     let (messages, _events) = channel_sink(&receiver);
     let outcomes = receiver
@@ -114,7 +115,7 @@ fn published_message_reaches_a_subscriber_after_its_puback() {
 
 #[test]
 fn messages_arriving_before_the_sink_is_installed_are_delivered_in_order_once_it_is() {
-    let broker = Broker::start();
+    let broker = start_broker();
     let receiver = Arc::new(transport(&broker));
     // Against the contract's usual order (sink first) on purpose: the transport tolerates it.
     receiver.subscribe(&["early/#"], QoS::AtLeastOnce).unwrap();
@@ -145,7 +146,7 @@ fn a_panicking_sink_does_not_stop_delivery() {
         fn connection(&self, _event: jobs_core::ConnectionEvent) {}
     }
 
-    let broker = Broker::start();
+    let broker = start_broker();
     let receiver = transport(&broker);
     let (tx, rx) = crossbeam_channel::unbounded();
     receiver.set_sink(Arc::new(Flaky(tx)));
@@ -160,7 +161,7 @@ fn a_panicking_sink_does_not_stop_delivery() {
 
 #[test]
 fn mqtt5_connection_subscribes_and_round_trips() {
-    let broker = Broker::start();
+    let broker = start_broker();
     let transport = PahoTransport::builder(&broker.uri(), &unique("v5"))
         .mqtt_version(MqttVersion::V5)
         .operation_timeout(WAIT)
@@ -190,7 +191,7 @@ fn mqtt5_connection_subscribes_and_round_trips() {
 
 #[test]
 fn persistent_session_is_resumed_on_the_next_connect_with_the_same_client_id() {
-    let broker = Broker::start();
+    let broker = start_broker();
     let id = unique("persistent");
     let connect = || {
         PahoTransport::builder(&broker.uri(), &id)

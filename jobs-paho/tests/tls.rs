@@ -5,13 +5,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Broker, channel_sink, unique};
+use common::{TlsBroker, channel_sink, unique};
 use jobs_core::{MqttTransport, QoS};
 use jobs_paho::{AWS_IOT_ALPN, ConnectError, PahoTransport, PahoTransportBuilder};
 
 const WAIT: Duration = Duration::from_secs(5);
 
-fn tls_builder(broker: &Broker, host: &str) -> PahoTransportBuilder {
+fn tls_builder(broker: &TlsBroker, host: &str) -> PahoTransportBuilder {
     PahoTransport::builder(&broker.tls_uri(host), &unique("tls-device"))
         .connect_timeout(WAIT)
         .operation_timeout(WAIT)
@@ -19,8 +19,8 @@ fn tls_builder(broker: &Broker, host: &str) -> PahoTransportBuilder {
 
 #[test]
 fn mutual_tls_with_the_right_ca_and_a_device_certificate_connects_and_round_trips() {
-    let broker = Broker::start_with_tls();
-    let certs = broker.certs();
+    let broker = TlsBroker::start();
+    let certs = &broker.certs;
     let transport = tls_builder(&broker, "localhost")
         .ca_file(&certs.ca)
         .client_certificate(&certs.device_cert, &certs.device_key)
@@ -45,9 +45,9 @@ fn mutual_tls_with_the_right_ca_and_a_device_certificate_connects_and_round_trip
 
 #[test]
 fn connect_without_a_client_certificate_is_refused() {
-    let broker = Broker::start_with_tls();
+    let broker = TlsBroker::start();
     let result = tls_builder(&broker, "localhost")
-        .ca_file(&broker.certs().ca)
+        .ca_file(&broker.certs.ca)
         .build();
 
     // TLS 1.3: the client finishes its side of the handshake before the broker checks the
@@ -61,8 +61,8 @@ fn connect_without_a_client_certificate_is_refused() {
 
 #[test]
 fn connect_with_a_ca_that_did_not_sign_the_broker_certificate_fails_the_handshake() {
-    let broker = Broker::start_with_tls();
-    let certs = broker.certs();
+    let broker = TlsBroker::start();
+    let certs = &broker.certs;
     let result = tls_builder(&broker, "localhost")
         .ca_file(&certs.other_ca)
         .client_certificate(&certs.device_cert, &certs.device_key)
@@ -73,8 +73,8 @@ fn connect_with_a_ca_that_did_not_sign_the_broker_certificate_fails_the_handshak
 
 #[test]
 fn connect_to_a_host_name_missing_from_the_broker_certificate_fails_the_handshake() {
-    let broker = Broker::start_with_tls();
-    let certs = broker.certs();
+    let broker = TlsBroker::start();
+    let certs = &broker.certs;
     // The broker certificate names `localhost` only; 127.0.0.1 is the same broker.
     let result = tls_builder(&broker, "127.0.0.1")
         .ca_file(&certs.ca)
@@ -86,8 +86,8 @@ fn connect_to_a_host_name_missing_from_the_broker_certificate_fails_the_handshak
 
 #[test]
 fn disabling_hostname_verification_accepts_the_same_mismatched_name() {
-    let broker = Broker::start_with_tls();
-    let certs = broker.certs();
+    let broker = TlsBroker::start();
+    let certs = &broker.certs;
     let transport = tls_builder(&broker, "127.0.0.1")
         .ca_file(&certs.ca)
         .client_certificate(&certs.device_cert, &certs.device_key)

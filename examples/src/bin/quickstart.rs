@@ -24,9 +24,10 @@ use std::error::Error;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobs_core::{Client, Document, Event, JobId, JobStatus, Jobs, StatusDetails, ThingName};
+use examples::device::{Host, process_pending};
+use jobs_core::{Client, Document, Event, JobId, Jobs, ThingName};
 use jobs_mock::{Clock, ExecutionInfo, JobSpec, JobsService, MockBroker, Simulator};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// The virtual clock's start: 2025-06-15T15:06:40Z. Times below are shown relative to it.
 const START: i64 = 1_750_000_000;
@@ -86,7 +87,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// The device loop of one thing, over its own connection.
+/// The device loop of one thing, over its own connection (the loop itself is
+/// [`examples::device::process_pending`], shared with the `device` program).
 fn run_device(
     broker: &MockBroker,
     simulator: &Simulator,
@@ -94,69 +96,7 @@ fn run_device(
 ) -> Result<(), Box<dyn Error>> {
     let client = Client::new(broker.connect(thing));
     let jobs = Jobs::new(&client, thing)?;
-    // `changed()` is true on the first call, so the device lists once at start-up; each
-    // execution that ends sends a `notify`, which makes it look again.
-    while jobs.changed() {
-        let pending = jobs.list()?;
-        let names: Vec<String> = pending
-            .iter()
-            .map(|job| format!("{} {}", job.id(), status_name(job.status())))
-            .collect();
-        println!(
-            "{} list: {}",
-            at(simulator),
-            if names.is_empty() {
-                "nothing pending".to_owned()
-            } else {
-                names.join(", ")
-            }
-        );
-        for mut job in pending {
-            job.describe()?;
-            let document = job
-                .document()
-                .map(Document::to_value)
-                .transpose()?
-                .unwrap_or(Value::Null);
-            let id = job.id().to_string();
-            println!("{} {id}: document {document}", at(simulator));
-            let Some(work) = plan(thing, &document) else {
-                let action = document["action"].as_str().unwrap_or("?");
-                let details = StatusDetails::from_pairs([(
-                    "reason",
-                    format!("unsupported action {action}"),
-                )])?;
-                job.update(JobStatus::Rejected, Some(&details))?;
-                println!(
-                    "{} {id}: REJECTED (cannot handle action {action:?})",
-                    at(simulator)
-                );
-                continue;
-            };
-            let progress = StatusDetails::from_pairs([("step", work.step)])?;
-            job.update(JobStatus::InProgress, Some(&progress))?;
-            println!("{} {id}: IN_PROGRESS ({})", at(simulator), work.step);
-            // "Do the work": on the virtual clock, time passes only when we say so.
-            simulator.advance_clock(Duration::from_secs(work.seconds))?;
-            let (status, details) = match work.result {
-                Ok(result) => (
-                    JobStatus::Succeeded,
-                    StatusDetails::from_pairs([("result", result)])?,
-                ),
-                Err(error) => (
-                    JobStatus::Failed,
-                    StatusDetails::from_pairs([("error", error)])?,
-                ),
-            };
-            job.update(status.clone(), Some(&details))?;
-            let (key, value) = details.iter().next().unwrap_or(("", ""));
-            println!(
-                "{} {id}: {status} after {} s ({key}: {value})",
-                at(simulator),
-                work.seconds
-            );
-        }
-    }
+    process_pending(&jobs, &VirtualTime(simulator), false)?;
     let mut notify = 0;
     let mut notify_next = 0;
     while let Some(event) = jobs.try_next_event() {
@@ -173,50 +113,18 @@ fn run_device(
     Ok(())
 }
 
-/// What a device does for a document; `None` when it cannot handle it.
-struct Work {
-    step: &'static str,
-    seconds: u64,
-    result: Result<String, String>,
-}
+/// The device runs on the simulator's virtual clock: "doing the work" advances it, so time
+/// passes only when we say so.
+struct VirtualTime<'a>(&'a Simulator);
 
-fn plan(thing: &str, document: &Value) -> Option<Work> {
-    match document["action"].as_str()? {
-        "rotate-logs" => Some(Work {
-            step: "archiving",
-            seconds: 30,
-            result: Ok(format!(
-                "kept {} archives",
-                document["keep"].as_u64().unwrap_or(1)
-            )),
-        }),
-        "install-firmware" => {
-            let version = document["version"].as_str().unwrap_or("?");
-            Some(Work {
-                step: "downloading",
-                seconds: 120,
-                // pump-08 is the one with a nearly full flash.
-                result: if thing == "pump-08" {
-                    Err(format!("not enough flash for {version}"))
-                } else {
-                    Ok(format!("running {version}"))
-                },
-            })
-        }
-        "calibrate-flow" => Some(Work {
-            step: "measuring",
-            seconds: 45,
-            result: Ok(format!(
-                "calibrated to {} l/min",
-                document["litresPerMinute"].as_u64().unwrap_or(0)
-            )),
-        }),
-        _ => None,
+impl Host for VirtualTime<'_> {
+    fn timestamp(&self) -> String {
+        at(self.0)
     }
-}
 
-fn status_name(status: Option<&JobStatus>) -> String {
-    status.map_or_else(|| "?".to_owned(), ToString::to_string)
+    fn work(&self, seconds: u64) -> Result<(), Box<dyn Error>> {
+        Ok(self.0.advance_clock(Duration::from_secs(seconds))?)
+    }
 }
 
 /// The simulated time, relative to the start.

@@ -3,10 +3,8 @@
 //! Works on whole levels, starting with their number, never on prefixes (job IDs such as `get`,
 //! `update` or `start-next` are legal).
 
+use jobs_core::topics::NEXT_JOB as NEXT;
 use jobs_core::{JobId, ThingName};
-
-/// The job ID that Describe resolves to the next pending execution.
-pub(crate) const NEXT: &str = "$next";
 
 /// The job named by a Describe or Update topic.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,5 @@
-//! Test support: a private mosquitto on 127.0.0.1, throwaway certificates, and a minimal Jobs
-//! responder over a second Paho connection.
+//! Test support around [`jobs_paho::local_broker`]: unique names, temporary directories, a
+//! broker with TLS, channel sinks, and a minimal Jobs responder over a second Paho connection.
 
 #![allow(
     dead_code,
@@ -13,16 +13,15 @@
 )]
 
 use std::fs;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jobs_core::{ConnectionEvent, MessageSink, MqttTransport, QoS};
 use jobs_paho::PahoTransport;
+use jobs_paho::local_broker::{LocalBroker, TestCertificates};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -58,286 +57,37 @@ impl Drop for TempDir {
     }
 }
 
-/// Throwaway PKI (ECDSA P-256: fast to generate): a test CA, a broker certificate for `localhost` only (no IP SAN, so
-/// `127.0.0.1` fails host-name verification), a device certificate, and an unrelated CA.
+/// A [`LocalBroker`] with a mutual-TLS listener and the certificates it was started with
+/// (generated into a temporary directory that outlives the broker).
 #[derive(Debug)]
-pub struct Certs {
-    pub ca: PathBuf,
-    pub broker_cert: PathBuf,
-    pub broker_key: PathBuf,
-    pub device_cert: PathBuf,
-    pub device_key: PathBuf,
-    pub other_ca: PathBuf,
+pub struct TlsBroker {
+    // Field order is drop order: the broker goes before its certificate files.
+    pub broker: LocalBroker,
+    pub certs: TestCertificates,
+    _dir: TempDir,
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("openssl CLI is installed");
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-impl Certs {
-    pub fn generate(dir: &Path) -> Self {
-        let ca = |name: &str, cn: &str| {
-            let subj = format!("/CN={cn}");
-            let key = format!("{name}.key");
-            let crt = format!("{name}.crt");
-            openssl(
-                dir,
-                &[
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "ec",
-                    "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1",
-                    "-nodes",
-                    "-sha256",
-                    "-days",
-                    "1",
-                    "-subj",
-                    &subj,
-                    "-keyout",
-                    &key,
-                    "-out",
-                    &crt,
-                ],
-            );
-        };
-        ca("ca", "jobs-test-ca");
-        ca("other-ca", "jobs-other-ca");
-        let leaf = |name: &str, cn: &str, exts: &[&str]| {
-            let subj = format!("/CN={cn}");
-            let key = format!("{name}.key");
-            let csr = format!("{name}.csr");
-            let crt = format!("{name}.crt");
-            let mut args = vec![
-                "req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", &subj,
-            ];
-            for ext in exts {
-                args.extend(["-addext", ext]);
-            }
-            args.extend(["-keyout", &key, "-out", &csr]);
-            openssl(dir, &args);
-            openssl(
-                dir,
-                &[
-                    "x509",
-                    "-req",
-                    "-sha256",
-                    "-days",
-                    "1",
-                    "-in",
-                    &csr,
-                    "-copy_extensions",
-                    "copy",
-                    "-CA",
-                    "ca.crt",
-                    "-CAkey",
-                    "ca.key",
-                    "-CAcreateserial",
-                    "-out",
-                    &crt,
-                ],
-            );
-        };
-        leaf(
-            "broker",
-            "localhost",
-            &[
-                "subjectAltName=DNS:localhost",
-                "extendedKeyUsage=serverAuth",
-            ],
-        );
-        leaf("device", "test-device", &["extendedKeyUsage=clientAuth"]);
-        Self {
-            ca: dir.join("ca.crt"),
-            broker_cert: dir.join("broker.crt"),
-            broker_key: dir.join("broker.key"),
-            device_cert: dir.join("device.crt"),
-            device_key: dir.join("device.key"),
-            other_ca: dir.join("other-ca.crt"),
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn running_as_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
-/// A mosquitto started for one test, killed by pid on drop.
-#[derive(Debug)]
-pub struct Broker {
-    dir: TempDir,
-    config: PathBuf,
-    pub port: u16,
-    pub tls_port: Option<u16>,
-    pub certs: Option<Certs>,
-    child: Option<Child>,
-}
-
-const STARTUP: Duration = Duration::from_secs(10);
-
-impl Broker {
-    /// A broker with a plain listener.
+impl TlsBroker {
     pub fn start() -> Self {
-        Self::start_inner(false)
-    }
-
-    /// A broker with a plain listener and a mutual-TLS listener (`require_certificate true`).
-    pub fn start_with_tls() -> Self {
-        Self::start_inner(true)
-    }
-
-    fn start_inner(tls: bool) -> Self {
         let dir = TempDir::new();
-        let port = free_port();
-        let mut config = String::new();
-        if running_as_root() {
-            config.push_str("user root\n");
-        }
-        config.push_str(
-            "per_listener_settings false\nallow_anonymous true\npersistence false\n\
-             set_tcp_nodelay true\nlog_dest stdout\nlog_type all\n",
-        );
-        config.push_str(&format!("listener {port} 127.0.0.1\n"));
-        let (certs, tls_port) = if tls {
-            let certs = Certs::generate(dir.path());
-            let tls_port = free_port();
-            config.push_str(&format!(
-                "listener {tls_port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n\
-                 require_certificate true\nuse_identity_as_username true\n",
-                certs.ca.display(),
-                certs.broker_cert.display(),
-                certs.broker_key.display()
-            ));
-            (Some(certs), Some(tls_port))
-        } else {
-            (None, None)
-        };
-        let config_path = dir.path().join("mosquitto.conf");
-        fs::write(&config_path, config).unwrap();
-        let mut broker = Self {
-            dir,
-            config: config_path,
-            port,
-            tls_port,
+        let certs = TestCertificates::generate(dir.path()).unwrap();
+        let broker = LocalBroker::start_with_tls(&certs).unwrap();
+        Self {
+            broker,
             certs,
-            child: None,
-        };
-        broker.spawn();
-        broker
-    }
-
-    /// `tcp://127.0.0.1:<port>`.
-    pub fn uri(&self) -> String {
-        format!("tcp://127.0.0.1:{}", self.port)
+            _dir: dir,
+        }
     }
 
     /// `ssl://<host>:<tls port>`.
     pub fn tls_uri(&self, host: &str) -> String {
-        format!("ssl://{host}:{}", self.tls_port.unwrap())
-    }
-
-    pub fn certs(&self) -> &Certs {
-        self.certs.as_ref().unwrap()
-    }
-
-    fn log_path(&self) -> PathBuf {
-        self.dir.path().join("mosquitto.log")
-    }
-
-    /// Starts mosquitto (again) on the same ports and waits until every listener accepts.
-    /// Retries a few times if it exits at once (a port still held by the previous process).
-    fn spawn(&mut self) {
-        let deadline = Instant::now() + STARTUP;
-        'attempt: loop {
-            let log = fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(self.log_path())
-                .unwrap();
-            let mut child = Command::new("mosquitto")
-                .arg("-c")
-                .arg(&self.config)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .expect("mosquitto is installed");
-            let ports: Vec<u16> = [Some(self.port), self.tls_port]
-                .into_iter()
-                .flatten()
-                .collect();
-            loop {
-                if let Some(status) = child.try_wait().unwrap() {
-                    assert!(
-                        Instant::now() < deadline,
-                        "mosquitto exited with {status}; log:\n{}",
-                        fs::read_to_string(self.log_path()).unwrap_or_default()
-                    );
-                    continue 'attempt;
-                }
-                if ports
-                    .iter()
-                    .all(|p| TcpStream::connect(("127.0.0.1", *p)).is_ok())
-                {
-                    self.child = Some(child);
-                    return;
-                }
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "mosquitto not ready within {STARTUP:?}; log:\n{}",
-                        fs::read_to_string(self.log_path()).unwrap_or_default()
-                    );
-                }
-                // A bounded readiness poll, not synchronisation by sleeping.
-                thread::sleep(Duration::from_millis(10));
-            }
-        }
-    }
-
-    /// Kills the broker by pid (SIGKILL: an outage, no DISCONNECT) and reaps it.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts the broker again on the same ports.
-    pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "kill the broker first");
-        self.spawn();
+        self.broker.tls_uri(host).unwrap()
     }
 }
 
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// A plain [`LocalBroker`]; a failed start fails the test.
+pub fn start_broker() -> LocalBroker {
+    LocalBroker::start().unwrap()
 }
 
 /// A sink that forwards everything into channels the test can wait on.

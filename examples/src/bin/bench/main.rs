@@ -13,7 +13,6 @@
 //! `target/bench`), `--profile N` (only N in-process describes on one thread, for
 //! `valgrind --tool=callgrind` or `perf record`).
 
-mod broker;
 mod fleet;
 mod inprocess;
 mod mqtt;
@@ -80,7 +79,7 @@ fn main() -> Result<(), BoxError> {
         return inprocess::profile(calls);
     }
     let machine_before = report::Machine::probe();
-    let mosquitto = broker::Mosquitto::start()?;
+    let mosquitto = jobs_paho::local_broker::LocalBroker::start()?;
     let uri = mosquitto.uri();
     // The fleet first, so that its memory growth is not hidden by memory freed earlier.
     let fleet = fleet::run(&config, &uri)?;

@@ -1,0 +1,35 @@
+//! Shared code of the example programs: the device loop (used by the offline `quickstart` and
+//! by `device`), the `jobs-service` jobs file and control commands, a tiny logger, and (with
+//! feature `paho`) the connection flags of the programs that use a real broker.
+
+pub mod device;
+pub mod logger;
+pub mod service;
+
+#[cfg(feature = "paho")]
+pub mod connect;
+
+use std::error::Error;
+
+/// Returns the parsed command line, or prints the usage error and exits with status 2.
+pub fn args_or_exit<T>(parsed: Result<T, String>) -> T {
+    parsed.unwrap_or_else(|message| {
+        eprintln!("{message}");
+        std::process::exit(2);
+    })
+}
+
+/// Runs a program's body and, if it fails, prints the error and its chain of causes to
+/// standard error and exits with status 1.
+pub fn exit_on_error(name: &str, body: impl FnOnce() -> Result<(), Box<dyn Error>>) {
+    if let Err(error) = body() {
+        let mut message = format!("{name}: {error}");
+        let mut source = error.source();
+        while let Some(cause) = source {
+            message.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        eprintln!("{message}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,399 @@
+//! End to end over a real mosquitto (started by the test on a free port, killed by its pid):
+//! the `jobs-service` program plays AWS IoT Jobs, `device` programs work through their jobs,
+//! and the test reads the final state of every execution through the control topic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test: a panic fails the test"
+)]
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use examples::service::{CONTROL_TOPIC, RESULT_TOPIC};
+use jobs_core::{ConnectionEvent, MessageSink, MqttTransport, QoS};
+use jobs_paho::PahoTransport;
+use jobs_paho::local_broker::{LocalBroker, TestCertificates};
+use serde_json::{Value, json};
+
+/// The longest any one step may take (generous: CI machines are slow and shared).
+const WAIT: Duration = Duration::from_secs(30);
+
+const JOBS_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/jobs.json");
+
+/// A child process whose standard output is read line by line; killed by its pid and reaped
+/// on drop.
+struct Program {
+    name: String,
+    child: Child,
+    lines: Receiver<String>,
+    output: Vec<String>,
+}
+
+impl Program {
+    fn start(exe: &str, args: &[&str]) -> Self {
+        let mut child = Command::new(exe)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {exe}: {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let name = format!(
+            "{} {}",
+            exe.rsplit('/').next().unwrap_or(exe),
+            args.join(" ")
+        );
+        Self {
+            name,
+            child,
+            lines,
+            output: Vec::new(),
+        }
+    }
+
+    /// Waits (at most [`WAIT`]) for an output line matching `wanted`, and returns it.
+    fn wait_for_line(&mut self, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.output.push(line.clone());
+                    if wanted(&line) {
+                        return line;
+                    }
+                }
+                Err(error) => panic!(
+                    "{}: no expected line ({error:?}); output so far:\n{}",
+                    self.name,
+                    self.output.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Waits (at most [`WAIT`]) for the program to close its output and exit.
+    fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.output.push(line),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "{}: did not finish; output so far:\n{}",
+                    self.name,
+                    self.output.join("\n")
+                ),
+            }
+        }
+        // Output closed: the process is exiting. Poll its status, bounded.
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "{}: did not exit", self.name);
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn close_stdin(&mut self) {
+        drop(self.child.stdin.take());
+    }
+}
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_service(broker: &LocalBroker, extra: &[&str]) -> Program {
+    let uri = broker.uri();
+    let mut args = vec!["--broker", uri.as_str()];
+    args.extend(extra);
+    let mut service = Program::start(env!("CARGO_BIN_EXE_jobs-service"), &args);
+    service.wait_for_line(|line| line == "ready");
+    service
+}
+
+fn start_device(broker: &LocalBroker, thing: &str, extra: &[&str]) -> Program {
+    let uri = broker.uri();
+    let mut args = vec![
+        "--broker",
+        uri.as_str(),
+        "--thing",
+        thing,
+        "--work-scale",
+        "0",
+    ];
+    args.extend(extra);
+    Program::start(env!("CARGO_BIN_EXE_device"), &args)
+}
+
+/// The test's own connection to the control topic.
+struct Control {
+    transport: PahoTransport,
+    replies: Receiver<Value>,
+    next: u32,
+}
+
+struct ReplySink(Sender<Value>);
+
+impl MessageSink for ReplySink {
+    fn message(&self, _topic: &str, payload: &[u8]) {
+        if let Ok(reply) = serde_json::from_slice(payload) {
+            let _ = self.0.send(reply);
+        }
+    }
+
+    fn connection(&self, _event: ConnectionEvent) {}
+}
+
+impl Control {
+    fn connect(broker: &LocalBroker, name: &str) -> Self {
+        let transport = PahoTransport::builder(&broker.uri(), name)
+            .operation_timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let (tx, replies) = mpsc::channel();
+        transport.set_sink(Arc::new(ReplySink(tx)));
+        transport
+            .subscribe(&[RESULT_TOPIC], QoS::AtLeastOnce)
+            .unwrap();
+        Self {
+            transport,
+            replies,
+            next: 0,
+        }
+    }
+
+    /// Sends a command and waits for the reply carrying its `requestId`.
+    fn request(&mut self, mut command: Value) -> Value {
+        self.next += 1;
+        let id = format!("test-{}", self.next);
+        command["requestId"] = Value::String(id.clone());
+        self.transport
+            .publish(
+                CONTROL_TOPIC,
+                command.to_string().as_bytes(),
+                QoS::AtLeastOnce,
+            )
+            .unwrap();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let reply = self
+                .replies
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("no reply to {command} ({e:?})"));
+            if reply["requestId"] == id.as_str() {
+                return reply;
+            }
+        }
+    }
+
+    /// Every execution as (thing, job, status), from the `list` command.
+    fn states(&mut self) -> Vec<(String, String, String)> {
+        let reply = self.request(json!({"command": "list"}));
+        assert_eq!(reply["ok"], true, "{reply}");
+        reply["executions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["thingName"].as_str().unwrap().to_owned(),
+                    e["jobId"].as_str().unwrap().to_owned(),
+                    e["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+}
+
+fn owned(states: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+    states
+        .iter()
+        .map(|(t, j, s)| ((*t).to_owned(), (*j).to_owned(), (*s).to_owned()))
+        .collect()
+}
+
+#[test]
+fn jobs_from_the_file_end_succeeded_failed_or_rejected_on_devices_over_the_broker() {
+    let broker = LocalBroker::start().unwrap();
+    let mut service = start_service(&broker, &["--jobs", JOBS_FILE]);
+    let mut control = Control::connect(&broker, "full-flow-file");
+    assert!(
+        control
+            .states()
+            .iter()
+            .all(|(_, _, status)| status == "QUEUED")
+    );
+
+    // Three devices at once, each processing what is pending, then exiting.
+    let mut devices: Vec<(&str, Program)> = ["pump-07", "pump-08", "valve-12"]
+        .into_iter()
+        .map(|thing| (thing, start_device(&broker, thing, &["--once"])))
+        .collect();
+    let mut done = Vec::new();
+    for (thing, device) in &mut devices {
+        let status = device.wait_exit();
+        assert!(
+            status.success(),
+            "{thing}: {status}\n{}",
+            device.output.join("\n")
+        );
+        let last = device.output.last().cloned().unwrap_or_default();
+        done.push((*thing, last.split("done: ").nth(1).unwrap_or("").to_owned()));
+    }
+    assert_eq!(
+        done,
+        [
+            ("pump-07", "2 succeeded, 0 failed, 0 rejected".to_owned()),
+            ("pump-08", "1 succeeded, 1 failed, 0 rejected".to_owned()),
+            ("valve-12", "2 succeeded, 0 failed, 1 rejected".to_owned()),
+        ]
+    );
+
+    // Every execution reached the status its device reported: nothing lost.
+    assert_eq!(
+        control.states(),
+        owned(&[
+            ("pump-07", "rotate-logs", "SUCCEEDED"),
+            ("pump-07", "firmware-2-4", "SUCCEEDED"),
+            ("pump-08", "rotate-logs", "SUCCEEDED"),
+            ("pump-08", "firmware-2-4", "FAILED"),
+            ("valve-12", "rotate-logs", "SUCCEEDED"),
+            ("valve-12", "calibrate-flow", "SUCCEEDED"),
+            ("valve-12", "quantum-upgrade", "REJECTED"),
+        ])
+    );
+
+    // Closing its standard input stops the service cleanly; its log shows the outcomes.
+    service.close_stdin();
+    let status = service.wait_exit();
+    assert!(status.success(), "{status}");
+    let log = service.output.join("\n");
+    assert!(
+        log.contains("pump-08 firmware-2-4: ")
+            && log.contains("-> FAILED (version 3; error=not enough flash for 2.4.0)"),
+        "{log}"
+    );
+    assert!(log.contains("valve-12 quantum-upgrade: "), "{log}");
+}
+
+#[test]
+fn a_job_created_through_the_control_topic_reaches_a_waiting_device() {
+    let broker = LocalBroker::start().unwrap();
+    let _service = start_service(&broker, &[]);
+    let mut control = Control::connect(&broker, "full-flow-control");
+    let mut device = start_device(&broker, "pump-07", &["--wait", "5"]);
+    device.wait_for_line(|line| line.contains("waiting for jobs"));
+
+    let create = json!({"command": "create", "jobId": "hotfix",
+                        "document": {"action": "rotate-logs", "keep": 2},
+                        "things": ["pump-07"]});
+    let reply = control.request(create.clone());
+    assert_eq!(reply["ok"], true, "{reply}");
+
+    // The device hears the notify and works the job.
+    device.wait_for_line(|line| line.contains("hotfix: SUCCEEDED"));
+    let reply = control.request(json!({"command": "list"}));
+    let executions = reply["executions"].as_array().unwrap();
+    assert_eq!(executions.len(), 1, "{reply}");
+    assert_eq!(executions[0]["thingName"], "pump-07");
+    assert_eq!(executions[0]["status"], "SUCCEEDED");
+    assert_eq!(
+        executions[0]["statusDetails"],
+        json!({"result": "kept 2 archives"})
+    );
+
+    // The same job ID again is refused, with a reason.
+    let reply = control.request(create);
+    assert_eq!(reply["ok"], false, "{reply}");
+    assert!(
+        reply["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("already exists")),
+        "{reply}"
+    );
+}
+
+/// A temporary directory, removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn a_device_connects_with_its_certificate_over_mutual_tls() {
+    let dir = TempDir::new("full-flow-tls");
+    let certs = TestCertificates::generate(&dir.0).unwrap();
+    let broker = LocalBroker::start_with_tls(&certs).unwrap();
+    let _service = start_service(&broker, &["--jobs", JOBS_FILE]);
+
+    let uri = broker.tls_uri("localhost").unwrap();
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    let (ca, cert, key) = (
+        path(&certs.ca),
+        path(&certs.device_cert),
+        path(&certs.device_key),
+    );
+    let mut device = Program::start(
+        env!("CARGO_BIN_EXE_device"),
+        &[
+            "--broker",
+            &uri,
+            "--ca",
+            &ca,
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "--alpn",
+            "--thing",
+            "pump-07",
+            "--work-scale",
+            "0",
+            "--once",
+        ],
+    );
+    let status = device.wait_exit();
+    assert!(status.success(), "{status}\n{}", device.output.join("\n"));
+    assert!(
+        device
+            .output
+            .last()
+            .is_some_and(|line| line.ends_with("done: 2 succeeded, 0 failed, 0 rejected")),
+        "{}",
+        device.output.join("\n")
+    );
+}

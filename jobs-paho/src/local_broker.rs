@@ -1,0 +1,479 @@
+//! A private mosquitto broker on `127.0.0.1`, for integration tests and CI runs of device code
+//! against a real MQTT broker, plus throwaway TLS certificates for it.
+//!
+//! [`LocalBroker::start`] writes a configuration into a fresh temporary directory, picks free
+//! ports, spawns `mosquitto -c <config>` and returns once every listener accepts TCP
+//! connections (a bounded poll of the ports, at most 10 s). The broker runs as a child process of
+//! the caller: [`LocalBroker::kill`] and dropping the broker kill it **by its pid** (SIGKILL: an
+//! outage as the clients see it, no DISCONNECT) and reap it; dropping also removes the
+//! temporary directory. [`LocalBroker::restart`] starts it again on the same ports, for outage
+//! tests.
+//!
+//! The configuration is the one the measurements in this crate's docs were made with:
+//! anonymous access, no persistence, `set_tcp_nodelay true` (without it every request/response
+//! round trip waits ~40 ms for a delayed ACK), log (to standard error, unbuffered) into a file in the temporary directory
+//! ([`LocalBroker::log`]), and `user root` when the caller runs as root (otherwise mosquitto drops
+//! to user `mosquitto` before reading the key files and fails). With
+//! [`LocalBroker::start_with_tls`] a second listener requires TLS and a client certificate
+//! signed by the given CA (`require_certificate true`, `use_identity_as_username true`).
+//!
+//! Needs the `mosquitto` executable on `PATH` (Debian/Ubuntu: `apt-get install mosquitto`; the
+//! package does not start a service in containers) and, for [`TestCertificates::generate`], the
+//! `openssl` command-line tool. Nothing here panics: every failure is an [`io::Error`] whose
+//! message says what failed (a missing executable keeps the kind
+//! [`io::ErrorKind::NotFound`]).
+//!
+//! # Example
+//! ```no_run
+//! use jobs_core::{MqttTransport, QoS};
+//! use jobs_paho::PahoTransport;
+//! use jobs_paho::local_broker::LocalBroker;
+//!
+//! let broker = LocalBroker::start()?;
+//! let transport = PahoTransport::builder(&broker.uri(), "test-device").build()?;
+//! transport.publish("hello", b"world", QoS::AtLeastOnce)?;
+//! drop(broker); // kills mosquitto by its pid and removes its directory
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io;
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long [`LocalBroker::start`] and [`LocalBroker::restart`] wait for the listeners.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often the ports are polled while waiting for the broker.
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// How many sets of fresh ports [`LocalBroker::start`] tries when mosquitto exits at once
+/// (another process took a port between choosing it and binding it).
+const PORT_ATTEMPTS: usize = 5;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A mosquitto process on `127.0.0.1`, owned by this value: killed by its pid and reaped on
+/// [`kill`](Self::kill) and on drop. See the [module docs](self).
+#[derive(Debug)]
+pub struct LocalBroker {
+    dir: PathBuf,
+    config: PathBuf,
+    log: PathBuf,
+    tls: Option<TlsFiles>,
+    port: u16,
+    tls_port: Option<u16>,
+    child: Option<Child>,
+}
+
+/// The certificate files a TLS listener reads (again on every restart).
+#[derive(Debug, Clone)]
+struct TlsFiles {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl LocalBroker {
+    /// Starts a broker with one plain listener on a free port of `127.0.0.1`, and waits until
+    /// it accepts connections.
+    ///
+    /// # Errors
+    /// When the temporary directory cannot be written, `mosquitto` cannot be run (kind
+    /// [`io::ErrorKind::NotFound`] if it is not installed), it keeps exiting at once, or it
+    /// does not listen within [`STARTUP_TIMEOUT`] (kind [`io::ErrorKind::TimedOut`]). The
+    /// message includes the broker's log.
+    pub fn start() -> io::Result<Self> {
+        Self::start_inner(None)
+    }
+
+    /// Starts a broker with a plain listener and a mutual-TLS listener (TLS, client
+    /// certificate required, signed by `certificates`' CA; the broker presents
+    /// `certificates`' broker certificate, issued for `localhost`). The files are read again on
+    /// [`restart`](Self::restart), so keep them until the broker is dropped.
+    ///
+    /// # Errors
+    /// As for [`start`](Self::start).
+    pub fn start_with_tls(certificates: &TestCertificates) -> io::Result<Self> {
+        Self::start_inner(Some(TlsFiles {
+            ca: absolute(&certificates.ca)?,
+            cert: absolute(&certificates.broker_cert)?,
+            key: absolute(&certificates.broker_key)?,
+        }))
+    }
+
+    fn start_inner(tls: Option<TlsFiles>) -> io::Result<Self> {
+        let dir = std::env::temp_dir().join(unique_name("jobs-paho-broker"));
+        fs::create_dir_all(&dir)
+            .map_err(|e| context(e, &format!("cannot create {}", dir.display())))?;
+        let mut broker = Self {
+            config: dir.join("mosquitto.conf"),
+            log: dir.join("mosquitto.log"),
+            dir,
+            tls,
+            port: 0,
+            tls_port: None,
+            child: None,
+        };
+        let root = running_as_root(&broker.dir);
+        let mut last_error = None;
+        for _ in 0..PORT_ATTEMPTS {
+            broker.port = free_port()?;
+            broker.tls_port = match broker.tls {
+                Some(_) => Some(free_port()?),
+                None => None,
+            };
+            fs::write(&broker.config, broker.config_text(root))
+                .map_err(|e| context(e, &format!("cannot write {}", broker.config.display())))?;
+            match broker.spawn(false) {
+                Ok(()) => return Ok(broker),
+                Err(error) if error.kind() == io::ErrorKind::AddrInUse => last_error = Some(error),
+                Err(error) => return Err(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| io::Error::other("mosquitto did not start")))
+    }
+
+    fn config_text(&self, root: bool) -> String {
+        let mut config = String::new();
+        if root {
+            config.push_str("user root\n");
+        }
+        config.push_str(
+            "per_listener_settings false\nallow_anonymous true\npersistence false\n\
+             set_tcp_nodelay true\nlog_dest stderr\nlog_type all\n",
+        );
+        let _ = writeln!(config, "listener {} 127.0.0.1", self.port);
+        if let (Some(tls), Some(tls_port)) = (&self.tls, self.tls_port) {
+            let _ = write!(
+                config,
+                "listener {tls_port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n\
+                 require_certificate true\nuse_identity_as_username true\n",
+                tls.ca.display(),
+                tls.cert.display(),
+                tls.key.display()
+            );
+        }
+        config
+    }
+
+    /// `tcp://127.0.0.1:<port>`: the plain listener.
+    pub fn uri(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.port)
+    }
+
+    /// `ssl://<host>:<TLS port>` (use `localhost`, the name in [`TestCertificates`]' broker
+    /// certificate); `None` without a TLS listener.
+    pub fn tls_uri(&self, host: &str) -> Option<String> {
+        self.tls_port.map(|port| format!("ssl://{host}:{port}"))
+    }
+
+    /// The port of the plain listener.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The port of the TLS listener, if there is one.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls_port
+    }
+
+    /// The process id of the running mosquitto; `None` after [`kill`](Self::kill).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The path of the broker's log file (everything it logged, across restarts).
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// The broker's log so far, for diagnostics.
+    ///
+    /// # Errors
+    /// When the log file cannot be read.
+    pub fn log(&self) -> io::Result<String> {
+        fs::read_to_string(&self.log)
+    }
+
+    /// Kills the broker by its pid (SIGKILL: no DISCONNECT, the clients see an outage) and
+    /// reaps it. Does nothing if it is not running.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Err(error) = child.kill() {
+                log::debug!("killing mosquitto {}: {error}", child.id());
+            }
+            if let Err(error) = child.wait() {
+                log::debug!("reaping mosquitto {}: {error}", child.id());
+            }
+        }
+    }
+
+    /// Starts the broker again on the same ports (killing it first if it runs), and waits until
+    /// it accepts connections. A port still held by the previous process is retried until
+    /// [`STARTUP_TIMEOUT`].
+    ///
+    /// # Errors
+    /// As for [`start`](Self::start).
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.kill();
+        self.spawn(true)
+    }
+
+    /// Spawns mosquitto and waits until every listener accepts. If it exits at once, retries
+    /// until the deadline when `retry_exits` (same ports, after a kill), else reports
+    /// [`io::ErrorKind::AddrInUse`] so that the caller can pick other ports.
+    fn spawn(&mut self, retry_exits: bool) -> io::Result<()> {
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let ports: Vec<u16> = [Some(self.port), self.tls_port]
+            .into_iter()
+            .flatten()
+            .collect();
+        'attempt: loop {
+            let log = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.log)
+                .map_err(|e| context(e, &format!("cannot open {}", self.log.display())))?;
+            let mut child = Command::new("mosquitto")
+                .arg("-c")
+                .arg(&self.config)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()
+                .map_err(|e| context(e, "cannot run mosquitto (is it installed?)"))?;
+            loop {
+                if let Some(status) = child.try_wait()? {
+                    if retry_exits && Instant::now() < deadline {
+                        thread::sleep(POLL_INTERVAL);
+                        continue 'attempt;
+                    }
+                    let kind = if retry_exits {
+                        io::ErrorKind::Other
+                    } else {
+                        io::ErrorKind::AddrInUse
+                    };
+                    return Err(io::Error::new(
+                        kind,
+                        format!("mosquitto exited with {status}; log:\n{}", self.log_tail()),
+                    ));
+                }
+                if ports
+                    .iter()
+                    .all(|port| TcpStream::connect((Ipv4Addr::LOCALHOST, *port)).is_ok())
+                {
+                    self.child = Some(child);
+                    return Ok(());
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!(
+                            "mosquitto not listening within {STARTUP_TIMEOUT:?}; log:\n{}",
+                            self.log_tail()
+                        ),
+                    ));
+                }
+                // A bounded readiness poll of the ports.
+                thread::sleep(POLL_INTERVAL);
+            }
+        }
+    }
+
+    /// The last lines of the log, for error messages.
+    fn log_tail(&self) -> String {
+        let log = fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+impl Drop for LocalBroker {
+    fn drop(&mut self) {
+        self.kill();
+        if let Err(error) = fs::remove_dir_all(&self.dir) {
+            log::debug!("removing {}: {error}", self.dir.display());
+        }
+    }
+}
+
+/// Throwaway PKI for a [`LocalBroker`] with TLS, made with the `openssl` command-line tool:
+/// a test CA; a broker certificate for `localhost` only (no IP address in its names, so
+/// connecting to `127.0.0.1` fails host-name verification); a device (client) certificate
+/// signed by the CA; and an unrelated CA, to test that an untrusted broker is refused. Valid
+/// for one day. PEM files, named after the fields, in the directory given to
+/// [`generate`](Self::generate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TestCertificates {
+    /// The test CA's certificate (`ca.crt`): the trust anchor for both sides.
+    pub ca: PathBuf,
+    /// The broker's certificate (`broker.crt`), for `localhost`.
+    pub broker_cert: PathBuf,
+    /// The broker's private key (`broker.key`).
+    pub broker_key: PathBuf,
+    /// A device certificate (`device.crt`, CN `test-device`), for client authentication.
+    pub device_cert: PathBuf,
+    /// The device's private key (`device.key`).
+    pub device_key: PathBuf,
+    /// A CA that signed nothing here (`other-ca.crt`).
+    pub other_ca: PathBuf,
+}
+
+impl TestCertificates {
+    /// Generates the certificates into `dir` (which must exist; files are overwritten). CAs
+    /// use ECDSA P-256, leaves RSA 2048. Takes well under a second.
+    ///
+    /// # Errors
+    /// When `openssl` cannot be run (kind [`io::ErrorKind::NotFound`] if it is not installed)
+    /// or one of its commands fails (the message includes its standard error).
+    pub fn generate(dir: &Path) -> io::Result<Self> {
+        let dir = absolute(dir)?;
+        let ca = |name: &str, cn: &str| {
+            let subj = format!("/CN={cn}");
+            let key = format!("{name}.key");
+            let crt = format!("{name}.crt");
+            openssl(
+                &dir,
+                &[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1",
+                    "-nodes",
+                    "-sha256",
+                    "-days",
+                    "1",
+                    "-subj",
+                    &subj,
+                    "-keyout",
+                    &key,
+                    "-out",
+                    &crt,
+                ],
+            )
+        };
+        ca("ca", "jobs-test-ca")?;
+        ca("other-ca", "jobs-other-ca")?;
+        let leaf = |name: &str, cn: &str, exts: &[&str]| {
+            let subj = format!("/CN={cn}");
+            let key = format!("{name}.key");
+            let csr = format!("{name}.csr");
+            let crt = format!("{name}.crt");
+            let mut args = vec![
+                "req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", &subj,
+            ];
+            for ext in exts {
+                args.extend(["-addext", ext]);
+            }
+            args.extend(["-keyout", &key, "-out", &csr]);
+            openssl(&dir, &args)?;
+            openssl(
+                &dir,
+                &[
+                    "x509",
+                    "-req",
+                    "-sha256",
+                    "-days",
+                    "1",
+                    "-in",
+                    &csr,
+                    "-copy_extensions",
+                    "copy",
+                    "-CA",
+                    "ca.crt",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-out",
+                    &crt,
+                ],
+            )
+        };
+        leaf(
+            "broker",
+            "localhost",
+            &[
+                "subjectAltName=DNS:localhost",
+                "extendedKeyUsage=serverAuth",
+            ],
+        )?;
+        leaf("device", "test-device", &["extendedKeyUsage=clientAuth"])?;
+        Ok(Self {
+            ca: dir.join("ca.crt"),
+            broker_cert: dir.join("broker.crt"),
+            broker_key: dir.join("broker.key"),
+            device_cert: dir.join("device.crt"),
+            device_key: dir.join("device.key"),
+            other_ca: dir.join("other-ca.crt"),
+        })
+    }
+}
+
+fn openssl(dir: &Path, args: &[&str]) -> io::Result<()> {
+    let output = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| context(e, "cannot run openssl (is it installed?)"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "openssl {} failed ({}): {}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        )))
+    }
+}
+
+/// A name unique in this process and very likely across processes.
+fn unique_name(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{n}-{nanos:x}", std::process::id())
+}
+
+/// A port that was free a moment ago (bound to port 0, then released).
+fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
+
+/// Whether files this process creates belong to root (then mosquitto needs `user root`).
+#[cfg(unix)]
+fn running_as_root(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    fs::metadata(dir).is_ok_and(|m| m.uid() == 0)
+}
+
+#[cfg(not(unix))]
+fn running_as_root(_dir: &Path) -> bool {
+    false
+}
+
+/// `path` made absolute against the current directory (mosquitto and openssl run elsewhere).
+fn absolute(path: &Path) -> io::Result<PathBuf> {
+    std::path::absolute(path)
+}
+
+/// The same error kind, with what was being done in front of the message.
+fn context(error: io::Error, doing: &str) -> io::Error {
+    io::Error::new(error.kind(), format!("{doing}: {error}"))
+}
