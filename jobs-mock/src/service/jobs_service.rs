@@ -170,7 +170,9 @@ impl JobsService {
             }
             Classified::Request { thing, api } => (thing, api),
         };
-        let token = best_effort_token(payload);
+        // Parsed once: the token of a rejection and the request itself both come from it.
+        let request = serde_json::from_slice::<Value>(payload);
+        let token = request.as_ref().ok().and_then(token_of);
         let result = if self.throttle_remaining > 0 {
             self.throttle_remaining -= 1;
             Err(Reject::new(
@@ -184,7 +186,7 @@ impl JobsService {
                 "internal error (simulated)",
             ))
         } else {
-            self.dispatch(&thing, api, payload, now, &mut out)
+            self.dispatch(&thing, api, &request, now, &mut out)
         };
         match result {
             Ok(body) => out.push(Outgoing {
@@ -200,7 +202,7 @@ impl JobsService {
         &mut self,
         thing: &ThingName,
         api: Api,
-        payload: &[u8],
+        payload: &Result<Value, serde_json::Error>,
         now: i64,
         out: &mut Vec<Outgoing>,
     ) -> Result<Vec<u8>, Reject> {
@@ -282,8 +284,11 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 
 /// Parses a request: `InvalidJson` for anything but JSON, `InvalidRequest` for JSON that is
 /// not an object of the request's shape or carries an invalid `clientToken`.
-fn parse<T: DeserializeOwned>(payload: &[u8]) -> Result<(T, Option<String>), Reject> {
-    let value: Value = serde_json::from_slice(payload)
+fn parse<T: DeserializeOwned>(
+    payload: &Result<Value, serde_json::Error>,
+) -> Result<(T, Option<String>), Reject> {
+    let value = payload
+        .as_ref()
         .map_err(|error| Reject::new(RejectCode::InvalidJson, format!("invalid JSON: {error}")))?;
     if !value.is_object() {
         return Err(Reject::invalid("the request must be a JSON object"));
@@ -297,7 +302,7 @@ fn parse<T: DeserializeOwned>(payload: &[u8]) -> Result<(T, Option<String>), Rej
         }
         Some(_) => return Err(Reject::invalid("clientToken must be a string")),
     };
-    let request = serde_json::from_value(value)
+    let request = T::deserialize(value)
         .map_err(|error| Reject::invalid(format!("malformed request: {error}")))?;
     Ok((request, token))
 }
@@ -305,10 +310,12 @@ fn parse<T: DeserializeOwned>(payload: &[u8]) -> Result<(T, Option<String>), Rej
 /// The `clientToken` of a payload, if it is a JSON object with a string token (valid or not:
 /// a rejection echoes whatever string was sent).
 fn best_effort_token(payload: &[u8]) -> Option<String> {
-    match serde_json::from_slice::<Value>(payload)
-        .ok()?
-        .get("clientToken")?
-    {
+    token_of(&serde_json::from_slice::<Value>(payload).ok()?)
+}
+
+/// The `clientToken` of a parsed payload, as for [`best_effort_token`].
+fn token_of(value: &Value) -> Option<String> {
+    match value.get("clientToken")? {
         Value::String(token) => Some(token.clone()),
         _ => None,
     }
