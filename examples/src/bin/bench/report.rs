@@ -189,11 +189,14 @@ impl Results {
             m.cpu, m.cores, m.kernel, m.mosquitto
         );
         println!(
-            "load average before {} / after {}; mode {}; {:?} per point",
+            "load average before {} / after {}; mode {}; {:?} per point ({:?} in {} alternating \
+             rounds for library vs raw)",
             m.load_before,
             m.load_after,
             if self.config.smoke { "smoke" } else { "full" },
-            self.config.time
+            self.config.time,
+            self.config.compare_time,
+            self.config.rounds
         );
         println!();
         println!(
@@ -270,6 +273,8 @@ impl Results {
                         "load_after": m.load_after},
             "mode": if self.config.smoke { "smoke" } else { "full" },
             "seconds_per_point": self.config.time.as_secs_f64(),
+            "seconds_per_comparison_point": self.config.compare_time.as_secs_f64(),
+            "comparison_rounds": self.config.rounds,
             "in_process": {
                 "describe": samples(&self.in_process.describe),
                 "update": samples(&self.in_process.update),
