@@ -4,13 +4,14 @@
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use jobs_core::{ConnectionEvent, MessageSink};
 use log::{debug, error, info, warn};
 use paho_mqtt as paho;
+use parking_lot::Mutex;
 
 /// What Paho's callbacks and the transport share: the sink, and the messages that arrived
 /// before it was installed.
@@ -81,15 +82,11 @@ impl Delivery {
         delivery
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Installs (or replaces) the sink and hands it the messages buffered so far, in order,
     /// with no lock held; messages arriving meanwhile queue behind them.
     pub(crate) fn set_sink(&self, sink: Arc<dyn MessageSink>) {
         {
-            let mut state = self.lock();
+            let mut state = self.state.lock();
             if state.dropped > 0 {
                 warn!(
                     "{} messages arrived before the sink was installed and were dropped (buffer of {})",
@@ -102,7 +99,7 @@ impl Delivery {
         }
         loop {
             let batch = {
-                let mut state = self.lock();
+                let mut state = self.state.lock();
                 if state.buffer.is_empty() {
                     state.draining = false;
                     return;
@@ -117,7 +114,7 @@ impl Delivery {
 
     /// Drops the sink (the transport is going away); later callbacks deliver nothing.
     pub(crate) fn clear(&self) {
-        let mut state = self.lock();
+        let mut state = self.state.lock();
         state.sink = None;
         state.buffer.clear();
     }
@@ -133,7 +130,7 @@ impl Delivery {
     /// On Paho's thread: hand the message to the sink, or buffer it until there is one.
     fn message(&self, topic: &str, payload: &[u8]) {
         let sink = {
-            let mut state = self.lock();
+            let mut state = self.state.lock();
             match &state.sink {
                 Some(sink) if !state.draining => Some(Arc::clone(sink)),
                 Some(_) => {
@@ -159,7 +156,7 @@ impl Delivery {
 
     /// On Paho's thread: the first connect is `build`'s own; later ones are reconnects.
     fn connected(&self) {
-        let initial = self.lock().initial.take();
+        let initial = self.state.lock().initial.take();
         match initial {
             Some(initial) => {
                 debug!("first connect seen");
@@ -175,7 +172,7 @@ impl Delivery {
     }
 
     fn connection(&self, event: ConnectionEvent) {
-        let sink = self.lock().sink.clone();
+        let sink = self.state.lock().sink.clone();
         match sink {
             Some(sink) => {
                 if catch_unwind(AssertUnwindSafe(|| sink.connection(event))).is_err() {
