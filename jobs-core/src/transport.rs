@@ -58,10 +58,10 @@ pub enum ConnectionEvent {
 ///
 /// # Threading
 /// The transport calls the sink from its delivery thread (for `jobs-paho`: Paho's receive
-/// thread, shared by every Paho client of the process; for `jobs-mock`: the publishing thread). Both methods return
-/// quickly and never block: the client only parses, records and
-/// wakes waiting callers. A transport must never call the sink while holding a lock that its own
-/// `publish`/`subscribe` needs. The sink never calls back into the transport.
+/// thread, shared by every Paho client of the process; for `jobs-mock`: the publishing
+/// thread). Both methods return quickly and never block: the client's sink only parses,
+/// records and wakes waiting callers, and never calls back into the transport. A transport
+/// must never call the sink while holding a lock that its own `publish`/`subscribe` needs.
 pub trait MessageSink: Send + Sync {
     /// Hands over one inbound PUBLISH. Called for every message on any subscribed filter, in the
     /// order the broker delivered them; `payload` is the raw bytes.

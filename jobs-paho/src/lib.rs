@@ -39,9 +39,8 @@
 //! (with `session_present: None`: Paho cannot tell), `ConnectionLost` when the link drops or
 //! the broker sends DISCONNECT. Sink calls run under `catch_unwind`; a panic is logged and
 //! delivery carries on. A slow sink therefore delays every Paho client of the process, which
-//! is why the sink contract forbids blocking. (Until the benchmarks of issue 5, a dispatcher
-//! thread sat between Paho and the sink; the extra thread wake-up per reply cost 10–15 % of
-//! a local round trip.)
+//! is why the sink contract forbids blocking. No thread of ours sits between Paho and the
+//! sink: that hop cost 10–15 % of a local round trip (see `BENCHMARKS.md`).
 //!
 //! The first connect happens in `build`, before any sink can exist, so it is not reported;
 //! [`PahoTransport::session_present`] tells whether the broker resumed a session then.
