@@ -315,13 +315,7 @@ impl MockBroker {
     fn publish(&self, index: usize, topic: &str, payload: &[u8]) -> Result<(), TransportError> {
         let (deliveries, replies) = {
             let mut state = self.state.lock();
-            let client = state
-                .clients
-                .get_mut(index)
-                .ok_or(TransportError::NotConnected)?;
-            if !client.connected {
-                return Err(TransportError::NotConnected);
-            }
+            let client = state.connected_client(index)?;
             if let Some(error) = client.fail_next_publish.pop_front() {
                 return Err(error);
             }
@@ -356,13 +350,7 @@ impl MockBroker {
         let mut state = self.state.lock();
         state.routes.clear();
         let refused = state.refused_filters.clone();
-        let client = state
-            .clients
-            .get_mut(index)
-            .ok_or(TransportError::NotConnected)?;
-        if !client.connected {
-            return Err(TransportError::NotConnected);
-        }
+        let client = state.connected_client(index)?;
         let client_id = client.id.clone();
         let outcomes = filters
             .iter()
@@ -388,6 +376,14 @@ impl MockBroker {
 }
 
 impl State {
+    /// The client behind a transport, if it is connected.
+    fn connected_client(&mut self, index: usize) -> Result<&mut ClientState, TransportError> {
+        match self.clients.get_mut(index) {
+            Some(client) if client.connected => Ok(client),
+            _ => Err(TransportError::NotConnected),
+        }
+    }
+
     fn record_publish(&mut self, client: &str, topic: &str, payload: &[u8]) {
         if let Some(records) = &mut self.recording {
             records.published.push(Published {
@@ -483,13 +479,7 @@ impl MqttTransport for MockTransport {
     fn unsubscribe(&self, filters: &[&str]) -> Result<(), TransportError> {
         let mut state = self.broker.state.lock();
         state.routes.clear();
-        let client = state
-            .clients
-            .get_mut(self.index)
-            .ok_or(TransportError::NotConnected)?;
-        if !client.connected {
-            return Err(TransportError::NotConnected);
-        }
+        let client = state.connected_client(self.index)?;
         client
             .subscriptions
             .retain(|s| !filters.contains(&s.as_str()));

@@ -67,9 +67,7 @@ impl PahoTransport {
         certificate: impl Into<PathBuf>,
         private_key: impl Into<PathBuf>,
     ) -> PahoTransportBuilder {
-        PahoTransportBuilder::new(&format!("ssl://{endpoint}:8883"), client_id)
-            .ca_file(ca_file)
-            .client_certificate(certificate, private_key)
+        aws_iot_on_port(endpoint, 8883, client_id, ca_file, certificate, private_key)
     }
 
     /// As [`aws_iot`](Self::aws_iot), on port 443 with the ALPN protocol
@@ -81,9 +79,7 @@ impl PahoTransport {
         certificate: impl Into<PathBuf>,
         private_key: impl Into<PathBuf>,
     ) -> PahoTransportBuilder {
-        PahoTransportBuilder::new(&format!("ssl://{endpoint}:443"), client_id)
-            .ca_file(ca_file)
-            .client_certificate(certificate, private_key)
+        aws_iot_on_port(endpoint, 443, client_id, ca_file, certificate, private_key)
             .alpn_protocols(&[AWS_IOT_ALPN])
     }
 
@@ -238,6 +234,19 @@ impl Drop for PahoTransport {
         let _ = self.client.is_connected();
         self.delivery.clear();
     }
+}
+
+fn aws_iot_on_port(
+    endpoint: &str,
+    port: u16,
+    client_id: &str,
+    ca_file: impl Into<PathBuf>,
+    certificate: impl Into<PathBuf>,
+    private_key: impl Into<PathBuf>,
+) -> PahoTransportBuilder {
+    PahoTransportBuilder::new(&format!("ssl://{endpoint}:{port}"), client_id)
+        .ca_file(ca_file)
+        .client_certificate(certificate, private_key)
 }
 
 fn qos_code(qos: QoS) -> i32 {
