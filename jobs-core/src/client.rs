@@ -9,8 +9,8 @@ use std::sync::{Arc, Weak};
 use log::{debug, info};
 use parking_lot::RwLock;
 
-use crate::jobs::Shared;
 use crate::names::ThingName;
+use crate::shared::Shared;
 use crate::topics::JobsTopic;
 use crate::transport::{ConnectionEvent, MessageSink, MqttTransport, TransportError};
 

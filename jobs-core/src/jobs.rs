@@ -1,17 +1,13 @@
 //! [`Jobs`]: the Jobs of one thing — pending list, start-next, describe of `$next`, events.
 
-use std::borrow::Cow;
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use log::{debug, trace, warn};
-use parking_lot::{Condvar, Mutex};
-use serde::Deserialize;
+use log::{debug, trace};
 use serde::de::DeserializeOwned;
 
-use crate::client::{Client, Router};
+use crate::client::Client;
 use crate::error::{Error, InvalidInput, Operation, Rejection};
 use crate::job::Job;
 use crate::model::{
@@ -19,8 +15,9 @@ use crate::model::{
     PendingJobs, RejectCode, StartNextRequest,
 };
 use crate::names::{JobId, NEXT_JOB, StatusDetails, StepTimeout, ThingName};
-use crate::pending::{Completion, Expected, Pending, Reply};
-use crate::topics::{JobsTopic, ReplyKind, RequestKind, ThingTopics};
+use crate::pending::Expected;
+use crate::shared::Shared;
+use crate::topics::{ReplyKind, RequestKind};
 use crate::transport::{QoS, SubscribeOutcome, TransportError};
 
 /// The default time a call waits for its reply.
@@ -28,10 +25,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The largest MQTT payload AWS IoT Core accepts.
 const MAX_PAYLOAD: usize = 128 * 1024;
-
-/// How many events [`Jobs::next_event`] keeps for a caller that has not asked yet; older ones
-/// are dropped first. [`Jobs::changed`] still reports that something happened.
-const EVENT_BUFFER: usize = 64;
 
 /// An event the service pushed to the thing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -521,121 +514,4 @@ fn decode<T: DeserializeOwned>(payload: &[u8], topic: impl FnOnce() -> String) -
         topic: topic(),
         source,
     })
-}
-
-#[derive(Debug, Default)]
-struct Subscription {
-    /// The connection epoch the filters were last subscribed in.
-    epoch: Option<u64>,
-    /// A caller is subscribing right now.
-    in_progress: bool,
-}
-
-/// State shared by all clones of one thing's [`Jobs`], reachable from the router.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) thing: ThingName,
-    pub(crate) topics: ThingTopics,
-    pub(crate) pending: Pending,
-    changed: AtomicBool,
-    events: Mutex<VecDeque<Event>>,
-    /// Signalled when an event arrives or the connection epoch changes.
-    wake: Condvar,
-    subscription: Mutex<Subscription>,
-    subscribed: Condvar,
-    router: Weak<Router>,
-}
-
-#[derive(Deserialize)]
-struct TokenOnly<'a> {
-    #[serde(rename = "clientToken", borrow, default)]
-    client_token: Option<Cow<'a, str>>,
-}
-
-impl Shared {
-    fn new(thing: ThingName, router: Weak<Router>) -> Self {
-        Self {
-            topics: ThingTopics::new(&thing),
-            thing,
-            pending: Pending::default(),
-            changed: AtomicBool::new(true),
-            events: Mutex::new(VecDeque::new()),
-            wake: Condvar::new(),
-            subscription: Mutex::new(Subscription::default()),
-            subscribed: Condvar::new(),
-            router,
-        }
-    }
-
-    /// Handles one inbound message of this thing, on the transport's delivery thread.
-    pub(crate) fn handle(&self, topic: JobsTopic<'_>, raw_topic: &str, payload: &[u8]) {
-        match topic {
-            JobsTopic::Reply {
-                job, request, kind, ..
-            } => {
-                let reply = || Reply {
-                    kind,
-                    payload: payload.to_vec(),
-                };
-                let completion = match serde_json::from_slice::<TokenOnly<'_>>(payload) {
-                    Ok(TokenOnly {
-                        client_token: Some(token),
-                    }) => self.pending.complete(&token, request, job, reply),
-                    // No token to route by (corrupt or token-less reply): it can only belong to
-                    // the one call waiting on this topic, if exactly one does.
-                    _ => self.pending.complete_sole(request, job, reply),
-                };
-                match completion {
-                    Completion::Delivered => {}
-                    Completion::NoMatch => {
-                        debug!("dropping late, duplicate or foreign reply on {raw_topic}")
-                    }
-                    Completion::WrongTopic => debug!(
-                        "dropping reply on {raw_topic}: its token belongs to a call on another topic"
-                    ),
-                }
-            }
-            JobsTopic::Notify { .. } => self.event(raw_topic, payload, Event::JobsChanged),
-            JobsTopic::NotifyNext { .. } => self.event(raw_topic, payload, Event::NextJobChanged),
-        }
-    }
-
-    fn event<T: DeserializeOwned>(&self, topic: &str, payload: &[u8], wrap: fn(T) -> Event) {
-        self.changed.store(true, Ordering::Release);
-        let event = match serde_json::from_slice(payload) {
-            Ok(event) => wrap(event),
-            Err(error) => {
-                warn!(
-                    "undecodable event on {topic} ({} bytes): {error}",
-                    payload.len()
-                );
-                return;
-            }
-        };
-        let mut events = self.events.lock();
-        if events.len() == EVENT_BUFFER {
-            debug!(
-                "event buffer of {} full; dropping the oldest event",
-                self.thing
-            );
-            events.pop_front();
-        }
-        events.push_back(event);
-        self.wake.notify_all();
-    }
-
-    /// The transport reconnected without resuming the session.
-    pub(crate) fn reconnected(&self) {
-        self.changed.store(true, Ordering::Release);
-        let _events = self.events.lock();
-        self.wake.notify_all();
-    }
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        if let Some(router) = self.router.upgrade() {
-            router.unregister_dead(&self.thing);
-        }
-    }
 }

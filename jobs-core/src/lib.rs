@@ -68,6 +68,7 @@ mod jobs;
 pub mod model;
 mod names;
 mod pending;
+mod shared;
 pub mod topics;
 pub mod transport;
 

@@ -1,0 +1,142 @@
+//! [`Shared`]: the state of one thing that every clone of its [`Jobs`](crate::Jobs) and the
+//! client's router share — calls waiting for replies, the changed flag, buffered events and the
+//! subscription's epoch — and the handling of the thing's inbound messages on the transport's
+//! delivery thread.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::sync::Weak;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use log::{debug, warn};
+use parking_lot::{Condvar, Mutex};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::client::Router;
+use crate::jobs::Event;
+use crate::names::ThingName;
+use crate::pending::{Completion, Pending, Reply};
+use crate::topics::{JobsTopic, ThingTopics};
+
+/// How many events [`Jobs::next_event`](crate::Jobs::next_event) keeps for a caller that has not asked yet; older ones
+/// are dropped first. [`Jobs::changed`](crate::Jobs::changed) still reports that something happened.
+const EVENT_BUFFER: usize = 64;
+
+#[derive(Debug, Default)]
+pub(crate) struct Subscription {
+    /// The connection epoch the filters were last subscribed in.
+    pub(crate) epoch: Option<u64>,
+    /// A caller is subscribing right now.
+    pub(crate) in_progress: bool,
+}
+
+/// State shared by all clones of one thing's [`Jobs`](crate::Jobs), reachable from the router.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) thing: ThingName,
+    pub(crate) topics: ThingTopics,
+    pub(crate) pending: Pending,
+    pub(crate) changed: AtomicBool,
+    pub(crate) events: Mutex<VecDeque<Event>>,
+    /// Signalled when an event arrives or the connection epoch changes.
+    pub(crate) wake: Condvar,
+    pub(crate) subscription: Mutex<Subscription>,
+    /// Signalled when a subscription attempt ends.
+    pub(crate) subscribed: Condvar,
+    router: Weak<Router>,
+}
+
+#[derive(Deserialize)]
+struct TokenOnly<'a> {
+    #[serde(rename = "clientToken", borrow, default)]
+    client_token: Option<Cow<'a, str>>,
+}
+
+impl Shared {
+    pub(crate) fn new(thing: ThingName, router: Weak<Router>) -> Self {
+        Self {
+            topics: ThingTopics::new(&thing),
+            thing,
+            pending: Pending::default(),
+            changed: AtomicBool::new(true),
+            events: Mutex::new(VecDeque::new()),
+            wake: Condvar::new(),
+            subscription: Mutex::new(Subscription::default()),
+            subscribed: Condvar::new(),
+            router,
+        }
+    }
+
+    /// Handles one inbound message of this thing, on the transport's delivery thread.
+    pub(crate) fn handle(&self, topic: JobsTopic<'_>, raw_topic: &str, payload: &[u8]) {
+        match topic {
+            JobsTopic::Reply {
+                job, request, kind, ..
+            } => {
+                let reply = || Reply {
+                    kind,
+                    payload: payload.to_vec(),
+                };
+                let completion = match serde_json::from_slice::<TokenOnly<'_>>(payload) {
+                    Ok(TokenOnly {
+                        client_token: Some(token),
+                    }) => self.pending.complete(&token, request, job, reply),
+                    // No token to route by (corrupt or token-less reply): it can only belong to
+                    // the one call waiting on this topic, if exactly one does.
+                    _ => self.pending.complete_sole(request, job, reply),
+                };
+                match completion {
+                    Completion::Delivered => {}
+                    Completion::NoMatch => {
+                        debug!("dropping late, duplicate or foreign reply on {raw_topic}")
+                    }
+                    Completion::WrongTopic => debug!(
+                        "dropping reply on {raw_topic}: its token belongs to a call on another topic"
+                    ),
+                }
+            }
+            JobsTopic::Notify { .. } => self.event(raw_topic, payload, Event::JobsChanged),
+            JobsTopic::NotifyNext { .. } => self.event(raw_topic, payload, Event::NextJobChanged),
+        }
+    }
+
+    fn event<T: DeserializeOwned>(&self, topic: &str, payload: &[u8], wrap: fn(T) -> Event) {
+        self.changed.store(true, Ordering::Release);
+        let event = match serde_json::from_slice(payload) {
+            Ok(event) => wrap(event),
+            Err(error) => {
+                warn!(
+                    "undecodable event on {topic} ({} bytes): {error}",
+                    payload.len()
+                );
+                return;
+            }
+        };
+        let mut events = self.events.lock();
+        if events.len() == EVENT_BUFFER {
+            debug!(
+                "event buffer of {} full; dropping the oldest event",
+                self.thing
+            );
+            events.pop_front();
+        }
+        events.push_back(event);
+        self.wake.notify_all();
+    }
+
+    /// The transport reconnected without resuming the session.
+    pub(crate) fn reconnected(&self) {
+        self.changed.store(true, Ordering::Release);
+        let _events = self.events.lock();
+        self.wake.notify_all();
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let Some(router) = self.router.upgrade() {
+            router.unregister_dead(&self.thing);
+        }
+    }
+}
