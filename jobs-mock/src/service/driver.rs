@@ -184,9 +184,15 @@ impl MessageSink for Discard {
 pub struct Simulator {
     service: Arc<Mutex<JobsService>>,
     transport: Arc<dyn MqttTransport>,
+    /// `None` for [`Simulator::start_inline`], which answers on the publishing thread.
+    worker: Option<Worker>,
+}
+
+/// The worker thread of [`Simulator::start`] and how to stop it.
+struct Worker {
     tx: Sender<Message>,
     done: Receiver<()>,
-    worker: Option<JoinHandle<()>>,
+    handle: JoinHandle<()>,
 }
 
 impl fmt::Debug for Simulator {
@@ -215,7 +221,7 @@ impl Simulator {
         let system_clock = !service.clock().is_virtual();
         let service = Arc::new(Mutex::new(service));
         let (done_tx, done) = crossbeam_channel::bounded(1);
-        let worker = {
+        let handle = {
             let service = Arc::clone(&service);
             let transport = Arc::clone(&transport);
             std::thread::Builder::new()
@@ -230,9 +236,7 @@ impl Simulator {
         Ok(Self {
             service,
             transport,
-            tx,
-            done,
-            worker: Some(worker),
+            worker: Some(Worker { tx, done, handle }),
         })
     }
 
@@ -263,14 +267,9 @@ impl Simulator {
             transport.set_sink(Arc::new(Discard));
             return Err(SimulatorError::Subscribe(error));
         }
-        // No worker: the channel only keeps the struct uniform; nothing ever reads it.
-        let (tx, _) = crossbeam_channel::unbounded();
-        let (_, done) = crossbeam_channel::bounded(1);
         Ok(Self {
             service,
             transport,
-            tx,
-            done,
             worker: None,
         })
     }
@@ -362,13 +361,13 @@ impl Drop for Simulator {
             self.transport.set_sink(Arc::new(Discard));
             return;
         };
-        if self.tx.send(Message::Stop).is_err() {
+        if worker.tx.send(Message::Stop).is_err() {
             log::debug!("simulator worker already gone");
         }
-        match self.done.recv_timeout(STOP_WAIT) {
+        match worker.done.recv_timeout(STOP_WAIT) {
             // Finished, or gone without saying so (it panicked): joining returns at once.
             Ok(()) | Err(RecvTimeoutError::Disconnected) => {
-                if worker.join().is_err() {
+                if worker.handle.join().is_err() {
                     log::error!("simulator worker panicked");
                 }
             }
