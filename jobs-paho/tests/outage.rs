@@ -26,17 +26,26 @@ fn transport(broker: &LocalBroker) -> PahoTransport {
         .unwrap()
 }
 
-#[test]
-fn publish_and_subscribe_while_offline_fail_fast_with_not_connected() {
+/// A transport whose broker was killed, once the transport has noticed.
+#[expect(
+    clippy::unwrap_used,
+    reason = "test helper: a missing event fails the test"
+)]
+fn offline_transport() -> (LocalBroker, PahoTransport) {
     let mut broker = start_broker();
     let transport = transport(&broker);
     let (_messages, events) = channel_sink(&transport);
-
     broker.kill();
     assert_eq!(
         events.recv_timeout(WAIT).unwrap(),
         ConnectionEvent::ConnectionLost
     );
+    (broker, transport)
+}
+
+#[test]
+fn publish_and_subscribe_while_offline_fail_fast_with_not_connected() {
+    let (_broker, transport) = offline_transport();
 
     let started = Instant::now();
     let publish = transport.publish("offline/topic", b"x", QoS::AtLeastOnce);
@@ -139,14 +148,7 @@ fn jobs_calls_fail_clearly_during_an_outage_and_succeed_after_automatic_reconnec
 
 #[test]
 fn dropping_a_transport_while_the_broker_is_down_returns_promptly() {
-    let mut broker = start_broker();
-    let transport = transport(&broker);
-    let (_messages, events) = channel_sink(&transport);
-    broker.kill();
-    assert_eq!(
-        events.recv_timeout(WAIT).unwrap(),
-        ConnectionEvent::ConnectionLost
-    );
+    let (_broker, transport) = offline_transport();
 
     let started = Instant::now();
     drop(transport);
