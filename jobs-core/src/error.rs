@@ -55,9 +55,9 @@ pub enum NameError {
     Empty,
     /// The value is longer than allowed.
     TooLong {
-        /// Its length in bytes.
+        /// Its length in characters (bytes for a client token, which is ASCII).
         len: usize,
-        /// The maximum length in bytes.
+        /// The maximum length.
         max: usize,
     },
     /// The value contains a character outside the allowed set.
@@ -72,14 +72,18 @@ pub enum NameError {
 impl fmt::Display for NameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Empty => f.write_str("is empty"),
-            Self::TooLong { len, max } => write!(f, "is {len} bytes long, more than {max}"),
+            Self::Empty => f.write_str("must not be empty"),
+            Self::TooLong { len, max } => {
+                write!(f, "is {len} characters long, more than {max}")
+            }
             Self::InvalidCharacter {
                 character,
                 position,
-            } => {
-                write!(f, "has {character:?} at byte {position}")
-            }
+            } => write!(
+                f,
+                "{character:?} (U+{:04X}) at byte {position} is not allowed",
+                u32::from(*character)
+            ),
         }
     }
 }

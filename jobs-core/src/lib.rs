@@ -71,13 +71,14 @@ mod pending;
 mod shared;
 pub mod topics;
 pub mod transport;
+pub mod validate;
 
 pub use client::Client;
 pub use error::{Error, InvalidInput, NameError, Operation, Rejection};
 pub use job::{Describe, Job, Update};
 pub use jobs::{DEFAULT_TIMEOUT, Event, Jobs, JobsBuilder, StartNext};
 pub use model::{Document, JobStatus, RejectCode};
-pub use names::{JobId, StatusDetails, StepTimeout, ThingName, check_client_token};
+pub use names::{JobId, StatusDetails, StepTimeout, ThingName};
 pub use transport::{
     ConnectionEvent, MessageSink, MqttTransport, QoS, SubscribeOutcome, TransportError,
 };

@@ -7,45 +7,14 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::error::{InvalidInput, NameError};
-
-const THING_NAME_MAX: usize = 128;
-const JOB_ID_MAX: usize = 64;
-const DETAIL_KEY_MAX: usize = 128;
-const DETAIL_VALUE_MAX: usize = 1024;
-const CLIENT_TOKEN_MAX: usize = 64;
-const STEP_TIMEOUT_MAX: i64 = 10_080;
+use crate::error::InvalidInput;
+use crate::validate;
 
 /// The job level `$next` of a Describe topic, which the service resolves to the next pending
 /// execution (replies come back on the `$next` topics).
 pub const NEXT_JOB: &str = "$next";
 
-fn check_name(name: &str, max: usize, allowed: impl Fn(char) -> bool) -> Result<(), NameError> {
-    if name.is_empty() {
-        return Err(NameError::Empty);
-    }
-    if name.len() > max {
-        return Err(NameError::TooLong {
-            len: name.len(),
-            max,
-        });
-    }
-    match name.char_indices().find(|&(_, c)| !allowed(c)) {
-        Some((position, character)) => Err(NameError::InvalidCharacter {
-            character,
-            position,
-        }),
-        None => Ok(()),
-    }
-}
-
-fn is_job_id_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_' || c == '-'
-}
-
-fn is_thing_name_char(c: char) -> bool {
-    is_job_id_char(c) || c == ':'
-}
+const STEP_TIMEOUT_MAX: i64 = 10_080;
 
 macro_rules! validated_name {
     ($(#[$doc:meta])* $name:ident, $check:expr, $variant:ident) => {
@@ -110,7 +79,7 @@ macro_rules! validated_name {
 validated_name!(
     /// An AWS IoT thing name: 1–128 characters of `[a-zA-Z0-9:_-]`, case-sensitive.
     ThingName,
-    |v: &str| check_name(v, THING_NAME_MAX, is_thing_name_char),
+    validate::thing_name,
     ThingName
 );
 
@@ -118,22 +87,13 @@ validated_name!(
     /// A job ID: 1–64 characters of `[a-zA-Z0-9_-]`. `$next` is not a job ID; Describe of the
     /// next pending execution is [`Jobs::describe_next`](crate::Jobs::describe_next).
     JobId,
-    |v: &str| check_name(v, JOB_ID_MAX, is_job_id_char),
+    validate::job_id,
     JobId
 );
 
-/// Checks a client token: 1–64 bytes of printable ASCII (the Jobs limit is undocumented; 64 is
-/// the documented Shadow limit and the AWS C Jobs library's check). The client's own tokens
-/// always pass; this is for simulators and ports.
-///
-/// # Errors
-/// What is wrong with the token.
-pub fn check_client_token(token: &str) -> Result<(), NameError> {
-    check_name(token, CLIENT_TOKEN_MAX, |c| c.is_ascii_graphic())
-}
-
 /// `statusDetails`: string keys (1–128 of `[a-zA-Z0-9:_-]`) mapped to string values (1–1024
-/// characters, no control characters), validated on insertion.
+/// characters, none of Unicode category Other), validated on insertion with the rules of
+/// [`validate`](crate::validate).
 ///
 /// AWS documents no limit on the number of pairs for the device API; none is imposed here beyond
 /// the 128 KB payload limit checked when a request is encoded.
@@ -157,12 +117,7 @@ impl StatusDetails {
         value: impl Into<String>,
     ) -> Result<&mut Self, InvalidInput> {
         let (key, value) = (key.into(), value.into());
-        if let Err(reason) = check_name(&key, DETAIL_KEY_MAX, is_thing_name_char) {
-            return Err(InvalidInput::StatusDetailKey { key, reason });
-        }
-        if let Err(reason) = check_name(&value, DETAIL_VALUE_MAX, |c| !c.is_control()) {
-            return Err(InvalidInput::StatusDetailValue { key, reason });
-        }
+        check_pair(&key, &value)?;
         self.0.insert(key, value);
         Ok(self)
     }
@@ -181,6 +136,17 @@ impl StatusDetails {
             details.insert(key, value)?;
         }
         Ok(details)
+    }
+
+    /// Checks every pair again. Details decoded from a reply are taken as the service sent them;
+    /// the client calls this before it publishes any, so nothing invalid is ever sent.
+    ///
+    /// # Errors
+    /// As for [`insert`](Self::insert), for the first invalid pair.
+    pub fn validate(&self) -> Result<(), InvalidInput> {
+        self.0
+            .iter()
+            .try_for_each(|(key, value)| check_pair(key, value))
     }
 
     /// The value of `key`, if set.
@@ -204,8 +170,19 @@ impl StatusDetails {
     }
 }
 
+fn check_pair(key: &str, value: &str) -> Result<(), InvalidInput> {
+    validate::status_detail_key(key).map_err(|reason| InvalidInput::StatusDetailKey {
+        key: key.to_owned(),
+        reason,
+    })?;
+    validate::status_detail_value(value).map_err(|reason| InvalidInput::StatusDetailValue {
+        key: key.to_owned(),
+        reason,
+    })
+}
+
 /// Decoding is tolerant: the service's own view of an execution is taken as it comes, since a
-/// device cannot correct it. Only requests are validated.
+/// device cannot correct it; [`StatusDetails::validate`] runs before anything is published.
 impl<'de> Deserialize<'de> for StatusDetails {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         BTreeMap::deserialize(deserializer).map(Self)
@@ -246,28 +223,7 @@ impl StepTimeout {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_ascii_byte_is_classified_like_the_c_library_for_thing_names() {
-        for byte in 1u8..=127 {
-            let c = char::from(byte);
-            let expected = c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':');
-            assert_eq!(
-                ThingName::new(c.to_string()).is_ok(),
-                expected,
-                "byte {byte}"
-            );
-        }
-    }
-
-    #[test]
-    fn every_ascii_byte_is_classified_by_the_documented_pattern_for_job_ids() {
-        for byte in 1u8..=127 {
-            let c = char::from(byte);
-            let expected = c.is_ascii_alphanumeric() || matches!(c, '-' | '_');
-            assert_eq!(JobId::new(c.to_string()).is_ok(), expected, "byte {byte}");
-        }
-    }
+    use crate::error::NameError;
 
     #[test]
     fn name_lengths_are_checked_at_the_limits() {
@@ -346,14 +302,5 @@ mod tests {
         assert!(StepTimeout::minutes(10_081).is_err());
         assert!(StepTimeout::minutes(-1).is_err());
         assert_eq!(StepTimeout::CANCEL.as_minutes(), -1);
-    }
-
-    #[test]
-    fn client_tokens_are_printable_ascii_up_to_64_bytes() {
-        assert!(check_client_token("k3x9-0001").is_ok());
-        assert!(check_client_token(&"t".repeat(64)).is_ok());
-        assert!(check_client_token(&"t".repeat(65)).is_err());
-        assert!(check_client_token("with space").is_err());
-        assert!(check_client_token("").is_err());
     }
 }

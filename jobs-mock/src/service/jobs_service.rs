@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use jobs_core::model::{ErrorReply, ExecutionState};
-use jobs_core::{JobId, RejectCode, ThingName, check_client_token};
+use jobs_core::{JobId, RejectCode, ThingName, validate};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -296,7 +296,7 @@ fn parse<T: DeserializeOwned>(
     let token = match value.get("clientToken") {
         None | Some(Value::Null) => None,
         Some(Value::String(token)) => {
-            check_client_token(token)
+            validate::client_token(token)
                 .map_err(|reason| Reject::invalid(format!("invalid clientToken: {reason}")))?;
             Some(token.clone())
         }
