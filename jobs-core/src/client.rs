@@ -2,6 +2,7 @@
 //! and the message sink that routes inbound traffic to them by thing name.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -9,6 +10,7 @@ use std::sync::{Arc, Weak};
 use log::{debug, info};
 use parking_lot::RwLock;
 
+use crate::error::{Error, Operation};
 use crate::names::ThingName;
 use crate::shared::Shared;
 use crate::topics::JobsTopic;
@@ -23,25 +25,43 @@ use crate::transport::{ConnectionEvent, MessageSink, MqttTransport, TransportErr
 /// `Client` is `Send + Sync`. It spawns no threads: inbound messages are routed on the
 /// transport's delivery thread, and subscriptions are restored after a reconnect by the next
 /// call of each [`Jobs`](crate::Jobs) on the caller's thread.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     pub(crate) transport: Arc<dyn MqttTransport>,
     pub(crate) router: Arc<Router>,
 }
 
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("things", &self.router.things.read().len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Client {
     /// Takes over `transport` and installs the client's message sink on it.
     ///
-    /// Give each transport to one `Client` only: installing a second sink replaces the first.
-    pub fn new(transport: impl MqttTransport + 'static) -> Self {
+    /// # Errors
+    /// [`Error::Transport`] with [`TransportError::SinkInstalled`] when the transport already
+    /// serves another `Client` (a transport serves one client; clone the client to share it).
+    pub fn new(transport: impl MqttTransport + 'static) -> Result<Self, Error> {
         Self::from_arc(Arc::new(transport))
     }
 
     /// As [`new`](Self::new), for a transport already behind an `Arc`.
-    pub fn from_arc(transport: Arc<dyn MqttTransport>) -> Self {
+    ///
+    /// # Errors
+    /// As for [`new`](Self::new).
+    pub fn from_arc(transport: Arc<dyn MqttTransport>) -> Result<Self, Error> {
         let router = Arc::new(Router::new());
-        transport.set_sink(Arc::clone(&router) as Arc<dyn MessageSink>);
-        Self { transport, router }
+        transport
+            .set_sink(Arc::clone(&router) as Arc<dyn MessageSink>)
+            .map_err(|source| Error::Transport {
+                operation: Operation::Subscribe,
+                source,
+            })?;
+        Ok(Self { transport, router })
     }
 
     /// The transport this client drives.

@@ -357,10 +357,18 @@ impl Jobs {
             "{operation} request on {topic}: {}",
             String::from_utf8_lossy(&payload)
         );
+        // Nothing is published once the call's deadline has passed: the caller is told it timed
+        // out, and a request it was told about must not be applied behind its back.
+        if Instant::now() >= deadline {
+            return Err(Error::Timeout {
+                operation,
+                waited: timeout,
+            });
+        }
         self.client
             .transport
-            .publish(&topic, &payload, QoS::AtLeastOnce)
-            .map_err(|source| Error::Transport { operation, source })?;
+            .publish(&topic, &payload, QoS::AtLeastOnce, deadline)
+            .map_err(|source| transport_error(operation, source, deadline, timeout))?;
         let reply = match registration.wait_until(deadline) {
             None => {
                 return Err(Error::Timeout {
@@ -426,17 +434,17 @@ impl Jobs {
                 }
             }
         }
-        let result = self.subscribe_filters();
+        let result = self.subscribe_filters(deadline);
         let mut state = self.shared.subscription.lock();
         state.in_progress = false;
         if result.is_ok() {
             state.epoch = Some(epoch);
         }
         self.shared.subscribed.notify_all();
-        result.map_err(|source| Error::Transport { operation, source })
+        result.map_err(|source| transport_error(operation, source, deadline, timeout))
     }
 
-    fn subscribe_filters(&self) -> Result<(), TransportError> {
+    fn subscribe_filters(&self, deadline: Instant) -> Result<(), TransportError> {
         let filters = self.shared.topics.filters();
         let filters: Vec<&str> = filters.iter().map(String::as_str).collect();
         debug!(
@@ -447,7 +455,7 @@ impl Jobs {
         let outcomes = self
             .client
             .transport
-            .subscribe(&filters, QoS::AtLeastOnce)?;
+            .subscribe(&filters, QoS::AtLeastOnce, deadline)?;
         if outcomes.len() != filters.len() {
             return Err(TransportError::backend(format!(
                 "SUBACK has {} codes for {} filters",
@@ -507,6 +515,23 @@ fn deadline_after(timeout: Duration) -> Instant {
     // A timeout too large to represent waits a year: bounded, and longer than any real use.
     now.checked_add(timeout)
         .unwrap_or(now + Duration::from_secs(365 * 24 * 3600))
+}
+
+/// A transport failure of `operation`; a transport timeout at or after the call's deadline is
+/// the call's own timeout.
+fn transport_error(
+    operation: Operation,
+    source: TransportError,
+    deadline: Instant,
+    timeout: Duration,
+) -> Error {
+    match source {
+        TransportError::Timeout if Instant::now() >= deadline => Error::Timeout {
+            operation,
+            waited: timeout,
+        },
+        source => Error::Transport { operation, source },
+    }
 }
 
 fn decode<T: DeserializeOwned>(payload: &[u8], topic: impl FnOnce() -> String) -> Result<T, Error> {

@@ -31,7 +31,7 @@
 //!         "queuedJobs": [{"jobId": "rotate-logs", "versionNumber": 1, "executionNumber": 1}],
 //!     })),
 //! );
-//! let client = Client::new(broker.connect("pump-07"));
+//! let client = Client::new(broker.connect("pump-07"))?;
 //! let jobs = Jobs::new(&client, "pump-07")?;
 //! assert!(jobs.changed()); // true on the first call: list once at start-up
 //! let pending = jobs.list()?;

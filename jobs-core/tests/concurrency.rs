@@ -92,7 +92,7 @@ fn replies_in_reverse_order_reach_the_right_waiting_threads() {
 #[test]
 fn two_things_share_one_transport_and_each_hears_only_its_own_traffic() {
     let broker = MockBroker::new();
-    let client = Client::new(broker.connect("gateway"));
+    let client = Client::new(broker.connect("gateway")).unwrap();
     let pump = Jobs::new(&client, THING).unwrap();
     let valve = Jobs::new(&client, "valve-3").unwrap();
     broker.script("$aws/things/+/jobs/+/get", echo_job_id());
@@ -114,7 +114,7 @@ fn two_things_share_one_transport_and_each_hears_only_its_own_traffic() {
 fn a_thousand_things_share_one_client() {
     let broker = MockBroker::new();
     broker.set_recording(false);
-    let client = Client::new(broker.connect("gateway"));
+    let client = Client::new(broker.connect("gateway")).unwrap();
     let fleet: Vec<Jobs> = (0..1000)
         .map(|i| Jobs::new(&client, &format!("thing-{i}")).unwrap())
         .collect();

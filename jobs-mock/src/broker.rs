@@ -102,6 +102,8 @@ struct ClientState {
     connected: bool,
     /// Set when a newer connection took over the client ID; the handle stays offline.
     replaced: bool,
+    /// Set when the client disconnected for good (DISCONNECT, or its last handle dropped).
+    closed: bool,
     fail_next_publish: VecDeque<TransportError>,
 }
 
@@ -136,6 +138,7 @@ impl MockBroker {
                 subscriptions: Vec::new(),
                 connected: true,
                 replaced: false,
+                closed: false,
                 fail_next_publish: VecDeque::new(),
             });
             (state.clients.len() - 1, kicked)
@@ -144,9 +147,11 @@ impl MockBroker {
             sink.connection(ConnectionEvent::ConnectionLost);
         }
         MockTransport {
-            broker: self.clone(),
-            index,
-            client_id: client_id.to_owned(),
+            handle: Arc::new(Handle {
+                broker: self.clone(),
+                index,
+                client_id: client_id.to_owned(),
+            }),
         }
     }
 
@@ -212,6 +217,23 @@ impl MockBroker {
         }
     }
 
+    /// Ends a client's connection for good: no more deliveries, the sink is dropped (outside the
+    /// lock: dropping it may drop things that use the broker).
+    fn disconnect(&self, index: usize) {
+        let sink = {
+            let mut state = self.state.lock();
+            state.routes.clear();
+            let Some(client) = state.clients.get_mut(index) else {
+                return;
+            };
+            client.connected = false;
+            client.closed = true;
+            client.subscriptions.clear();
+            client.sink.take()
+        };
+        drop(sink);
+    }
+
     fn set_connected(
         &self,
         client_id: &str,
@@ -225,7 +247,7 @@ impl MockBroker {
         state
             .clients
             .iter_mut()
-            .filter(|c| c.id == client_id && !c.replaced && c.connected != connected)
+            .filter(|c| c.id == client_id && !c.replaced && !c.closed && c.connected != connected)
             .filter_map(|c| {
                 c.connected = connected;
                 if !keep_session {
@@ -433,18 +455,31 @@ fn deliver(deliveries: Vec<Delivery>) {
 /// The [`MqttTransport`] of one client of a [`MockBroker`].
 ///
 /// QoS is accepted and ignored: delivery in memory is always exactly once, unless a script
-/// duplicates it.
+/// duplicates it. Every operation honours its deadline: one called after its deadline sends
+/// nothing and returns [`TransportError::Timeout`]. Clones share the connection; dropping the
+/// last clone disconnects the client (its sink is dropped and gets nothing more).
 #[derive(Clone)]
 pub struct MockTransport {
+    handle: Arc<Handle>,
+}
+
+/// The connection behind every clone of a [`MockTransport`]; disconnects when dropped.
+struct Handle {
     broker: MockBroker,
     index: usize,
     client_id: String,
 }
 
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.broker.disconnect(self.index);
+    }
+}
+
 impl fmt::Debug for MockTransport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MockTransport")
-            .field("client_id", &self.client_id)
+            .field("client_id", &self.handle.client_id)
             .finish()
     }
 }
@@ -452,19 +487,38 @@ impl fmt::Debug for MockTransport {
 impl MockTransport {
     /// The client ID this transport connected with.
     pub fn client_id(&self) -> &str {
-        &self.client_id
+        &self.handle.client_id
     }
 
     /// The broker this transport is connected to.
     pub fn broker(&self) -> &MockBroker {
-        &self.broker
+        &self.handle.broker
+    }
+
+    /// Disconnects now, as an MQTT DISCONNECT would: the sink is dropped and gets nothing
+    /// more, and every operation of every clone fails with `NotConnected` from then on.
+    pub fn disconnect(&self) {
+        self.handle.broker.disconnect(self.handle.index);
     }
 }
 
+fn check_deadline(deadline: Instant) -> Result<(), TransportError> {
+    if Instant::now() >= deadline {
+        return Err(TransportError::Timeout);
+    }
+    Ok(())
+}
+
 impl MqttTransport for MockTransport {
-    fn set_sink(&self, sink: Arc<dyn MessageSink>) {
-        if let Some(client) = self.broker.state.lock().clients.get_mut(self.index) {
-            client.sink = Some(sink);
+    fn set_sink(&self, sink: Arc<dyn MessageSink>) -> Result<(), TransportError> {
+        let mut state = self.handle.broker.state.lock();
+        match state.clients.get_mut(self.handle.index) {
+            Some(client) if client.sink.is_some() => Err(TransportError::SinkInstalled),
+            Some(client) if !client.closed => {
+                client.sink = Some(sink);
+                Ok(())
+            }
+            _ => Err(TransportError::NotConnected),
         }
     }
 
@@ -472,22 +526,34 @@ impl MqttTransport for MockTransport {
         &self,
         filters: &[&str],
         _qos: QoS,
+        deadline: Instant,
     ) -> Result<Vec<SubscribeOutcome>, TransportError> {
-        self.broker.subscribe(self.index, filters)
+        check_deadline(deadline)?;
+        self.handle.broker.subscribe(self.handle.index, filters)
     }
 
-    fn unsubscribe(&self, filters: &[&str]) -> Result<(), TransportError> {
-        let mut state = self.broker.state.lock();
+    fn unsubscribe(&self, filters: &[&str], deadline: Instant) -> Result<(), TransportError> {
+        check_deadline(deadline)?;
+        let mut state = self.handle.broker.state.lock();
         state.routes.clear();
-        let client = state.connected_client(self.index)?;
+        let client = state.connected_client(self.handle.index)?;
         client
             .subscriptions
             .retain(|s| !filters.contains(&s.as_str()));
         Ok(())
     }
 
-    fn publish(&self, topic: &str, payload: &[u8], _qos: QoS) -> Result<(), TransportError> {
-        self.broker.publish(self.index, topic, payload)
+    fn publish(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        _qos: QoS,
+        deadline: Instant,
+    ) -> Result<(), TransportError> {
+        check_deadline(deadline)?;
+        self.handle
+            .broker
+            .publish(self.handle.index, topic, payload)
     }
 }
 

@@ -28,7 +28,7 @@ fn setup() -> (MockBroker, Simulator) {
 }
 
 fn device(broker: &MockBroker, thing: &str) -> Jobs {
-    let client = Client::new(broker.connect(thing));
+    let client = Client::new(broker.connect(thing)).unwrap();
     Jobs::builder(&client, thing)
         .timeout(TIMEOUT)
         .build()
@@ -242,7 +242,7 @@ fn several_threads_on_one_jobs_update_their_own_jobs_concurrently() {
 #[test]
 fn several_things_on_one_client_each_run_their_own_executions() {
     let (broker, simulator) = setup();
-    let client = Client::new(broker.connect("gateway"));
+    let client = Client::new(broker.connect("gateway")).unwrap();
     let things = ["pump-07", "pump-08", "pump-09"];
     let fleet: Vec<Jobs> = things
         .iter()

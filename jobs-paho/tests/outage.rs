@@ -48,8 +48,17 @@ fn publish_and_subscribe_while_offline_fail_fast_with_not_connected() {
     let (_broker, transport) = offline_transport();
 
     let started = Instant::now();
-    let publish = transport.publish("offline/topic", b"x", QoS::AtLeastOnce);
-    let subscribe = transport.subscribe(&["offline/#"], QoS::AtLeastOnce);
+    let publish = transport.publish(
+        "offline/topic",
+        b"x",
+        QoS::AtLeastOnce,
+        Instant::now() + Duration::from_secs(10),
+    );
+    let subscribe = transport.subscribe(
+        &["offline/#"],
+        QoS::AtLeastOnce,
+        Instant::now() + Duration::from_secs(10),
+    );
     let elapsed = started.elapsed();
 
     assert!(
@@ -84,8 +93,21 @@ fn transport_reconnects_after_the_broker_restarts_and_reports_it() {
         }
     );
     // Clean session: the subscription is gone until made again, which now works.
-    transport.subscribe(&["back/#"], QoS::AtLeastOnce).unwrap();
-    transport.publish("back/1", b"x", QoS::AtLeastOnce).unwrap();
+    transport
+        .subscribe(
+            &["back/#"],
+            QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(10),
+        )
+        .unwrap();
+    transport
+        .publish(
+            "back/1",
+            b"x",
+            QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(10),
+        )
+        .unwrap();
     assert_eq!(messages.recv_timeout(WAIT).unwrap().0, "back/1");
 }
 
@@ -94,7 +116,7 @@ fn jobs_calls_fail_clearly_during_an_outage_and_succeed_after_automatic_reconnec
     let mut broker = start_broker();
     let service = Responder::start(&broker.uri());
     let transport = Arc::new(transport(&broker));
-    let client = Client::from_arc(transport.clone());
+    let client = Client::from_arc(transport.clone()).unwrap();
     let jobs = Jobs::builder(&client, "pump-07")
         .timeout(WAIT)
         .build()

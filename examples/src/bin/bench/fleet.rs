@@ -53,7 +53,7 @@ pub(crate) fn run(config: &Config, uri: &str) -> Result<Fleet, BoxError> {
         PahoTransport::builder(uri, "bench-fleet")
             .operation_timeout(Duration::from_secs(10))
             .build()?,
-    );
+    )?;
     let names: Vec<String> = (0..config.things)
         .map(|i| format!("fleet-{i:05}"))
         .collect();
