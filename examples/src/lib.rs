@@ -33,3 +33,9 @@ pub fn exit_on_error(name: &str, body: impl FnOnce() -> Result<(), Box<dyn Error
         std::process::exit(1);
     }
 }
+
+/// The workspace README's examples, compiled here: this crate sees every other one (with
+/// feature `paho`, which `./test.sh` turns on), so no library crate carries their dependencies.
+#[cfg(all(doctest, feature = "paho"))]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

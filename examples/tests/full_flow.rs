@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use examples::service::{CONTROL_TOPIC, RESULT_TOPIC};
 use jobs_core::{ConnectionEvent, MessageSink, MqttTransport, QoS};
+use jobs_mock::local_broker::{LocalBroker, TestCertificates};
 use jobs_paho::PahoTransport;
-use jobs_paho::local_broker::{LocalBroker, TestCertificates};
 use serde_json::{Value, json};
 
 /// The longest any one step may take (generous: CI machines are slow and shared).

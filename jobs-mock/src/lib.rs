@@ -42,6 +42,9 @@
 //! ```
 
 mod broker;
+pub mod conformance;
+#[cfg(feature = "local-broker")]
+pub mod local_broker;
 mod script;
 pub mod service;
 

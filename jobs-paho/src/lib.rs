@@ -87,10 +87,9 @@
 //! [`AWS_IOT_ALPN`]).
 //!
 //! # Testing against a real broker
-//! [`local_broker::LocalBroker`] runs a private mosquitto on `127.0.0.1` (free ports, killed
-//! by its pid on drop), and [`local_broker::TestCertificates`] makes throwaway certificates
-//! for its mutual-TLS listener: integration tests and CI runs of device code need nothing
-//! else than the `mosquitto` and `openssl` executables.
+//! `jobs_mock::local_broker` (feature `local-broker` of `jobs-mock`) runs a private mosquitto
+//! on `127.0.0.1` and makes throwaway certificates for its mutual-TLS listener; this crate's
+//! tests, including the transport conformance suite (`jobs_mock::conformance`), run on it.
 //!
 //! # Logging
 //! Through the `log` crate: this crate under the `jobs_paho` target (connects and connection
@@ -101,7 +100,6 @@
 mod builder;
 mod delivery;
 mod error;
-pub mod local_broker;
 mod transport;
 
 pub use builder::{
@@ -110,8 +108,3 @@ pub use builder::{
 };
 pub use error::{ConfigError, ConnectError};
 pub use transport::PahoTransport;
-
-/// The workspace README's examples, compiled here because this crate can see every other one.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;

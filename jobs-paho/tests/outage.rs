@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use common::{QUEUED_JOB, Responder, channel_sink, start_broker, unique};
 use jobs_core::{Client, ConnectionEvent, Error, Jobs, MqttTransport, QoS, TransportError};
+use jobs_mock::local_broker::LocalBroker;
 use jobs_paho::PahoTransport;
-use jobs_paho::local_broker::LocalBroker;
 
 const WAIT: Duration = Duration::from_secs(5);
 const RECONNECT: Duration = Duration::from_secs(20);

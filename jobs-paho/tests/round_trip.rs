@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{QUEUED_JOB, Responder, channel_sink, start_broker, unique};
 use jobs_core::{Client, JobStatus, Jobs, MqttTransport, QoS, SubscribeOutcome};
-use jobs_paho::local_broker::LocalBroker;
+use jobs_mock::local_broker::LocalBroker;
 use jobs_paho::{MqttVersion, PahoTransport, Session};
 
 const WAIT: Duration = Duration::from_secs(5);

@@ -1,4 +1,4 @@
-//! Test support around [`jobs_paho::local_broker`]: unique names, temporary directories, a
+//! Test support around [`jobs_mock::local_broker`]: unique names, temporary directories, a
 //! broker with TLS, channel sinks, and a minimal Jobs responder over a second Paho connection.
 
 #![allow(
@@ -20,8 +20,8 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jobs_core::{ConnectionEvent, MessageSink, MqttTransport, QoS};
+use jobs_mock::local_broker::{LocalBroker, TestCertificates};
 use jobs_paho::PahoTransport;
-use jobs_paho::local_broker::{LocalBroker, TestCertificates};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 

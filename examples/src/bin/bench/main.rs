@@ -83,7 +83,7 @@ fn main() -> Result<(), BoxError> {
         return inprocess::profile(calls);
     }
     let machine_before = report::Machine::probe();
-    let mosquitto = jobs_paho::local_broker::LocalBroker::start()?;
+    let mosquitto = jobs_mock::local_broker::LocalBroker::start()?;
     let uri = mosquitto.uri();
     // The fleet first, so that its memory growth is not hidden by memory freed earlier.
     let fleet = fleet::run(&config, &uri)?;

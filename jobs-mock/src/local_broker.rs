@@ -7,7 +7,8 @@
 //! the caller: [`LocalBroker::kill`] and dropping the broker kill it **by its pid** (SIGKILL: an
 //! outage as the clients see it, no DISCONNECT) and reap it; dropping also removes the
 //! temporary directory. [`LocalBroker::restart`] starts it again on the same ports, for outage
-//! tests.
+//! tests; [`LocalBroker::pause`] and [`LocalBroker::resume`] stop and continue the process
+//! (SIGSTOP / SIGCONT, by its pid), for tests of a broker that stops answering.
 //!
 //! The configuration is the one the measurements in this crate's docs were made with:
 //! anonymous access, no persistence, `set_tcp_nodelay true` (without it every request/response
@@ -25,17 +26,15 @@
 //!
 //! # Example
 //! ```no_run
-//! use std::time::{Duration, Instant};
-//! use jobs_core::{MqttTransport, QoS};
-//! use jobs_paho::PahoTransport;
-//! use jobs_paho::local_broker::LocalBroker;
+//! use std::net::TcpStream;
+//! use jobs_mock::local_broker::LocalBroker;
 //!
-//! let broker = LocalBroker::start()?;
-//! let transport = PahoTransport::builder(&broker.uri(), "test-device").build()?;
-//! let deadline = Instant::now() + Duration::from_secs(5);
-//! transport.publish("hello", b"world", QoS::AtLeastOnce, deadline)?;
+//! let mut broker = LocalBroker::start()?;
+//! TcpStream::connect(("127.0.0.1", broker.port()))?; // an MQTT client would connect to broker.uri()
+//! broker.pause()?; // SIGSTOP: connections stay open, nothing is answered
+//! broker.resume()?;
 //! drop(broker); // kills mosquitto by its pid and removes its directory
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # Ok::<(), std::io::Error>(())
 //! ```
 
 use std::fmt::Write as _;
@@ -110,7 +109,7 @@ impl LocalBroker {
     }
 
     fn start_inner(tls: Option<TlsFiles>) -> io::Result<Self> {
-        let dir = std::env::temp_dir().join(unique_name("jobs-paho-broker"));
+        let dir = std::env::temp_dir().join(unique_name("jobs-mock-broker"));
         fs::create_dir_all(&dir)
             .map_err(|e| context(e, &format!("cannot create {}", dir.display())))?;
         let mut broker = Self {
@@ -213,6 +212,44 @@ impl LocalBroker {
             if let Err(error) = child.wait() {
                 log::debug!("reaping mosquitto {}: {error}", child.id());
             }
+        }
+    }
+
+    /// Stops the broker process (SIGSTOP, by its pid, through the `kill` command): its
+    /// connections stay open but nothing is read or answered until [`resume`](Self::resume),
+    /// as with a broker that hangs. Does nothing if it is not running.
+    ///
+    /// # Errors
+    /// When the `kill` command cannot be run or fails.
+    pub fn pause(&self) -> io::Result<()> {
+        self.signal("STOP")
+    }
+
+    /// Lets a [`pause`](Self::pause)d broker run again (SIGCONT, by its pid). Does nothing if it
+    /// is not running.
+    ///
+    /// # Errors
+    /// When the `kill` command cannot be run or fails.
+    pub fn resume(&self) -> io::Result<()> {
+        self.signal("CONT")
+    }
+
+    fn signal(&self, signal: &str) -> io::Result<()> {
+        let Some(pid) = self.pid() else {
+            return Ok(());
+        };
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .stdin(Stdio::null())
+            .status()
+            .map_err(|e| context(e, "cannot run kill"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!(
+                "kill -{signal} {pid} failed ({status})"
+            )))
         }
     }
 

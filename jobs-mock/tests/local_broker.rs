@@ -2,7 +2,7 @@
 
 use std::net::TcpStream;
 
-use jobs_paho::local_broker::LocalBroker;
+use jobs_mock::local_broker::LocalBroker;
 
 #[test]
 fn a_local_broker_listens_until_killed_and_restarts_on_the_same_port() {
@@ -40,5 +40,5 @@ fn dropping_a_local_broker_stops_the_process_and_removes_its_files() {
 fn local_broker_and_test_certificates_can_move_between_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<LocalBroker>();
-    assert_send_sync::<jobs_paho::local_broker::TestCertificates>();
+    assert_send_sync::<jobs_mock::local_broker::TestCertificates>();
 }

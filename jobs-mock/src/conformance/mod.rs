@@ -1,0 +1,410 @@
+//! A conformance suite for [`MqttTransport`] implementations: every rule of the transport
+//! contract (the docs of [`MqttTransport`] and [`MessageSink`](jobs_core::MessageSink)) as a
+//! named check, runnable from a porter's own `#[test]`.
+//!
+//! A [`Harness`] builds connected transports on one broker (and peers: other clients on the
+//! same broker that publish to, and listen for, the transport under test) and, where it can,
+//! controls the broker: drop and restore connections, resume sessions, freeze it. [`run`]
+//! checks every [`Rule`] and returns a [`Report`]; [`Report::assert_conforms`] panics with
+//! the name of each broken rule. A rule whose broker control the harness lacks is
+//! [`Outcome::Skipped`] and listed by name, never counted as passed.
+//!
+//! No check sleeps: each waits for an event on a channel, bounded by [`Config::timeout`];
+//! "nothing arrived" is shown with a marker message sent after the one that must not arrive.
+//!
+//! # Example
+//! The in-memory broker's own transport, through [`MockHarness`]:
+//! ```
+//! use jobs_mock::conformance::{self, Config, MockHarness, Rule};
+//!
+//! let report = conformance::run(&mut MockHarness::new(), &Config::default());
+//! report.assert_conforms(); // panics naming each broken rule; prints the skipped ones
+//! assert_eq!(report.outcomes().len(), Rule::ALL.len());
+//! ```
+//! A port runs the same on its own stack: implement [`Harness`] with a
+//! `transport(client_id)` that connects the port to a test broker (see
+//! [`MosquittoHarness`], with feature `local-broker`, for a real one).
+
+mod mock;
+#[cfg(feature = "local-broker")]
+mod mosquitto;
+mod probe;
+mod rules;
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jobs_core::MqttTransport;
+
+pub use mock::MockHarness;
+#[cfg(feature = "local-broker")]
+pub use mosquitto::MosquittoHarness;
+
+/// What a harness method returns when it fails (for example, the broker could not restart).
+pub type HarnessError = Box<dyn StdError + Send + Sync>;
+
+/// A broker control or transport property that some rules need and some harnesses lack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Capability {
+    /// [`Harness::drop_connections`] and [`Harness::restore_connections`] without a session.
+    DropConnection,
+    /// [`Harness::restore_connections`] with the session resumed (`session_present`).
+    ResumeSession,
+    /// [`Harness::freeze`] and [`Harness::thaw`]: a broker that answers nothing meanwhile.
+    Freeze,
+    /// [`Harness::refused_filter`]: a filter the broker refuses (SUBACK 0x80).
+    RefuseFilter,
+    /// The transport knows the CONNACK's session flag: it reports reconnects with
+    /// `session_present: Some(_)`, never `None`.
+    SessionFlag,
+}
+
+impl Capability {
+    /// The capability's name, as reports print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::DropConnection => "drop_connection",
+            Self::ResumeSession => "resume_session",
+            Self::Freeze => "freeze",
+            Self::RefuseFilter => "refuse_filter",
+            Self::SessionFlag => "session_flag",
+        }
+    }
+}
+
+/// Builds transports on one broker and controls that broker, for [`run`].
+///
+/// Only [`transport`](Self::transport) and [`supports`](Self::supports) are required; a
+/// control method is called only if `supports` declares its [`Capability`], so the defaults
+/// (which fail) are never reached by a consistent harness.
+pub trait Harness {
+    /// Connects a new transport under test as `client_id` (unique per call), connected when it
+    /// returns and without a sink.
+    ///
+    /// # Errors
+    /// When it cannot connect; the rule being checked fails with this error.
+    fn transport(&mut self, client_id: &str) -> Result<Box<dyn MqttTransport>, HarnessError>;
+
+    /// Connects a peer: another client of the same broker, used to publish to the transport
+    /// under test and to listen to it. Defaults to [`transport`](Self::transport); a harness
+    /// testing a transport it does not trust may return a known-good one instead.
+    ///
+    /// # Errors
+    /// When it cannot connect.
+    fn peer(&mut self, client_id: &str) -> Result<Box<dyn MqttTransport>, HarnessError> {
+        self.transport(client_id)
+    }
+
+    /// Whether this harness (or its transport) has `capability`.
+    fn supports(&self, capability: Capability) -> bool;
+
+    /// Drops the connection of every client built so far, as a broker outage would (their
+    /// sinks must see `ConnectionLost`). Needs [`Capability::DropConnection`].
+    ///
+    /// # Errors
+    /// When the broker cannot be controlled.
+    fn drop_connections(&mut self) -> Result<(), HarnessError> {
+        Err(unsupported(Capability::DropConnection))
+    }
+
+    /// Lets the clients dropped by [`drop_connections`](Self::drop_connections) reconnect,
+    /// resuming their sessions when `session_present` (needs [`Capability::ResumeSession`]) or
+    /// with fresh ones (needs [`Capability::DropConnection`]).
+    ///
+    /// # Errors
+    /// When the broker cannot be controlled.
+    fn restore_connections(&mut self, session_present: bool) -> Result<(), HarnessError> {
+        let _ = session_present;
+        Err(unsupported(Capability::DropConnection))
+    }
+
+    /// Makes the broker stop answering (every client's operations hang) until
+    /// [`thaw`](Self::thaw). Needs [`Capability::Freeze`].
+    ///
+    /// # Errors
+    /// When the broker cannot be controlled.
+    fn freeze(&mut self) -> Result<(), HarnessError> {
+        Err(unsupported(Capability::Freeze))
+    }
+
+    /// Undoes [`freeze`](Self::freeze).
+    ///
+    /// # Errors
+    /// When the broker cannot be controlled.
+    fn thaw(&mut self) -> Result<(), HarnessError> {
+        Err(unsupported(Capability::Freeze))
+    }
+
+    /// A filter the broker refuses (SUBACK 0x80). Needs [`Capability::RefuseFilter`].
+    fn refused_filter(&self) -> Option<String> {
+        None
+    }
+}
+
+fn unsupported(capability: Capability) -> HarnessError {
+    format!("the harness does not support {}", capability.name()).into()
+}
+
+/// Bounds of the checks. Defaults suit a broker on the same machine.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// How long a check waits for something that must happen (a message, an event, a
+    /// reconnect). Defaults to 10 s.
+    pub timeout: Duration,
+    /// How late after its deadline an operation may return, and how soon an offline operation
+    /// must fail. Defaults to 500 ms.
+    pub slack: Duration,
+    /// The deadline given to operations against a frozen broker. Defaults to 300 ms.
+    pub frozen_deadline: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+            slack: Duration::from_millis(500),
+            frozen_deadline: Duration::from_millis(300),
+        }
+    }
+}
+
+impl Config {
+    /// Sets [`timeout`](Self::timeout).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+/// One rule of the transport contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Rule {
+    /// A second `set_sink` fails with `SinkInstalled`; the first sink keeps receiving.
+    OneSink,
+    /// `subscribe` returns only after the broker's SUBACK: a message published right after it
+    /// returned arrives.
+    SubscribeAcknowledged,
+    /// `subscribe` returns one outcome per filter, in order, and all filters are active.
+    SubscribeOutcomePerFilter,
+    /// A filter the broker refuses is reported as `Refused` in its place; the others are granted.
+    RefusedFilterReported,
+    /// A QoS 1 and a QoS 0 `publish` that returned `Ok` reached the broker (a peer receives them).
+    PublishAcknowledged,
+    /// Messages reach the sink in the order the broker delivered them, each once.
+    MessagesInOrder,
+    /// `unsubscribe` returns only after the UNSUBACK: nothing arrives on the filter afterwards.
+    UnsubscribeAcknowledged,
+    /// The sink is never called while the transport holds a lock its own `publish` needs.
+    SinkCalledWithoutTransportLocks,
+    /// An operation whose deadline is already over returns `Timeout` and sends nothing.
+    ExpiredDeadlineSendsNothing,
+    /// Against a frozen broker, QoS 1 `publish` and `subscribe` fail (never `Ok`) by their
+    /// deadline.
+    DeadlineHonoured,
+    /// A dropped connection is reported to the sink as `ConnectionLost`.
+    ConnectionLostReported,
+    /// While disconnected, `publish`, `subscribe` and `unsubscribe` fail at once with
+    /// `NotConnected`.
+    OfflineFailsFast,
+    /// A reconnect without a session is reported as `Connected` with `session_present` other
+    /// than `Some(true)`, and operations work again.
+    ReconnectWithoutSession,
+    /// A reconnect resuming the session is reported as `Connected { session_present:
+    /// Some(true) }` (or `None` for a transport without [`Capability::SessionFlag`]).
+    ReconnectWithSession,
+    /// Dropping the last handle of the transport drops the sink: it is called no more.
+    DropEndsDelivery,
+}
+
+impl Rule {
+    /// Every rule, in the order [`run`] checks them.
+    pub const ALL: [Rule; 15] = [
+        Rule::OneSink,
+        Rule::SubscribeAcknowledged,
+        Rule::SubscribeOutcomePerFilter,
+        Rule::RefusedFilterReported,
+        Rule::PublishAcknowledged,
+        Rule::MessagesInOrder,
+        Rule::UnsubscribeAcknowledged,
+        Rule::SinkCalledWithoutTransportLocks,
+        Rule::ExpiredDeadlineSendsNothing,
+        Rule::DeadlineHonoured,
+        Rule::ConnectionLostReported,
+        Rule::OfflineFailsFast,
+        Rule::ReconnectWithoutSession,
+        Rule::ReconnectWithSession,
+        Rule::DropEndsDelivery,
+    ];
+
+    /// The rule's name, as failure messages and reports print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OneSink => "one_sink",
+            Self::SubscribeAcknowledged => "subscribe_acknowledged",
+            Self::SubscribeOutcomePerFilter => "subscribe_outcome_per_filter",
+            Self::RefusedFilterReported => "refused_filter_reported",
+            Self::PublishAcknowledged => "publish_acknowledged",
+            Self::MessagesInOrder => "messages_in_order",
+            Self::UnsubscribeAcknowledged => "unsubscribe_acknowledged",
+            Self::SinkCalledWithoutTransportLocks => "sink_called_without_transport_locks",
+            Self::ExpiredDeadlineSendsNothing => "expired_deadline_sends_nothing",
+            Self::DeadlineHonoured => "deadline_honoured",
+            Self::ConnectionLostReported => "connection_lost_reported",
+            Self::OfflineFailsFast => "offline_fails_fast",
+            Self::ReconnectWithoutSession => "reconnect_without_session",
+            Self::ReconnectWithSession => "reconnect_with_session",
+            Self::DropEndsDelivery => "drop_ends_delivery",
+        }
+    }
+
+    /// The broker controls the rule needs; without them it is skipped.
+    pub fn needs(self) -> &'static [Capability] {
+        match self {
+            Self::RefusedFilterReported => &[Capability::RefuseFilter],
+            Self::DeadlineHonoured => &[Capability::Freeze],
+            Self::ConnectionLostReported
+            | Self::OfflineFailsFast
+            | Self::ReconnectWithoutSession => &[Capability::DropConnection],
+            Self::ReconnectWithSession => &[Capability::DropConnection, Capability::ResumeSession],
+            _ => &[],
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The result of checking one rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The transport kept the rule.
+    Passed,
+    /// The transport broke the rule; the message says how, starting with the rule's name.
+    Failed(String),
+    /// Not checked: the harness lacks this capability.
+    Skipped(Capability),
+}
+
+/// The outcome of every rule [`run`] checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    outcomes: Vec<(Rule, Outcome)>,
+}
+
+impl Report {
+    /// Each rule checked, with its outcome, in order.
+    pub fn outcomes(&self) -> &[(Rule, Outcome)] {
+        &self.outcomes
+    }
+
+    /// The outcome of `rule`, if it was checked.
+    pub fn outcome(&self, rule: Rule) -> Option<&Outcome> {
+        self.outcomes
+            .iter()
+            .find(|(r, _)| *r == rule)
+            .map(|(_, o)| o)
+    }
+
+    /// The failure messages, one per broken rule.
+    pub fn failures(&self) -> Vec<&str> {
+        self.outcomes
+            .iter()
+            .filter_map(|(_, o)| match o {
+                Outcome::Failed(message) => Some(message.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The rules not checked for want of a capability.
+    pub fn skipped(&self) -> Vec<Rule> {
+        self.outcomes
+            .iter()
+            .filter(|(_, o)| matches!(o, Outcome::Skipped(_)))
+            .map(|(r, _)| *r)
+            .collect()
+    }
+
+    /// Prints the report to standard error (skipped rules by name) and panics, naming each
+    /// broken rule, if any rule failed.
+    ///
+    /// # Panics
+    /// When a rule failed.
+    #[track_caller]
+    pub fn assert_conforms(&self) {
+        eprintln!("{self}");
+        let failures = self.failures();
+        assert!(
+            failures.is_empty(),
+            "the transport breaks {} rule(s) of the MqttTransport contract:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "transport conformance:")?;
+        for (rule, outcome) in &self.outcomes {
+            match outcome {
+                Outcome::Passed => writeln!(f, "  passed   {rule}")?,
+                Outcome::Failed(message) => writeln!(f, "  FAILED   {message}")?,
+                Outcome::Skipped(capability) => writeln!(
+                    f,
+                    "  SKIPPED  {rule} (the harness lacks {})",
+                    capability.name()
+                )?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks every [`Rule`] in [`Rule::ALL`] order.
+pub fn run(harness: &mut dyn Harness, config: &Config) -> Report {
+    run_rules(harness, config, &Rule::ALL)
+}
+
+/// Checks the given rules, in order.
+pub fn run_rules(harness: &mut dyn Harness, config: &Config, rules: &[Rule]) -> Report {
+    let outcomes = rules
+        .iter()
+        .map(|&rule| (rule, check(harness, config, rule)))
+        .collect();
+    Report { outcomes }
+}
+
+/// Checks one rule.
+pub fn check(harness: &mut dyn Harness, config: &Config, rule: Rule) -> Outcome {
+    if let Some(missing) = rule.needs().iter().find(|c| !harness.supports(**c)) {
+        return Outcome::Skipped(*missing);
+    }
+    let mut context = rules::Context::new(harness, config, rule, &unique_prefix());
+    match rules::check(&mut context) {
+        Ok(()) => Outcome::Passed,
+        Err(message) => Outcome::Failed(format!("{rule}: {message}")),
+    }
+}
+
+/// A prefix for topics and client IDs unique to one check, so that checks never see each
+/// other's traffic on a shared broker.
+fn unique_prefix() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("conformance-{}-{n}-{nanos:x}", std::process::id())
+}

@@ -1,0 +1,302 @@
+//! The conformance suite against `MockTransport` (it must pass every rule) and against
+//! deliberately broken transports (each must fail the rule it breaks, by name).
+
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on bad setup")]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jobs_core::{
+    ConnectionEvent, MessageSink, MqttTransport, QoS, SubscribeOutcome, TransportError,
+};
+use jobs_mock::MockTransport;
+use jobs_mock::conformance::{
+    self, Capability, Config, Harness, HarnessError, MockHarness, Outcome, Rule,
+};
+use parking_lot::Mutex;
+
+/// Short bounds: the broker is in memory, and a broken transport makes checks wait them out.
+fn config() -> Config {
+    Config::default().timeout(Duration::from_millis(500))
+}
+
+#[test]
+fn mock_transport_keeps_every_rule() {
+    let report = conformance::run(&mut MockHarness::new(), &config());
+    report.assert_conforms();
+    assert_eq!(report.outcomes().len(), Rule::ALL.len());
+}
+
+#[test]
+fn mock_transport_skips_only_the_rules_needing_a_frozen_broker() {
+    let report = conformance::run(&mut MockHarness::new(), &config());
+    assert_eq!(report.skipped(), vec![Rule::DeadlineHonoured]);
+    assert!(
+        report
+            .to_string()
+            .contains("SKIPPED  deadline_honoured (the harness lacks freeze)")
+    );
+}
+
+#[test]
+fn rule_names_are_unique_snake_case() {
+    let mut names: Vec<&str> = Rule::ALL.iter().map(|r| r.name()).collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+    );
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), Rule::ALL.len());
+}
+
+/// How a [`Broken`] transport breaks the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flaw {
+    /// Returns `Granted` at once and never subscribes.
+    AcksSubscribeBeforeBroker,
+    /// Reports every reconnect with `session_present: None`.
+    DropsSessionFlag,
+    /// Ignores its callers' deadlines.
+    IgnoresDeadline,
+    /// Calls the sink holding the lock its `publish` takes.
+    CallsSinkUnderLock,
+    /// Lets a second `set_sink` replace the first.
+    SecondSinkTakesOver,
+    /// Keeps the sink alive after the transport is dropped.
+    LeaksSink,
+}
+
+/// A `MockTransport` with one flaw; its own sink slot sits between the broker and the user.
+struct Broken {
+    inner: MockTransport,
+    flaw: Flaw,
+    slot: Arc<Slot>,
+}
+
+#[derive(Default)]
+struct Slot {
+    sink: Mutex<Option<Arc<dyn MessageSink>>>,
+}
+
+/// Where `Flaw::LeaksSink` keeps the sinks of dropped transports.
+static LEAKED: Mutex<Vec<Arc<dyn MessageSink>>> = Mutex::new(Vec::new());
+
+/// Forwards from the inner transport into the slot, with the flaw.
+struct Forward {
+    slot: Arc<Slot>,
+    flaw: Flaw,
+}
+
+impl MessageSink for Forward {
+    fn message(&self, topic: &str, payload: &[u8]) {
+        if self.flaw == Flaw::CallsSinkUnderLock {
+            let sink = self.slot.sink.lock();
+            if let Some(sink) = sink.as_ref() {
+                sink.message(topic, payload);
+            }
+            return;
+        }
+        let sink = self.slot.sink.lock().clone();
+        if let Some(sink) = sink {
+            sink.message(topic, payload);
+        }
+    }
+
+    fn connection(&self, event: ConnectionEvent) {
+        let event = match (self.flaw, event) {
+            (Flaw::DropsSessionFlag, ConnectionEvent::Connected { .. }) => {
+                ConnectionEvent::Connected {
+                    session_present: None,
+                }
+            }
+            (_, event) => event,
+        };
+        let sink = self.slot.sink.lock().clone();
+        if let Some(sink) = sink {
+            sink.connection(event);
+        }
+    }
+}
+
+impl Broken {
+    fn new(inner: MockTransport, flaw: Flaw) -> Self {
+        let slot = Arc::new(Slot::default());
+        inner
+            .set_sink(Arc::new(Forward {
+                slot: Arc::clone(&slot),
+                flaw,
+            }))
+            .unwrap();
+        Self { inner, flaw, slot }
+    }
+
+    fn deadline(&self, deadline: Instant) -> Instant {
+        match self.flaw {
+            Flaw::IgnoresDeadline => Instant::now() + Duration::from_secs(3600),
+            _ => deadline,
+        }
+    }
+}
+
+impl Drop for Broken {
+    fn drop(&mut self) {
+        let sink = self.slot.sink.lock().take();
+        if let (Flaw::LeaksSink, Some(sink)) = (self.flaw, sink) {
+            LEAKED.lock().push(sink);
+        }
+    }
+}
+
+impl MqttTransport for Broken {
+    fn set_sink(&self, sink: Arc<dyn MessageSink>) -> Result<(), TransportError> {
+        let mut slot = self.slot.sink.lock();
+        if slot.is_some() && self.flaw != Flaw::SecondSinkTakesOver {
+            return Err(TransportError::SinkInstalled);
+        }
+        *slot = Some(sink);
+        Ok(())
+    }
+
+    fn subscribe(
+        &self,
+        filters: &[&str],
+        qos: QoS,
+        deadline: Instant,
+    ) -> Result<Vec<SubscribeOutcome>, TransportError> {
+        if self.flaw == Flaw::AcksSubscribeBeforeBroker {
+            return Ok(vec![SubscribeOutcome::Granted(qos); filters.len()]);
+        }
+        self.inner.subscribe(filters, qos, self.deadline(deadline))
+    }
+
+    fn unsubscribe(&self, filters: &[&str], deadline: Instant) -> Result<(), TransportError> {
+        self.inner.unsubscribe(filters, self.deadline(deadline))
+    }
+
+    fn publish(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        deadline: Instant,
+    ) -> Result<(), TransportError> {
+        let _lock = (self.flaw == Flaw::CallsSinkUnderLock).then(|| self.slot.sink.lock());
+        self.inner
+            .publish(topic, payload, qos, self.deadline(deadline))
+    }
+}
+
+/// The mock harness with `Broken` transports under test and healthy peers.
+struct BrokenHarness {
+    mock: MockHarness,
+    flaw: Flaw,
+}
+
+impl Harness for BrokenHarness {
+    fn transport(&mut self, client_id: &str) -> Result<Box<dyn MqttTransport>, HarnessError> {
+        self.mock.transport(client_id)?;
+        // The mock harness recorded the ID; replace its transport with a broken wrapper of a
+        // fresh connection under the same ID (the first is kicked, as on a real broker).
+        Ok(Box::new(Broken::new(
+            self.mock.broker().connect(client_id),
+            self.flaw,
+        )))
+    }
+
+    fn peer(&mut self, client_id: &str) -> Result<Box<dyn MqttTransport>, HarnessError> {
+        self.mock.transport(client_id)
+    }
+
+    fn supports(&self, capability: Capability) -> bool {
+        self.mock.supports(capability)
+    }
+
+    fn drop_connections(&mut self) -> Result<(), HarnessError> {
+        self.mock.drop_connections()
+    }
+
+    fn restore_connections(&mut self, session_present: bool) -> Result<(), HarnessError> {
+        self.mock.restore_connections(session_present)
+    }
+
+    fn refused_filter(&self) -> Option<String> {
+        self.mock.refused_filter()
+    }
+}
+
+/// Checks `rule` against a transport with `flaw`; it must fail, naming the rule.
+fn assert_breaks(flaw: Flaw, rule: Rule) -> String {
+    let mut harness = BrokenHarness {
+        mock: MockHarness::new(),
+        flaw,
+    };
+    match conformance::check(&mut harness, &config(), rule) {
+        Outcome::Failed(message) => {
+            assert!(
+                message.starts_with(&format!("{}: ", rule.name())),
+                "{message}"
+            );
+            message
+        }
+        other => panic!("{flaw:?} passed {rule}: {other:?}"),
+    }
+}
+
+#[test]
+fn a_transport_acknowledging_subscribe_before_the_broker_fails_subscribe_acknowledged() {
+    let message = assert_breaks(Flaw::AcksSubscribeBeforeBroker, Rule::SubscribeAcknowledged);
+    assert!(message.contains("SUBACK"), "{message}");
+}
+
+#[test]
+fn a_transport_dropping_the_session_flag_fails_reconnect_with_session() {
+    let message = assert_breaks(Flaw::DropsSessionFlag, Rule::ReconnectWithSession);
+    assert!(message.contains("session_present: None"), "{message}");
+    assert_breaks(Flaw::DropsSessionFlag, Rule::ReconnectWithoutSession);
+}
+
+#[test]
+fn a_transport_ignoring_deadlines_fails_expired_deadline_sends_nothing() {
+    let message = assert_breaks(Flaw::IgnoresDeadline, Rule::ExpiredDeadlineSendsNothing);
+    assert!(message.contains("expected Timeout"), "{message}");
+}
+
+#[test]
+fn a_transport_calling_the_sink_under_its_lock_fails_sink_called_without_transport_locks() {
+    let message = assert_breaks(
+        Flaw::CallsSinkUnderLock,
+        Rule::SinkCalledWithoutTransportLocks,
+    );
+    assert!(message.contains("lock"), "{message}");
+}
+
+#[test]
+fn a_transport_letting_a_second_sink_take_over_fails_one_sink() {
+    assert_breaks(Flaw::SecondSinkTakesOver, Rule::OneSink);
+}
+
+#[test]
+fn a_transport_keeping_its_sink_after_drop_fails_drop_ends_delivery() {
+    assert_breaks(Flaw::LeaksSink, Rule::DropEndsDelivery);
+}
+
+#[test]
+fn a_broken_transport_fails_only_the_rules_it_breaks() {
+    let mut harness = BrokenHarness {
+        mock: MockHarness::new(),
+        flaw: Flaw::IgnoresDeadline,
+    };
+    let report = conformance::run(&mut harness, &config());
+    let failed: Vec<Rule> = report
+        .outcomes()
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::Failed(_)))
+        .map(|(r, _)| *r)
+        .collect();
+    assert_eq!(failed, vec![Rule::ExpiredDeadlineSendsNothing]);
+    let panic = std::panic::catch_unwind(|| report.assert_conforms()).unwrap_err();
+    let text = panic.downcast_ref::<String>().unwrap();
+    assert!(text.contains("expired_deadline_sends_nothing: "), "{text}");
+}
