@@ -9,6 +9,9 @@ pub mod service;
 #[cfg(feature = "paho")]
 pub mod connect;
 
+#[cfg(feature = "rumqttc")]
+pub mod rumqttc_transport;
+
 use std::error::Error;
 
 /// Returns the parsed command line, or prints the usage error and exits with status 2.

@@ -1,0 +1,170 @@
+//! The rumqttc port against a real mosquitto: the conformance suite, TLS with a client
+//! certificate, and the device loop against the `jobs-service` program.
+
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on bad setup")]
+
+use std::error::Error;
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use examples::device::{Host, Tally, process_pending};
+use examples::rumqttc_transport::{ConnectError, RumqttcTransport, Settings, tls_config};
+use jobs_core::{Client, ConnectionEvent, Jobs, MessageSink, MqttTransport, QoS};
+use jobs_mock::conformance::{self, Config, MosquittoHarness, Rule};
+use jobs_mock::local_broker::{LocalBroker, TestCertificates};
+
+fn settings(broker: &LocalBroker, client_id: &str) -> Settings {
+    Settings::new("127.0.0.1", broker.port(), client_id)
+        .reconnect_backoff(Duration::from_millis(50), Duration::from_millis(500))
+}
+
+#[test]
+fn rumqttc_transport_keeps_every_rule_mosquitto_can_check() {
+    let mut harness = MosquittoHarness::start(|broker, client_id| {
+        Ok(Box::new(RumqttcTransport::connect(settings(
+            broker, client_id,
+        ))?))
+    })
+    .unwrap()
+    .session_flag(true);
+    let report = conformance::run(&mut harness, &Config::default());
+    report.assert_conforms();
+    assert_eq!(
+        report.skipped(),
+        vec![Rule::RefusedFilterReported, Rule::ReconnectWithSession]
+    );
+}
+
+struct Channel(crossbeam_channel::Sender<(String, Vec<u8>)>);
+
+impl MessageSink for Channel {
+    fn message(&self, topic: &str, payload: &[u8]) {
+        let _ = self.0.send((topic.to_owned(), payload.to_vec()));
+    }
+    fn connection(&self, _: ConnectionEvent) {}
+}
+
+#[test]
+fn rumqttc_transport_round_trips_over_mutual_tls() {
+    let dir = std::env::temp_dir().join(format!("rumqttc-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let certs = TestCertificates::generate(&dir).unwrap();
+    let broker = LocalBroker::start_with_tls(&certs).unwrap();
+    let tls = tls_config(
+        &certs.ca,
+        Some((&certs.device_cert, &certs.device_key)),
+        &[],
+    )
+    .unwrap();
+    let mut settings = Settings::new("localhost", broker.tls_port().unwrap(), "tls-device");
+    settings.tls = Some(tls);
+    let transport = RumqttcTransport::connect(settings).unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    transport.set_sink(Arc::new(Channel(tx))).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    transport
+        .subscribe(&["tls/echo"], QoS::AtLeastOnce, deadline)
+        .unwrap();
+    transport
+        .publish("tls/echo", b"over tls", QoS::AtLeastOnce, deadline)
+        .unwrap();
+    let (topic, payload) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        (topic.as_str(), payload.as_slice()),
+        ("tls/echo", &b"over tls"[..])
+    );
+
+    // An untrusted broker certificate fails the handshake.
+    let untrusted = tls_config(
+        &certs.other_ca,
+        Some((&certs.device_cert, &certs.device_key)),
+        &[],
+    )
+    .unwrap();
+    let mut settings = Settings::new("localhost", broker.tls_port().unwrap(), "untrusting");
+    settings.tls = Some(untrusted);
+    settings.connect_timeout = Duration::from_secs(2);
+    assert!(matches!(
+        RumqttcTransport::connect(settings),
+        Err(ConnectError::Connection(_))
+    ));
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The `jobs-service` program on `broker`, killed by its pid on drop.
+struct Service(Child);
+
+impl Service {
+    /// Starts it with the example jobs file and waits (bounded) for its `ready` line.
+    fn start(broker: &LocalBroker) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_jobs-service"))
+            .args(["--broker", &broker.uri(), "--jobs"])
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/jobs.json"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = crossbeam_channel::unbounded();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let service = Self(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while lines.recv_deadline(deadline).unwrap() != "ready" {}
+        service
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Work takes no time.
+struct Instantly;
+
+impl Host for Instantly {
+    fn timestamp(&self) -> String {
+        String::new()
+    }
+
+    fn work(&self, _seconds: u64) -> Result<(), Box<dyn Error>> {
+        Ok(())
+    }
+}
+
+#[test]
+fn the_device_loop_over_rumqttc_works_through_its_jobs_from_jobs_service() {
+    let broker = LocalBroker::start().unwrap();
+    let _service = Service::start(&broker);
+    for (thing, expected) in [("pump-08", (1, 1, 0)), ("valve-12", (2, 0, 1))] {
+        let client =
+            Client::new(RumqttcTransport::connect(settings(&broker, thing)).unwrap()).unwrap();
+        let jobs = Jobs::new(&client, thing).unwrap();
+        let tally = process_pending(&jobs, &Instantly, false).unwrap();
+        let (succeeded, failed, rejected) = expected;
+        assert_eq!(
+            tally,
+            Tally {
+                succeeded,
+                failed,
+                rejected
+            },
+            "{thing}"
+        );
+        // Nothing is left: a second pass lists once and finds no work.
+        assert_eq!(
+            process_pending(&jobs, &Instantly, true).unwrap(),
+            Tally::default()
+        );
+    }
+}
