@@ -233,6 +233,8 @@ impl RumqttcTransport {
         let (client, mut connection) = Client::new(options, 256);
         let mut network = connection.eventloop.network_options();
         network.set_connection_timeout(settings.connect_timeout.as_secs().max(1));
+        // Off by default in rumqttc: each request/reply would then wait ~40 ms for a delayed ACK.
+        network.set_tcp_nodelay(true);
         connection.eventloop.set_network_options(network);
 
         let state = Arc::new(Mutex::new(State::default()));

@@ -1,13 +1,14 @@
 //! Benchmarks of the Jobs client: in-process against the simulator, over a local mosquitto
-//! against a raw Paho baseline, and a fleet of 1,000 things on one connection.
+//! against a raw Paho baseline and over the pure-Rust rumqttc transport, and a fleet of 1,000
+//! things on one connection.
 //!
 //! Prints a table and writes `bench.json` and `bench.svg` (latency and throughput against
 //! threads) into the output directory. Needs `mosquitto` on the `PATH`: the bench starts its
 //! own on 127.0.0.1 (free port, `set_tcp_nodelay true`) and kills it at the end.
 //!
 //! ```sh
-//! cargo run --release -p examples --features paho --bin bench
-//! cargo run --release -p examples --features paho --bin bench -- --smoke   # CI: seconds
+//! cargo run --release -p examples --features paho,rumqttc --bin bench
+//! cargo run --release -p examples --features paho,rumqttc --bin bench -- --smoke   # CI: seconds
 //! ```
 //! Options: `--smoke` (small counts, short runs; no timing is asserted), `--out DIR` (default
 //! `target/bench`), `--profile N` (only N in-process describes on one thread, for
@@ -87,7 +88,7 @@ fn main() -> Result<(), BoxError> {
     let uri = mosquitto.uri();
     // The fleet first, so that its memory growth is not hidden by memory freed earlier.
     let fleet = fleet::run(&config, &uri)?;
-    let over_broker = mqtt::run(&config, &uri)?;
+    let over_broker = mqtt::run(&config, &mosquitto)?;
     drop(mosquitto);
     let in_process = inprocess::run(&config)?;
     let mut machine = machine_before;

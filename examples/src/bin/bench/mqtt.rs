@@ -1,5 +1,6 @@
 //! Part 2: describe over a local mosquitto through jobs-paho, against a raw paho-mqtt
-//! baseline doing the same exchange with no library code, and against a slow responder.
+//! baseline doing the same exchange with no library code, through the pure-Rust rumqttc
+//! transport (the port in `examples::rumqttc_transport`), and against a slow responder.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -8,7 +9,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+use examples::rumqttc_transport::{RumqttcTransport, Settings};
 use jobs_core::{Client, JobId, Jobs, ThingName};
+use jobs_mock::local_broker::LocalBroker;
 use jobs_mock::{Clock, JobSpec, JobsService, Outgoing, REQUEST_FILTERS, Simulator};
 use jobs_paho::PahoTransport;
 use paho_mqtt as paho;
@@ -22,6 +25,7 @@ use crate::{BoxError, Config};
 const LIB_THING: &str = "bench-lib-0001";
 const RAW_THING: &str = "bench-raw-0001";
 const SLOW_THING: &str = "bench-slo-0001";
+const RUMQTTC_THING: &str = "bench-rmq-0001";
 /// Bound on every wait.
 const WAIT: Duration = Duration::from_secs(10);
 /// How long the slow responder holds each reply.
@@ -32,14 +36,22 @@ pub(crate) const HOLD: Duration = Duration::from_millis(1);
 pub(crate) struct OverBroker {
     pub(crate) library: Vec<Sample>,
     pub(crate) raw: Vec<Sample>,
+    /// The library over the rumqttc transport instead of jobs-paho.
+    pub(crate) rumqttc: Vec<Sample>,
     pub(crate) slow: Vec<Sample>,
 }
 
-/// Runs every part-2 measurement against the broker at `uri`.
-pub(crate) fn run(config: &Config, uri: &str) -> Result<OverBroker, BoxError> {
-    let (library, raw) = compare(config, uri)?;
-    let slow = slow_responder(config, uri)?;
-    Ok(OverBroker { library, raw, slow })
+/// Runs every part-2 measurement against `broker`.
+pub(crate) fn run(config: &Config, broker: &LocalBroker) -> Result<OverBroker, BoxError> {
+    let uri = broker.uri();
+    let (library, raw, rumqttc) = compare(config, broker)?;
+    let slow = slow_responder(config, &uri)?;
+    Ok(OverBroker {
+        library,
+        raw,
+        rumqttc,
+        slow,
+    })
 }
 
 fn paho_transport(uri: &str, client_id: &str) -> Result<PahoTransport, BoxError> {
@@ -48,8 +60,13 @@ fn paho_transport(uri: &str, client_id: &str) -> Result<PahoTransport, BoxError>
         .build()?)
 }
 
-/// Library and raw baseline, interleaved in rounds so that both see the same machine.
-fn compare(config: &Config, uri: &str) -> Result<(Vec<Sample>, Vec<Sample>), BoxError> {
+/// One sample per thread count.
+type Series = Vec<Sample>;
+
+/// Library over jobs-paho, raw baseline and library over rumqttc, interleaved in rounds so
+/// that all three see the same machine.
+fn compare(config: &Config, broker: &LocalBroker) -> Result<(Series, Series, Series), BoxError> {
+    let uri = &broker.uri();
     let simulator = Simulator::start(
         Arc::new(paho_transport(uri, "bench-sim")?),
         JobsService::new(Clock::virtual_at(1_750_000_000)),
@@ -57,20 +74,30 @@ fn compare(config: &Config, uri: &str) -> Result<(Vec<Sample>, Vec<Sample>), Box
     simulator.create_job(
         JobSpec::new(JobId::new("small")?, small_document()?)
             .thing(ThingName::new(LIB_THING)?)
-            .thing(ThingName::new(RAW_THING)?),
+            .thing(ThingName::new(RAW_THING)?)
+            .thing(ThingName::new(RUMQTTC_THING)?),
     )?;
     let client = Client::new(paho_transport(uri, "bench-lib")?)?;
     let jobs = Jobs::new(&client, LIB_THING)?;
     let raw = Raw::connect(uri, "bench-raw", RAW_THING)?;
+    let rumqttc_client = Client::new(RumqttcTransport::connect(Settings::new(
+        "127.0.0.1",
+        broker.port(),
+        "bench-rumqttc",
+    ))?)?;
+    let rumqttc_jobs = Jobs::new(&rumqttc_client, RUMQTTC_THING)?;
 
     let rounds = config.rounds;
     let slice = config.compare_time / rounds;
     let mut library = Vec::new();
     let mut baseline = Vec::new();
+    let mut rumqttc = Vec::new();
     for &threads in &config.threads {
         let mut lib_nanos = Vec::new();
         let mut raw_nanos = Vec::new();
-        let (mut lib_wall, mut raw_wall) = (Duration::ZERO, Duration::ZERO);
+        let mut rumqttc_nanos = Vec::new();
+        let (mut lib_wall, mut raw_wall, mut rumqttc_wall) =
+            (Duration::ZERO, Duration::ZERO, Duration::ZERO);
         for round in 0..rounds {
             let warmup = if round == 0 {
                 config.warmup
@@ -90,15 +117,24 @@ fn compare(config: &Config, uri: &str) -> Result<(Vec<Sample>, Vec<Sample>), Box
             })?;
             raw_nanos.extend(nanos);
             raw_wall += wall;
+            let (nanos, wall) = stats::run(threads, warmup, slice, |_| {
+                let mut job = rumqttc_jobs.job("small")?;
+                Ok(move || Ok(job.describe()?))
+            })?;
+            rumqttc_nanos.extend(nanos);
+            rumqttc_wall += wall;
         }
         library.push(Sample::from_latencies(threads, lib_nanos, lib_wall));
         baseline.push(Sample::from_latencies(threads, raw_nanos, raw_wall));
+        rumqttc.push(Sample::from_latencies(threads, rumqttc_nanos, rumqttc_wall));
     }
     drop(jobs);
     drop(client);
+    drop(rumqttc_jobs);
+    drop(rumqttc_client);
     drop(raw);
     drop(simulator);
-    Ok((library, baseline))
+    Ok((library, baseline, rumqttc))
 }
 
 /// The raw baseline: one paho-mqtt connection, a message callback on Paho's thread that

@@ -174,11 +174,31 @@ impl Results {
             ),
             ("mosquitto describe, library", &self.over_broker.library[..]),
             ("mosquitto describe, raw paho", &self.over_broker.raw[..]),
+            ("mosquitto describe, rumqttc", &self.over_broker.rumqttc[..]),
             (
                 "mosquitto describe, 1 ms responder",
                 &self.over_broker.slow[..],
             ),
         ]
+    }
+
+    /// The library over rumqttc against the library over jobs-paho, per thread count:
+    /// (threads, p50 ratio, throughput ratio).
+    fn rumqttc_vs_paho(&self) -> Vec<(usize, f64, f64)> {
+        let ob = &self.over_broker;
+        self.config
+            .threads
+            .iter()
+            .map(|&t| {
+                let p50 = |s: &[Sample]| at(s, t).map(|s| s.p50_us);
+                let rate = |s: &[Sample]| at(s, t).map(Sample::rate);
+                (
+                    t,
+                    ratio(p50(&ob.rumqttc), p50(&ob.library)),
+                    ratio(rate(&ob.rumqttc), rate(&ob.library)),
+                )
+            })
+            .collect()
     }
 
     /// Prints the machine, every data point, the fleet and the targets.
@@ -234,6 +254,11 @@ impl Results {
             f.publish_ms
         );
         println!();
+        println!("rumqttc transport / jobs-paho (describe over mosquitto, interleaved rounds):");
+        for (threads, p50, rate) in self.rumqttc_vs_paho() {
+            println!("  {threads} threads: p50 {p50:.3}x, throughput {rate:.3}x");
+        }
+        println!();
         if self.config.smoke {
             println!("targets (smoke mode: too short to mean anything, not judged):");
         } else {
@@ -285,8 +310,11 @@ impl Results {
             "mosquitto": {
                 "library": samples(&self.over_broker.library),
                 "raw": samples(&self.over_broker.raw),
+                "rumqttc": samples(&self.over_broker.rumqttc),
                 "held_1ms": samples(&self.over_broker.slow),
             },
+            "rumqttc_vs_paho": self.rumqttc_vs_paho().iter().map(|(t, p50, rate)| json!({
+                "threads": t, "p50_ratio": p50, "throughput_ratio": rate})).collect::<Vec<_>>(),
             "fleet": {"things": f.things, "construct_ms": f.construct_ms,
                       "rss_growth_kib": f.rss_growth_kib, "fanout_p50_ms": f.fanout_p50_ms,
                       "fanout_p99_ms": f.fanout_p99_ms, "fanout_last_ms": f.fanout_last_ms,
@@ -315,8 +343,8 @@ impl Results {
 
     /// Two panels, p50 latency and throughput against threads, both on log scales.
     fn svg(&self) -> String {
-        const COLOURS: [&str; 7] = [
-            "#1f77b4", "#17becf", "#9467bd", "#8c564b", "#d62728", "#7f7f7f", "#2ca02c",
+        const COLOURS: [&str; 8] = [
+            "#1f77b4", "#17becf", "#9467bd", "#8c564b", "#d62728", "#7f7f7f", "#ff7f0e", "#2ca02c",
         ];
         let series = self.series();
         let threads: Vec<usize> = self.config.threads.clone();
