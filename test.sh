@@ -37,4 +37,4 @@ cargo test --workspace --all-features --locked
 RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --all-features --no-deps --locked
 cargo run --locked -q -p examples --bin quickstart >/dev/null
 # The benchmark in smoke mode (small counts, no targets judged), so it cannot rot.
-cargo run --locked -q -p examples --features paho,rumqttc --bin bench -- --smoke --out target/bench-smoke >/dev/null
+cargo run --locked -q -p examples --features paho,rumqttc,bench --bin bench -- --smoke --out target/bench-smoke >/dev/null

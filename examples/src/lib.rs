@@ -42,3 +42,8 @@ pub fn exit_on_error(name: &str, body: impl FnOnce() -> Result<(), Box<dyn Error
 #[cfg(all(doctest, feature = "paho"))]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
+
+/// `PORTING.md`'s example: the conformance suite over the rumqttc port on mosquitto.
+#[cfg(all(doctest, feature = "rumqttc"))]
+#[doc = include_str!("../../PORTING.md")]
+struct PortingDoctests;

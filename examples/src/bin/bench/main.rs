@@ -7,13 +7,14 @@
 //! own on 127.0.0.1 (free port, `set_tcp_nodelay true`) and kills it at the end.
 //!
 //! ```sh
-//! cargo run --release -p examples --features paho,rumqttc --bin bench
-//! cargo run --release -p examples --features paho,rumqttc --bin bench -- --smoke   # CI: seconds
+//! cargo run --release -p examples --features paho,rumqttc,bench --bin bench
+//! cargo run --release -p examples --features paho,rumqttc,bench --bin bench -- --smoke   # CI: seconds
 //! ```
 //! Options: `--smoke` (small counts, short runs; no timing is asserted), `--out DIR` (default
 //! `target/bench`), `--profile N` (only N in-process describes on one thread, for
 //! `valgrind --tool=callgrind` or `perf record`).
 
+mod chart;
 mod fleet;
 mod inprocess;
 mod mqtt;

@@ -1,7 +1,8 @@
-//! The table, the targets, `bench.json` and the hand-written `bench.svg`.
+//! The table, the targets, `bench.json` and `bench.svg` (drawn by [`chart`]).
 
-use std::fmt::Write as _;
 use std::fs;
+
+use plotters::style::RGBColor;
 
 use serde_json::{Value, json};
 
@@ -9,10 +10,7 @@ use crate::fleet::Fleet;
 use crate::inprocess::InProcess;
 use crate::mqtt::{HOLD, OverBroker};
 use crate::stats::Sample;
-use crate::{BoxError, Config};
-
-/// A chart panel: title, the plotted value, left edge.
-type Panel = (&'static str, fn(&Sample) -> f64, f64);
+use crate::{BoxError, Config, chart};
 
 /// What the numbers were measured on.
 #[derive(Debug, Clone)]
@@ -335,146 +333,48 @@ impl Results {
             serde_json::to_string_pretty(&self.json())? + "\n",
         )?;
         let svg_path = self.config.out.join("bench.svg");
-        fs::write(&svg_path, self.svg())?;
+        fs::write(&svg_path, self.svg()?)?;
         println!();
         println!("wrote {} and {}", json_path.display(), svg_path.display());
         Ok(())
     }
 
-    /// Two panels, p50 latency and throughput against threads, both on log scales.
-    fn svg(&self) -> String {
-        const COLOURS: [&str; 8] = [
-            "#1f77b4", "#17becf", "#9467bd", "#8c564b", "#d62728", "#7f7f7f", "#ff7f0e", "#2ca02c",
+    /// The chart: every series, the library lines solid, the baselines dashed.
+    fn svg(&self) -> Result<String, BoxError> {
+        const PALETTE: [(u8, u8, u8); 8] = [
+            (31, 119, 180),
+            (23, 190, 207),
+            (148, 103, 189),
+            (140, 86, 75),
+            (214, 39, 40),
+            (0, 0, 0),
+            (255, 127, 14),
+            (44, 160, 44),
         ];
-        let series = self.series();
-        let threads: Vec<usize> = self.config.threads.clone();
-        let (width, height) = (960.0, 460.0);
-        let mut svg = String::new();
-        let _ = writeln!(
-            svg,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"#
+        let lines: Vec<chart::Line<'_>> = self
+            .series()
+            .into_iter()
+            .zip(PALETTE)
+            .map(|((name, samples), (r, g, b))| chart::Line {
+                name,
+                samples,
+                look: chart::Look {
+                    colour: RGBColor(r, g, b),
+                    dashed: name.contains("raw"),
+                },
+            })
+            .collect();
+        let title = format!(
+            "jobs-core describe/update/list against threads: {} ({} cores)",
+            self.machine.cpu, self.machine.cores
         );
-        let _ = writeln!(
-            svg,
-            r#"<rect width="{width}" height="{height}" fill="white"/><text x="{}" y="22" text-anchor="middle" font-size="15">jobs-core describe/update/list against threads — {} ({} cores)</text>"#,
-            width / 2.0,
-            xml(&self.machine.cpu),
-            self.machine.cores
-        );
-        let panels: [Panel; 2] = [
-            ("p50 latency (µs, log scale)", |s| s.p50_us, 40.0),
-            ("throughput (calls/s, log scale)", Sample::rate, 500.0),
-        ];
-        for (title, value, left) in panels {
-            let (top, w, h) = (50.0, 400.0, 270.0);
-            let points: Vec<f64> = series
-                .iter()
-                .flat_map(|(_, s)| s.iter().map(value))
-                .filter(|v| *v > 0.0)
-                .collect();
-            let lo = points
-                .iter()
-                .copied()
-                .fold(f64::INFINITY, f64::min)
-                .max(0.1);
-            let hi = points.iter().copied().fold(0.0, f64::max).max(lo * 10.0);
-            let (d0, d1) = (lo.log10().floor(), hi.log10().ceil());
-            let y = |v: f64| top + h - (v.max(10f64.powf(d0)).log10() - d0) / (d1 - d0) * h;
-            let n = threads.len().max(2) as f64 - 1.0;
-            let x = |i: usize| left + 20.0 + i as f64 / n * (w - 40.0);
-            let _ = writeln!(
-                svg,
-                r##"<text x="{}" y="{}" text-anchor="middle" font-size="13">{title}</text><rect x="{left}" y="{top}" width="{w}" height="{h}" fill="none" stroke="#333"/>"##,
-                left + w / 2.0,
-                top - 8.0
-            );
-            let mut decade = d0;
-            while decade <= d1 {
-                let v = 10f64.powf(decade);
-                let yy = y(v);
-                let _ = writeln!(
-                    svg,
-                    r##"<line x1="{left}" y1="{yy:.1}" x2="{}" y2="{yy:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
-                    left + w,
-                    left - 4.0,
-                    yy + 4.0,
-                    human(v)
-                );
-                decade += 1.0;
-            }
-            for (i, t) in threads.iter().enumerate() {
-                let _ = writeln!(
-                    svg,
-                    r#"<text x="{:.1}" y="{}" text-anchor="middle">{t}</text>"#,
-                    x(i),
-                    top + h + 16.0
-                );
-            }
-            let _ = writeln!(
-                svg,
-                r#"<text x="{}" y="{}" text-anchor="middle">threads sharing one Jobs</text>"#,
-                left + w / 2.0,
-                top + h + 34.0
-            );
-            for ((_, samples), colour) in series.iter().zip(COLOURS) {
-                let coords: Vec<(f64, f64)> = threads
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, t)| at(samples, *t).map(|s| (x(i), y(value(s)))))
-                    .collect();
-                let line: Vec<String> = coords
-                    .iter()
-                    .map(|(a, b)| format!("{a:.1},{b:.1}"))
-                    .collect();
-                let _ = writeln!(
-                    svg,
-                    r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="2"/>"#,
-                    line.join(" ")
-                );
-                for (a, b) in coords {
-                    let _ = writeln!(
-                        svg,
-                        r#"<circle cx="{a:.1}" cy="{b:.1}" r="3" fill="{colour}"/>"#
-                    );
-                }
-            }
-        }
-        for (i, ((name, _), colour)) in series.iter().zip(COLOURS).enumerate() {
-            let (col, row) = (i % 4, i / 4);
-            let (lx, ly) = (40.0 + col as f64 * 230.0, 395.0 + row as f64 * 20.0);
-            let _ = writeln!(
-                svg,
-                r#"<rect x="{lx}" y="{}" width="14" height="4" fill="{colour}"/><text x="{}" y="{ly}">{}</text>"#,
-                ly - 6.0,
-                lx + 20.0,
-                xml(name)
-            );
-        }
-        let _ = writeln!(
-            svg,
-            r##"<text x="40" y="448" fill="#555">{} mode, {:?} per point; load average {} before, {} after</text>"##,
+        let footer = format!(
+            "{} mode, {:?} per point; load average {} before, {} after; raw baseline dashed",
             if self.config.smoke { "smoke" } else { "full" },
             self.config.time,
             self.machine.load_before,
             self.machine.load_after
         );
-        svg.push_str("</svg>\n");
-        svg
+        chart::svg(&title, &footer, &self.config.threads, &lines)
     }
-}
-
-fn human(v: f64) -> String {
-    if v >= 1e6 {
-        format!("{}M", v / 1e6)
-    } else if v >= 1e3 {
-        format!("{}k", v / 1e3)
-    } else {
-        format!("{v}")
-    }
-}
-
-fn xml(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
