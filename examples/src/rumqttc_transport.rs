@@ -198,6 +198,8 @@ impl State {
 /// Reconnects by itself with backoff and reports each reconnect with the CONNACK's
 /// `session_present`. Messages arriving before [`set_sink`](MqttTransport::set_sink) are
 /// dropped (with a clean session nothing is subscribed before the client installs its sink).
+/// Dropping it disconnects and joins the delivery thread; while a connect is under way that
+/// takes at most [`Settings::connect_timeout`].
 pub struct RumqttcTransport {
     client: Client,
     state: Arc<Mutex<State>>,

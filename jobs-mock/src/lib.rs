@@ -12,6 +12,11 @@
 //!   [`Clock`]; [`Simulator`] runs it over any MQTT transport (the `MockBroker` here, a real
 //!   broker elsewhere). The [`service`] module documents its behaviour, including the choices
 //!   made where AWS documents none.
+//! - [`conformance`] checks any [`MqttTransport`](jobs_core::MqttTransport) implementation
+//!   against the transport contract, rule by rule, over this crate's broker or (feature
+//!   `local-broker`) a real mosquitto.
+//! - With feature `local-broker`, `local_broker` runs a throwaway mosquitto on 127.0.0.1 for
+//!   integration tests (it needs the `mosquitto` and `openssl` executables).
 //!
 //! # Example
 //! ```

@@ -11,6 +11,19 @@
 //!
 //! No check sleeps: each waits for an event on a channel, bounded by [`Config::timeout`];
 //! "nothing arrived" is shown with a marker message sent after the one that must not arrive.
+//! Each check uses fresh transports and its own topics.
+//!
+//! # What the suite does not check
+//! - Which thread calls the sink. The contract allows a transport to call it from inside
+//!   `publish` on the caller's thread (as [`MockBroker`](crate::MockBroker) does) or from a
+//!   delivery thread of its own; what it forbids, and the suite checks, is calling it while
+//!   holding a lock that the transport's own methods need
+//!   ([`Rule::SinkCalledWithoutTransportLocks`]).
+//! - That a request queued before its deadline is not written after it: only "an operation
+//!   whose deadline is over on entry sends nothing" is checked
+//!   ([`Rule::ExpiredDeadlineSendsNothing`]).
+//! - Behaviour the contract leaves open: empty filter lists, unsubscribing a filter that was
+//!   never subscribed, invalid topics (transports answer `Backend`).
 //!
 //! # Example
 //! The in-memory broker's own transport, through [`MockHarness`]:
