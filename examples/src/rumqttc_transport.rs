@@ -369,7 +369,11 @@ impl Drop for RumqttcTransport {
         self.state.lock().closed = true;
         let _ = self.client.try_disconnect();
         let _ = self.stop.try_send(());
-        if let Some(worker) = self.worker.take() {
+        // The last handle may be dropped by the sink, on the delivery thread itself: that
+        // thread sees `closed` and ends by itself; joining it from itself would deadlock.
+        if let Some(worker) = self.worker.take()
+            && worker.thread().id() != thread::current().id()
+        {
             let _ = worker.join();
         }
         let sink = self.state.lock().sink.take();
