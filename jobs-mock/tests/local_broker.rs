@@ -42,3 +42,34 @@ fn local_broker_and_test_certificates_can_move_between_threads() {
     assert_send_sync::<LocalBroker>();
     assert_send_sync::<jobs_mock::local_broker::TestCertificates>();
 }
+
+/// The process state letter of `pid` (`T` = stopped), from `/proc`.
+fn process_state(pid: u32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = stat.rsplit_once(')').unwrap().1;
+    after_name.trim_start().chars().next().unwrap()
+}
+
+/// Whether `pid` reaches the `stopped` state (or leaves it) within 5 s; signals are delivered
+/// asynchronously, so this spins (yielding) on `/proc`, bounded.
+fn becomes_stopped(pid: u32, stopped: bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if (process_state(pid) == 'T') == stopped {
+            return true;
+        }
+        std::thread::yield_now();
+    }
+    false
+}
+
+#[test]
+fn a_paused_local_broker_is_stopped_until_resumed() {
+    let broker = LocalBroker::start().unwrap();
+    let pid = broker.pid().unwrap();
+    broker.pause().unwrap();
+    assert!(becomes_stopped(pid, true));
+    broker.resume().unwrap();
+    assert!(becomes_stopped(pid, false));
+    TcpStream::connect(("127.0.0.1", broker.port())).unwrap();
+}
