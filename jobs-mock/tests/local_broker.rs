@@ -1,5 +1,7 @@
 //! The public mosquitto harness itself: ports, pid, restart on the same port, clean-up on drop.
 
+#![allow(clippy::unwrap_used, reason = "test helpers fail the test on bad data")]
+
 use std::net::TcpStream;
 
 use jobs_mock::local_broker::LocalBroker;
