@@ -51,6 +51,9 @@ pub struct Settings {
     pub connect_timeout: Duration,
     /// Reconnect backoff, first and longest wait. Defaults to 100 ms and 5 s.
     pub reconnect_backoff: (Duration, Duration),
+    /// Start a fresh session on every connect (MQTT 3.1.1 clean session). Defaults to `true`:
+    /// the client re-subscribes after each reconnect anyway.
+    pub clean_session: bool,
 }
 
 impl Settings {
@@ -64,6 +67,7 @@ impl Settings {
             keep_alive: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             reconnect_backoff: (Duration::from_millis(100), Duration::from_secs(5)),
+            clean_session: true,
         }
     }
 
@@ -193,7 +197,7 @@ impl State {
     }
 }
 
-/// [`MqttTransport`] over rumqttc, TCP or TLS, MQTT 3.1.1, clean session.
+/// [`MqttTransport`] over rumqttc, TCP or TLS, MQTT 3.1.1, clean or persistent session.
 ///
 /// Reconnects by itself with backoff and reports each reconnect with the CONNACK's
 /// `session_present`. Messages arriving before [`set_sink`](MqttTransport::set_sink) are
@@ -224,7 +228,7 @@ impl RumqttcTransport {
         let mut options = MqttOptions::new(&settings.client_id, &settings.host, settings.port);
         options
             .set_keep_alive(settings.keep_alive)
-            .set_clean_session(true)
+            .set_clean_session(settings.clean_session)
             // Job documents can be large; rumqttc's default is 10 KiB.
             .set_max_packet_size(256 * 1024, 256 * 1024);
         if let Some(config) = &settings.tls {

@@ -38,6 +38,23 @@ fn rumqttc_transport_keeps_every_rule_mosquitto_can_check() {
     );
 }
 
+#[test]
+fn rumqttc_transport_reports_a_resumed_session_on_mosquitto() {
+    let mut harness = MosquittoHarness::start_persistent(|broker, client_id| {
+        let mut settings = settings(broker, client_id);
+        settings.clean_session = false;
+        Ok(Box::new(RumqttcTransport::connect(settings)?))
+    })
+    .unwrap()
+    .session_flag(true);
+    conformance::run_rules(
+        &mut harness,
+        &Config::default(),
+        &[Rule::ReconnectWithSession, Rule::ReconnectWithoutSession],
+    )
+    .assert_conforms();
+}
+
 struct Channel(crossbeam_channel::Sender<(String, Vec<u8>)>);
 
 impl MessageSink for Channel {

@@ -11,7 +11,7 @@
 //! (SIGSTOP / SIGCONT, by its pid), for tests of a broker that stops answering.
 //!
 //! The configuration is the one the measurements in this crate's docs were made with:
-//! anonymous access, no persistence, `set_tcp_nodelay true` (without it every request/response
+//! anonymous access, no persistence (unless [`LocalBroker::start_persistent`]), `set_tcp_nodelay true` (without it every request/response
 //! round trip waits ~40 ms for a delayed ACK), log (to standard error, unbuffered) into a file in the temporary directory
 //! ([`LocalBroker::log`]), and `user root` when the caller runs as root (otherwise mosquitto drops
 //! to user `mosquitto` before reading the key files and fails). With
@@ -67,6 +67,8 @@ pub struct LocalBroker {
     config: PathBuf,
     log: PathBuf,
     tls: Option<TlsFiles>,
+    /// Sessions are saved to `mosquitto.db` in `dir` on a graceful [`LocalBroker::stop`].
+    persistent: bool,
     port: u16,
     tls_port: Option<u16>,
     child: Option<Child>,
@@ -90,7 +92,18 @@ impl LocalBroker {
     /// does not listen within [`STARTUP_TIMEOUT`] (kind [`io::ErrorKind::TimedOut`]). The
     /// message includes the broker's log.
     pub fn start() -> io::Result<Self> {
-        Self::start_inner(None)
+        Self::start_inner(None, false)
+    }
+
+    /// Starts a broker with one plain listener that keeps sessions across restarts: it saves
+    /// them when [`stop`](Self::stop)ped (gracefully) and [`restart`](Self::restart) resumes
+    /// them, so a client reconnecting with a persistent session gets `session_present`.
+    /// [`forget_sessions`](Self::forget_sessions) discards them while it is stopped.
+    ///
+    /// # Errors
+    /// As for [`start`](Self::start).
+    pub fn start_persistent() -> io::Result<Self> {
+        Self::start_inner(None, true)
     }
 
     /// Starts a broker with a plain listener and a mutual-TLS listener (TLS, client
@@ -101,14 +114,17 @@ impl LocalBroker {
     /// # Errors
     /// As for [`start`](Self::start).
     pub fn start_with_tls(certificates: &TestCertificates) -> io::Result<Self> {
-        Self::start_inner(Some(TlsFiles {
-            ca: absolute(&certificates.ca)?,
-            cert: absolute(&certificates.broker_cert)?,
-            key: absolute(&certificates.broker_key)?,
-        }))
+        Self::start_inner(
+            Some(TlsFiles {
+                ca: absolute(&certificates.ca)?,
+                cert: absolute(&certificates.broker_cert)?,
+                key: absolute(&certificates.broker_key)?,
+            }),
+            false,
+        )
     }
 
-    fn start_inner(tls: Option<TlsFiles>) -> io::Result<Self> {
+    fn start_inner(tls: Option<TlsFiles>, persistent: bool) -> io::Result<Self> {
         let dir = std::env::temp_dir().join(unique_name("jobs-mock-broker"));
         fs::create_dir_all(&dir)
             .map_err(|e| context(e, &format!("cannot create {}", dir.display())))?;
@@ -117,6 +133,7 @@ impl LocalBroker {
             log: dir.join("mosquitto.log"),
             dir,
             tls,
+            persistent,
             port: 0,
             tls_port: None,
             child: None,
@@ -146,9 +163,18 @@ impl LocalBroker {
             config.push_str("user root\n");
         }
         config.push_str(
-            "per_listener_settings false\nallow_anonymous true\npersistence false\n\
+            "per_listener_settings false\nallow_anonymous true\n\
              set_tcp_nodelay true\nlog_dest stderr\nlog_type all\n",
         );
+        if self.persistent {
+            let _ = writeln!(
+                config,
+                "persistence true\npersistence_location {}/",
+                self.dir.display()
+            );
+        } else {
+            config.push_str("persistence false\n");
+        }
         let _ = writeln!(config, "listener {} 127.0.0.1", self.port);
         if let (Some(tls), Some(tls_port)) = (&self.tls, self.tls_port) {
             let _ = write!(
@@ -212,6 +238,49 @@ impl LocalBroker {
             if let Err(error) = child.wait() {
                 log::debug!("reaping mosquitto {}: {error}", child.id());
             }
+        }
+    }
+
+    /// Stops the broker gracefully (SIGTERM, by its pid; resumed first if paused): it closes
+    /// every connection and, if [persistent](Self::start_persistent), saves the sessions.
+    /// Waits for it to exit, at most [`STARTUP_TIMEOUT`], then kills it. Does nothing if it
+    /// is not running.
+    ///
+    /// # Errors
+    /// When the `kill` command cannot be run or fails.
+    pub fn stop(&mut self) -> io::Result<()> {
+        if self.child.is_none() {
+            return Ok(());
+        }
+        self.resume()?;
+        self.signal("TERM")?;
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        while let Some(child) = &mut self.child {
+            if child.try_wait()?.is_some() || Instant::now() > deadline {
+                break;
+            }
+            // A bounded poll for the process to exit.
+            thread::sleep(POLL_INTERVAL);
+        }
+        self.kill();
+        Ok(())
+    }
+
+    /// Discards the sessions a [persistent](Self::start_persistent) broker saved, so that the
+    /// next [`restart`](Self::restart) starts afresh. Only while it is not running (after
+    /// [`stop`](Self::stop) or [`kill`](Self::kill)).
+    ///
+    /// # Errors
+    /// When the broker is running, or the saved sessions cannot be removed.
+    pub fn forget_sessions(&self) -> io::Result<()> {
+        if self.child.is_some() {
+            return Err(io::Error::other(
+                "stop the broker before forgetting its sessions",
+            ));
+        }
+        match fs::remove_file(self.dir.join("mosquitto.db")) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
+            _ => Ok(()),
         }
     }
 

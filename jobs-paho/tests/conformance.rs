@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use jobs_mock::conformance::{self, Config, MosquittoHarness, Rule};
-use jobs_paho::PahoTransport;
+use jobs_paho::{PahoTransport, Session};
 
 #[test]
 fn paho_transport_keeps_every_rule_mosquitto_can_check() {
@@ -23,4 +23,27 @@ fn paho_transport_keeps_every_rule_mosquitto_can_check() {
         report.skipped(),
         vec![Rule::RefusedFilterReported, Rule::ReconnectWithSession]
     );
+}
+
+#[test]
+fn paho_transport_reconnects_into_a_resumed_session_on_mosquitto() {
+    let mut harness = MosquittoHarness::start_persistent(|broker, client_id| {
+        let transport = PahoTransport::builder(&broker.uri(), client_id)
+            .session(Session::Persistent {
+                expiry: Duration::from_secs(60),
+            })
+            .reconnect_backoff(Duration::from_secs(1), Duration::from_secs(1))
+            .build()?;
+        Ok(Box::new(transport))
+    })
+    .expect("mosquitto starts");
+    // Paho reports the reconnect with session_present: None (it cannot tell), which the rule
+    // accepts for a transport without the session_flag capability; the resumed subscription
+    // must still deliver.
+    conformance::run_rules(
+        &mut harness,
+        &Config::default(),
+        &[Rule::ReconnectWithSession, Rule::ReconnectWithoutSession],
+    )
+    .assert_conforms();
 }

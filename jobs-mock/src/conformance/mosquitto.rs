@@ -13,15 +13,22 @@ use crate::local_broker::LocalBroker;
 type Connect = Box<dyn FnMut(&LocalBroker, &str) -> Result<Box<dyn MqttTransport>, HarnessError>>;
 
 /// A [`Harness`] over a private mosquitto ([`LocalBroker`]), for any transport: the caller
-/// says how to connect one. Connections are dropped by killing the broker (SIGKILL, by pid)
-/// and restored by restarting it on the same port with fresh sessions (it keeps no
-/// persistence, so [`Capability::ResumeSession`] is missing); the broker is frozen with
-/// SIGSTOP and thawed with SIGCONT. Transports must reconnect by themselves, quickly: give
-/// them a short reconnect backoff (at most a second or two).
+/// says how to connect one. The broker is frozen with SIGSTOP and thawed with SIGCONT.
+/// Transports must reconnect by themselves, quickly: give them a short reconnect backoff (at
+/// most a second or two).
+///
+/// - [`start`](Self::start): connections are dropped by killing the broker (SIGKILL, by pid)
+///   and restored by restarting it on the same port with fresh sessions; it keeps none, so
+///   [`Capability::ResumeSession`] is missing.
+/// - [`start_persistent`](Self::start_persistent), for transports that connect with a
+///   persistent session (MQTT 3.1.1 clean session off): connections are dropped by stopping
+///   the broker gracefully (it saves the sessions), and restored by restarting it, with the
+///   saved sessions or, to restore without a session, after discarding them.
 pub struct MosquittoHarness {
     broker: LocalBroker,
     connect: Connect,
     session_flag: bool,
+    sessions: bool,
 }
 
 impl fmt::Debug for MosquittoHarness {
@@ -46,6 +53,24 @@ impl MosquittoHarness {
             broker: LocalBroker::start()?,
             connect: Box::new(connect),
             session_flag: false,
+            sessions: false,
+        })
+    }
+
+    /// Starts a broker that keeps sessions across restarts ([`LocalBroker::start_persistent`]);
+    /// `connect` must connect with a persistent session.
+    ///
+    /// # Errors
+    /// When mosquitto cannot be started.
+    pub fn start_persistent(
+        connect: impl FnMut(&LocalBroker, &str) -> Result<Box<dyn MqttTransport>, HarnessError>
+        + 'static,
+    ) -> io::Result<Self> {
+        Ok(Self {
+            broker: LocalBroker::start_persistent()?,
+            connect: Box::new(connect),
+            session_flag: false,
+            sessions: true,
         })
     }
 
@@ -72,19 +97,28 @@ impl Harness for MosquittoHarness {
     fn supports(&self, capability: Capability) -> bool {
         match capability {
             Capability::DropConnection | Capability::Freeze => true,
+            Capability::ResumeSession => self.sessions,
             Capability::SessionFlag => self.session_flag,
             _ => false,
         }
     }
 
     fn drop_connections(&mut self) -> Result<(), HarnessError> {
-        self.broker.kill();
+        if self.sessions {
+            self.broker.stop()?;
+        } else {
+            self.broker.kill();
+        }
         Ok(())
     }
 
     fn restore_connections(&mut self, session_present: bool) -> Result<(), HarnessError> {
-        if session_present {
-            return Err("mosquitto without persistence cannot resume sessions".into());
+        match (self.sessions, session_present) {
+            (false, true) => {
+                return Err("mosquitto without persistence cannot resume sessions".into());
+            }
+            (true, false) => self.broker.forget_sessions()?,
+            _ => {}
         }
         Ok(self.broker.restart()?)
     }
