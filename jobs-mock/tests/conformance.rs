@@ -49,6 +49,8 @@ fn rule_names_are_unique_snake_case() {
     names.sort_unstable();
     names.dedup();
     assert_eq!(names.len(), Rule::ALL.len());
+    // `conformance_tests!` lists the rules by hand: a new rule must be added there too.
+    assert_eq!(Rule::ALL.len(), 15);
 }
 
 /// How a [`Broken`] transport breaks the contract.
@@ -299,4 +301,46 @@ fn a_broken_transport_fails_only_the_rules_it_breaks() {
     let panic = std::panic::catch_unwind(|| report.assert_conforms()).unwrap_err();
     let text = panic.downcast_ref::<String>().unwrap();
     assert!(text.contains("expired_deadline_sends_nothing: "), "{text}");
+}
+
+/// The same rules, one test each, through the macro a porter uses.
+mod mock_transport_rule_by_rule {
+    use super::config;
+    use jobs_mock::conformance::MockHarness;
+
+    jobs_mock::conformance_tests!(
+        harness: MockHarness::new(),
+        config: config(),
+        skip: [DeadlineHonoured],
+    );
+}
+
+#[test]
+fn a_rule_skipped_without_being_listed_fails_its_test() {
+    let panic = std::panic::catch_unwind(|| {
+        conformance::assert_rule(
+            &mut MockHarness::new(),
+            &config(),
+            Rule::DeadlineHonoured,
+            &[],
+        );
+    })
+    .unwrap_err();
+    let text = panic.downcast_ref::<String>().unwrap();
+    assert!(text.starts_with("deadline_honoured: not checked"), "{text}");
+}
+
+#[test]
+fn a_rule_listed_as_skipped_that_the_harness_checks_fails_its_test() {
+    let panic = std::panic::catch_unwind(|| {
+        conformance::assert_rule(
+            &mut MockHarness::new(),
+            &config(),
+            Rule::OneSink,
+            &[Rule::OneSink],
+        );
+    })
+    .unwrap_err();
+    let text = panic.downcast_ref::<String>().unwrap();
+    assert!(text.contains("listed under skip"), "{text}");
 }

@@ -36,7 +36,20 @@
 //! ```
 //! A port runs the same on its own stack: implement [`Harness`] with a
 //! `transport(client_id)` that connects the port to a test broker (see
-//! [`MosquittoHarness`], with feature `local-broker`, for a real one).
+//! `MosquittoHarness`, with feature `local-broker`, for a real one).
+//!
+//! [`conformance_tests!`](crate::conformance_tests) makes one `#[test]` per rule instead,
+//! named after the rule, with the rules the harness cannot check listed explicitly:
+//! ```
+//! mod mock_transport {
+//!     use jobs_mock::conformance::{Config, MockHarness};
+//!     jobs_mock::conformance_tests!(
+//!         harness: MockHarness::new(),
+//!         config: Config::default(),
+//!         skip: [DeadlineHonoured],
+//!     );
+//! }
+//! ```
 
 mod mock;
 #[cfg(feature = "local-broker")]
@@ -396,6 +409,77 @@ pub fn run_rules(harness: &mut dyn Harness, config: &Config, rules: &[Rule]) -> 
         .map(|&rule| (rule, check(harness, config, rule)))
         .collect();
     Report { outcomes }
+}
+
+/// Checks one rule and panics unless it passed, or was skipped and is listed in `skipped`.
+/// A listed rule that the harness can check panics too: the list must stay true. This is
+/// what each test of [`conformance_tests!`](crate::conformance_tests) runs.
+///
+/// # Panics
+/// When the rule failed (the message starts with its name), was skipped without being
+/// listed, or was listed but not skipped.
+#[track_caller]
+pub fn assert_rule(harness: &mut dyn Harness, config: &Config, rule: Rule, skipped: &[Rule]) {
+    match (check(harness, config, rule), skipped.contains(&rule)) {
+        (Outcome::Failed(message), _) => {
+            panic!("the transport breaks a rule of the MqttTransport contract: {message}")
+        }
+        (Outcome::Skipped(capability), false) => panic!(
+            "{rule}: not checked, the harness lacks {}; list the rule under skip if that is expected",
+            capability.name()
+        ),
+        (Outcome::Skipped(capability), true) => {
+            eprintln!("SKIPPED {rule} (the harness lacks {})", capability.name());
+        }
+        (Outcome::Passed, true) => panic!(
+            "{rule}: listed under skip, but the harness checked it and it passed; remove it from the list"
+        ),
+        (Outcome::Passed, false) => {}
+    }
+}
+
+/// Generates one `#[test]` per [`Rule`], named after it, each building a fresh harness with
+/// the `harness` expression and running [`assert_rule`]: a broken rule fails its own test,
+/// and a rule the harness cannot check fails unless listed under `skip` (by [`Rule`] variant
+/// name). Use it inside a module of a test file (see the [module docs](self)).
+#[macro_export]
+macro_rules! conformance_tests {
+    (harness: $harness:expr, config: $config:expr, skip: [$($skip:ident),* $(,)?] $(,)?) => {
+        /// The rules this module's harness is expected not to check.
+        const CONFORMANCE_SKIPPED: &[$crate::conformance::Rule] =
+            &[$($crate::conformance::Rule::$skip),*];
+        $crate::conformance_tests!(@rules ($harness) ($config)
+            one_sink OneSink,
+            subscribe_acknowledged SubscribeAcknowledged,
+            subscribe_outcome_per_filter SubscribeOutcomePerFilter,
+            refused_filter_reported RefusedFilterReported,
+            publish_acknowledged PublishAcknowledged,
+            messages_in_order MessagesInOrder,
+            unsubscribe_acknowledged UnsubscribeAcknowledged,
+            sink_called_without_transport_locks SinkCalledWithoutTransportLocks,
+            expired_deadline_sends_nothing ExpiredDeadlineSendsNothing,
+            deadline_honoured DeadlineHonoured,
+            connection_lost_reported ConnectionLostReported,
+            offline_fails_fast OfflineFailsFast,
+            reconnect_without_session ReconnectWithoutSession,
+            reconnect_with_session ReconnectWithSession,
+            drop_ends_delivery DropEndsDelivery,
+        );
+    };
+    (@rules ($harness:expr) ($config:expr) $($test:ident $rule:ident,)*) => {
+        $(
+            #[test]
+            fn $test() {
+                let mut harness = $harness;
+                $crate::conformance::assert_rule(
+                    &mut harness,
+                    &$config,
+                    $crate::conformance::Rule::$rule,
+                    CONFORMANCE_SKIPPED,
+                );
+            }
+        )*
+    };
 }
 
 /// Checks one rule.
