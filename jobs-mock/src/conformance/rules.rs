@@ -8,8 +8,15 @@ use std::time::Instant;
 
 use jobs_core::{ConnectionEvent, MqttTransport, QoS, SubscribeOutcome, TransportError};
 
+mod outages;
+
+use outages::{
+    connection_lost_reported, deadline_honoured, offline_fails_fast, reconnect_with_session,
+    reconnect_without_session,
+};
+
 use super::probe::{Hook, Probe, Receivers};
-use super::{Capability, Config, Harness, Rule};
+use super::{Config, Harness, Rule};
 
 type Check = Result<(), String>;
 type Transport = Arc<dyn MqttTransport>;
@@ -356,24 +363,32 @@ fn sink_called_without_transport_locks(cx: &mut Context<'_>) -> Check {
     let helper_topic = cx.topic("from-helper");
     let (slack, timeout) = (cx.config.slack, cx.config.timeout);
     let (request_tx, request_rx) = crossbeam_channel::bounded::<Transport>(1);
-    let (result_tx, result_rx) = crossbeam_channel::bounded::<Check>(1);
+    let (go_tx, go_rx) = crossbeam_channel::bounded::<()>(1);
+    let (cancel_tx, cancel_rx) = crossbeam_channel::bounded::<()>(0);
     let (done_tx, done_rx) = crossbeam_channel::bounded::<Instant>(1);
-    // The helper publishes (QoS 0, short deadline) while the sink waits for it: a transport
-    // that holds a lock its publish needs while calling the sink makes it miss its deadline.
-    let helper_topic_for_helper = helper_topic.clone();
+    let (result_tx, result_rx) = crossbeam_channel::bounded::<Check>(1);
+    // Once the sink is running (and waiting for it), the helper publishes (QoS 0, short
+    // deadline): a transport that calls the sink holding a lock its publish needs makes the
+    // publish miss its deadline. The test ends the helper by dropping `cancel_tx`.
     let helper = thread::spawn(move || {
-        if let Ok(transport) = request_rx.recv_timeout(timeout) {
-            let deadline = Instant::now() + slack;
-            let _ = transport.publish(&helper_topic_for_helper, b"x", QoS::AtMostOnce, deadline);
-            let _ = done_tx.send(deadline);
+        let Ok(transport) = request_rx.recv() else {
+            return;
+        };
+        crossbeam_channel::select! {
+            recv(go_rx) -> go => if go.is_ok() {
+                let deadline = Instant::now() + slack;
+                let _ = transport.publish(&helper_topic, b"x", QoS::AtMostOnce, deadline);
+                let _ = done_tx.send(deadline);
+            },
+            recv(cancel_rx) -> _ => {}
         }
     });
     let fired = AtomicBool::new(false);
-    let hook_result = result_tx.clone();
     let hook: Hook = Box::new(move || {
         if fired.swap(true, Ordering::SeqCst) {
             return;
         }
+        let _ = go_tx.try_send(());
         let outcome = match done_rx.recv_timeout(timeout) {
             Ok(deadline) => match Instant::now().checked_duration_since(deadline + slack) {
                 Some(late) => Err(format!(
@@ -385,7 +400,7 @@ fn sink_called_without_transport_locks(cx: &mut Context<'_>) -> Check {
                 "a publish from another thread, made while the sink ran, did not return within {timeout:?}: the sink is called with a lock publish needs"
             )),
         };
-        let _ = hook_result.try_send(outcome);
+        let _ = result_tx.try_send(outcome);
     });
     let result = (|| {
         let (transport, _receivers) = cx.transport_with_hook(Some(hook))?;
@@ -402,7 +417,7 @@ fn sink_called_without_transport_locks(cx: &mut Context<'_>) -> Check {
         }
     })();
     drop(request_tx);
-    drop(result_tx);
+    drop(cancel_tx);
     let _ = helper.join();
     result
 }
@@ -442,181 +457,6 @@ fn expired_deadline_sends_nothing(cx: &mut Context<'_>) -> Check {
             "unsubscribe with an expired deadline returned {r:?}; expected Timeout"
         )),
     }
-}
-
-/// One operation against a frozen broker, on a thread of its own.
-type Operation = fn(&dyn MqttTransport, &str, Instant) -> Result<(), TransportError>;
-
-fn deadline_honoured(cx: &mut Context<'_>) -> Check {
-    let topic = cx.topic("a");
-    let (transport, _receivers) = cx.transport()?;
-    let operations: [(&str, Operation); 2] = [
-        ("QoS 1 publish", |t, topic, deadline| {
-            t.publish(topic, b"frozen", QoS::AtLeastOnce, deadline)
-        }),
-        ("subscribe", |t, topic, deadline| {
-            t.subscribe(&[topic], QoS::AtLeastOnce, deadline).map(drop)
-        }),
-    ];
-    for (name, operation) in operations {
-        cx.harness
-            .freeze()
-            .map_err(|e| format!("the harness could not freeze the broker: {e}"))?;
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let (t, topic) = (Arc::clone(&transport), topic.clone());
-        let deadline = Instant::now() + cx.config.frozen_deadline;
-        let worker = thread::spawn(move || {
-            let result = operation(t.as_ref(), &topic, deadline);
-            let _ = tx.send((result, Instant::now()));
-        });
-        let returned = rx.recv_deadline(deadline + cx.config.slack);
-        let thawed = cx.harness.thaw();
-        let finished = returned.is_ok();
-        let verdict = match returned {
-            Ok((Err(TransportError::Timeout | TransportError::ConnectionLost), _)) => Ok(()),
-            Ok((Ok(()), _)) => Err(format!(
-                "{name} returned Ok while the broker was frozen: it did not wait for the acknowledgement"
-            )),
-            Ok((Err(e), _)) => Err(format!(
-                "{name} against a frozen broker returned {e:?}; expected Timeout"
-            )),
-            Err(_) => Err(format!(
-                "{name} against a frozen broker had not returned {:?} after its deadline",
-                cx.config.slack
-            )),
-        };
-        // Bounded: once thawed, a blocked operation finishes; one that does not is left behind.
-        if finished || rx.recv_timeout(cx.config.timeout).is_ok() {
-            let _ = worker.join();
-        }
-        thawed.map_err(|e| format!("the harness could not thaw the broker: {e}"))?;
-        verdict?;
-    }
-    Ok(())
-}
-
-fn connection_lost_reported(cx: &mut Context<'_>) -> Check {
-    let (_transport, receivers) = cx.transport()?;
-    let result = cx.drop_and_wait(&receivers);
-    cx.restore(false)?;
-    result
-}
-
-/// One operation attempted while disconnected.
-type Attempt<'a> = Box<dyn Fn() -> Result<(), TransportError> + 'a>;
-
-fn offline_fails_fast(cx: &mut Context<'_>) -> Check {
-    let topic = cx.topic("a");
-    let (transport, receivers) = cx.transport()?;
-    cx.drop_and_wait(&receivers)?;
-    let result = (|| {
-        let operations: [(&str, Attempt<'_>); 3] = [
-            (
-                "publish",
-                Box::new(|| transport.publish(&topic, b"offline", QoS::AtLeastOnce, cx.deadline())),
-            ),
-            (
-                "subscribe",
-                Box::new(|| {
-                    transport
-                        .subscribe(&[&topic], QoS::AtLeastOnce, cx.deadline())
-                        .map(drop)
-                }),
-            ),
-            (
-                "unsubscribe",
-                Box::new(|| transport.unsubscribe(&[&topic], cx.deadline())),
-            ),
-        ];
-        for (name, operation) in operations {
-            let started = Instant::now();
-            let result = operation();
-            let took = started.elapsed();
-            match result {
-                Err(TransportError::NotConnected) if took <= cx.config.slack => {}
-                Err(TransportError::NotConnected) => {
-                    return Err(format!("{name} while disconnected took {took:?} to fail"));
-                }
-                other => {
-                    return Err(format!(
-                        "{name} while disconnected returned {other:?} after {took:?}; expected NotConnected at once"
-                    ));
-                }
-            }
-        }
-        Ok(())
-    })();
-    cx.restore(false)?;
-    result
-}
-
-fn reconnect_without_session(cx: &mut Context<'_>) -> Check {
-    let topic = cx.topic("a");
-    let (transport, receivers) = cx.transport()?;
-    cx.subscribe_granted(&transport, &[&topic])?;
-    let dropped = cx.drop_and_wait(&receivers);
-    cx.restore(false)?;
-    dropped?;
-    let session_present = match cx.wait_event(&receivers, false) {
-        Some(ConnectionEvent::Connected { session_present }) => session_present,
-        _ => {
-            return Err(format!(
-                "no Connected event within {:?} of the broker coming back",
-                cx.config.timeout
-            ));
-        }
-    };
-    match session_present {
-        Some(true) => {
-            return Err("the reconnect was reported with session_present: Some(true), though the broker started a fresh session".into());
-        }
-        None if cx.harness.supports(Capability::SessionFlag) => {
-            return Err("the reconnect was reported with session_present: None, though the transport declares it knows the flag".into());
-        }
-        _ => {}
-    }
-    cx.subscribe_granted(&transport, &[&topic])?;
-    cx.publish("the transport", &transport, &topic, "after-reconnect")?;
-    cx.expect_message(
-        &receivers,
-        &topic,
-        "after-reconnect",
-        "operations must work after a reconnect",
-    )
-}
-
-fn reconnect_with_session(cx: &mut Context<'_>) -> Check {
-    let topic = cx.topic("a");
-    let (transport, receivers) = cx.transport()?;
-    cx.subscribe_granted(&transport, &[&topic])?;
-    let dropped = cx.drop_and_wait(&receivers);
-    cx.restore(true)?;
-    dropped?;
-    let session_present = match cx.wait_event(&receivers, false) {
-        Some(ConnectionEvent::Connected { session_present }) => session_present,
-        _ => {
-            return Err(format!(
-                "no Connected event within {:?} of the broker coming back",
-                cx.config.timeout
-            ));
-        }
-    };
-    match session_present {
-        Some(true) => {}
-        None if !cx.harness.supports(Capability::SessionFlag) => {}
-        other => {
-            return Err(format!(
-                "the broker resumed the session but the reconnect was reported with session_present: {other:?}; expected Some(true)"
-            ));
-        }
-    }
-    cx.publish("the transport", &transport, &topic, "in-resumed-session")?;
-    cx.expect_message(
-        &receivers,
-        &topic,
-        "in-resumed-session",
-        "the resumed session keeps its subscriptions",
-    )
 }
 
 fn drop_ends_delivery(cx: &mut Context<'_>) -> Check {

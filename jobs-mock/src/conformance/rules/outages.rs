@@ -1,0 +1,185 @@
+//! The rules about a broker that fails: frozen, gone, back with or without the session.
+
+use std::sync::Arc;
+use std::thread;
+use std::time::Instant;
+
+use jobs_core::{ConnectionEvent, MqttTransport, QoS, TransportError};
+
+use super::{Check, Context};
+use crate::conformance::Capability;
+
+/// One operation against a frozen broker, on a thread of its own.
+type Operation = fn(&dyn MqttTransport, &str, Instant) -> Result<(), TransportError>;
+
+pub(super) fn deadline_honoured(cx: &mut Context<'_>) -> Check {
+    let topic = cx.topic("a");
+    let (transport, _receivers) = cx.transport()?;
+    let operations: [(&str, Operation); 2] = [
+        ("QoS 1 publish", |t, topic, deadline| {
+            t.publish(topic, b"frozen", QoS::AtLeastOnce, deadline)
+        }),
+        ("subscribe", |t, topic, deadline| {
+            t.subscribe(&[topic], QoS::AtLeastOnce, deadline).map(drop)
+        }),
+    ];
+    for (name, operation) in operations {
+        cx.harness
+            .freeze()
+            .map_err(|e| format!("the harness could not freeze the broker: {e}"))?;
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (t, topic) = (Arc::clone(&transport), topic.clone());
+        let deadline = Instant::now() + cx.config.frozen_deadline;
+        let worker = thread::spawn(move || {
+            let result = operation(t.as_ref(), &topic, deadline);
+            let _ = tx.send((result, Instant::now()));
+        });
+        let returned = rx.recv_deadline(deadline + cx.config.slack);
+        let thawed = cx.harness.thaw();
+        let finished = returned.is_ok();
+        let verdict = match returned {
+            Ok((Err(TransportError::Timeout | TransportError::ConnectionLost), _)) => Ok(()),
+            Ok((Ok(()), _)) => Err(format!(
+                "{name} returned Ok while the broker was frozen: it did not wait for the acknowledgement"
+            )),
+            Ok((Err(e), _)) => Err(format!(
+                "{name} against a frozen broker returned {e:?}; expected Timeout"
+            )),
+            Err(_) => Err(format!(
+                "{name} against a frozen broker had not returned {:?} after its deadline",
+                cx.config.slack
+            )),
+        };
+        // Bounded: once thawed, a blocked operation finishes; one that does not is left behind.
+        if finished || rx.recv_timeout(cx.config.timeout).is_ok() {
+            let _ = worker.join();
+        }
+        thawed.map_err(|e| format!("the harness could not thaw the broker: {e}"))?;
+        verdict?;
+    }
+    Ok(())
+}
+
+pub(super) fn connection_lost_reported(cx: &mut Context<'_>) -> Check {
+    let (_transport, receivers) = cx.transport()?;
+    let result = cx.drop_and_wait(&receivers);
+    cx.restore(false)?;
+    result
+}
+
+/// One operation attempted while disconnected.
+type Attempt<'a> = Box<dyn Fn() -> Result<(), TransportError> + 'a>;
+
+pub(super) fn offline_fails_fast(cx: &mut Context<'_>) -> Check {
+    let topic = cx.topic("a");
+    let (transport, receivers) = cx.transport()?;
+    cx.drop_and_wait(&receivers)?;
+    let result = (|| {
+        let operations: [(&str, Attempt<'_>); 3] = [
+            (
+                "publish",
+                Box::new(|| transport.publish(&topic, b"offline", QoS::AtLeastOnce, cx.deadline())),
+            ),
+            (
+                "subscribe",
+                Box::new(|| {
+                    transport
+                        .subscribe(&[&topic], QoS::AtLeastOnce, cx.deadline())
+                        .map(drop)
+                }),
+            ),
+            (
+                "unsubscribe",
+                Box::new(|| transport.unsubscribe(&[&topic], cx.deadline())),
+            ),
+        ];
+        for (name, operation) in operations {
+            let started = Instant::now();
+            let result = operation();
+            let took = started.elapsed();
+            match result {
+                Err(TransportError::NotConnected) if took <= cx.config.slack => {}
+                Err(TransportError::NotConnected) => {
+                    return Err(format!("{name} while disconnected took {took:?} to fail"));
+                }
+                other => {
+                    return Err(format!(
+                        "{name} while disconnected returned {other:?} after {took:?}; expected NotConnected at once"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    })();
+    cx.restore(false)?;
+    result
+}
+
+pub(super) fn reconnect_without_session(cx: &mut Context<'_>) -> Check {
+    let topic = cx.topic("a");
+    let (transport, receivers) = cx.transport()?;
+    cx.subscribe_granted(&transport, &[&topic])?;
+    let dropped = cx.drop_and_wait(&receivers);
+    cx.restore(false)?;
+    dropped?;
+    let session_present = match cx.wait_event(&receivers, false) {
+        Some(ConnectionEvent::Connected { session_present }) => session_present,
+        _ => {
+            return Err(format!(
+                "no Connected event within {:?} of the broker coming back",
+                cx.config.timeout
+            ));
+        }
+    };
+    match session_present {
+        Some(true) => {
+            return Err("the reconnect was reported with session_present: Some(true), though the broker started a fresh session".into());
+        }
+        None if cx.harness.supports(Capability::SessionFlag) => {
+            return Err("the reconnect was reported with session_present: None, though the transport declares it knows the flag".into());
+        }
+        _ => {}
+    }
+    cx.subscribe_granted(&transport, &[&topic])?;
+    cx.publish("the transport", &transport, &topic, "after-reconnect")?;
+    cx.expect_message(
+        &receivers,
+        &topic,
+        "after-reconnect",
+        "operations must work after a reconnect",
+    )
+}
+
+pub(super) fn reconnect_with_session(cx: &mut Context<'_>) -> Check {
+    let topic = cx.topic("a");
+    let (transport, receivers) = cx.transport()?;
+    cx.subscribe_granted(&transport, &[&topic])?;
+    let dropped = cx.drop_and_wait(&receivers);
+    cx.restore(true)?;
+    dropped?;
+    let session_present = match cx.wait_event(&receivers, false) {
+        Some(ConnectionEvent::Connected { session_present }) => session_present,
+        _ => {
+            return Err(format!(
+                "no Connected event within {:?} of the broker coming back",
+                cx.config.timeout
+            ));
+        }
+    };
+    match session_present {
+        Some(true) => {}
+        None if !cx.harness.supports(Capability::SessionFlag) => {}
+        other => {
+            return Err(format!(
+                "the broker resumed the session but the reconnect was reported with session_present: {other:?}; expected Some(true)"
+            ));
+        }
+    }
+    cx.publish("the transport", &transport, &topic, "in-resumed-session")?;
+    cx.expect_message(
+        &receivers,
+        &topic,
+        "in-resumed-session",
+        "the resumed session keeps its subscriptions",
+    )
+}
