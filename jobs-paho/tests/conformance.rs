@@ -1,6 +1,8 @@
 //! The transport conformance suite (`jobs_mock::conformance`) against `PahoTransport` on a
 //! real mosquitto: outages are kills and restarts of the broker, a frozen broker is SIGSTOP.
 
+#![allow(clippy::expect_used, reason = "a broker that does not start fails the test")]
+
 use std::time::Duration;
 
 use jobs_mock::conformance::{self, Config, MosquittoHarness, Outcome, Rule};
