@@ -39,7 +39,7 @@
 //! (with `session_present: None`: Paho cannot tell), `ConnectionLost` when the link drops or
 //! the broker sends DISCONNECT. Sink calls run under `catch_unwind`; a panic is logged and
 //! delivery carries on. A slow sink therefore delays every Paho client of the process, which
-//! is why the sink contract forbids blocking. Paho also holds its client lock while the
+//! is why the sink contract forbids blocking. Paho C also holds its process-wide mutex while the
 //! callback runs, so a `publish` or `subscribe` from another thread waits until the sink
 //! returns — past its deadline if the sink is slow. This is the one rule of the transport
 //! contract this crate does not keep (`sink_called_without_transport_locks` in

@@ -34,13 +34,15 @@ fn paho_transport_keeps_every_rule_mosquitto_can_check_but_one() {
     );
 }
 
-/// The known deviation: Paho C holds its client lock while its callback (and so the sink)
-/// runs, so a `publish` from another thread waits until the sink returns, past its deadline
+/// The known deviation: Paho C delivers a message to its callback (and so to the sink) with
+/// its process-wide mutex held (`MQTTAsync_deliverMessage` on the receive thread), and
+/// `MQTTAsync_sendMessage` takes the same mutex, so a `publish` from another thread waits
+/// until the sink returns, past its deadline
 /// if the sink is slow. With jobs-core's sink (parse, record, wake) the wait is microseconds;
 /// a dispatcher thread would remove it at the cost of a thread hop per message (see
 /// BENCHMARKS.md). This test keeps the deviation visible: it fails once Paho stops doing it.
 #[test]
-fn paho_transport_calls_the_sink_under_paho_cs_client_lock() {
+fn paho_transport_calls_the_sink_under_paho_cs_mutex() {
     let config = Config::default().timeout(Duration::from_secs(2));
     let outcome = conformance::check(
         &mut harness(),
