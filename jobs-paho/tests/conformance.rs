@@ -1,7 +1,10 @@
 //! The transport conformance suite (`jobs_mock::conformance`) against `PahoTransport` on a
 //! real mosquitto: outages are kills and restarts of the broker, a frozen broker is SIGSTOP.
 
-#![allow(clippy::expect_used, reason = "a broker that does not start fails the test")]
+#![allow(
+    clippy::expect_used,
+    reason = "a broker that does not start fails the test"
+)]
 
 use std::time::Duration;
 
