@@ -276,14 +276,14 @@ impl RumqttcTransport {
         deadline: Instant,
         send: impl FnOnce(&Client) -> Result<(), ClientError>,
     ) -> Result<Vec<Reply>, TransportError> {
-        // Rule "nothing is sent once the deadline has passed".
+        // Rule expired_deadline_sends_nothing: nothing is sent once the deadline has passed.
         if Instant::now() >= deadline {
             return Err(TransportError::Timeout);
         }
         let mut waiters = Vec::with_capacity(count);
         {
             let mut state = self.state.lock();
-            // Rule "fail fast when offline": never queue for a later connection.
+            // Rule offline_fails_fast: never queue for a later connection.
             if !state.connected || state.closed {
                 return Err(TransportError::NotConnected);
             }
@@ -295,7 +295,8 @@ impl RumqttcTransport {
                 waiters.push(rx);
             }
         }
-        // Rule "deadlines": wait for the acknowledgement no longer than the caller allows.
+        // Rules *_acknowledged and deadline_honoured: wait for the acknowledgement, no longer
+        // than the caller allows.
         waiters
             .iter()
             .map(
@@ -312,7 +313,7 @@ impl RumqttcTransport {
 }
 
 impl MqttTransport for RumqttcTransport {
-    // Rule "one sink": a second one is refused and the first stays.
+    // Rule one_sink: a second one is refused and the first stays.
     fn set_sink(&self, sink: Arc<dyn MessageSink>) -> Result<(), TransportError> {
         let mut state = self.state.lock();
         if state.sink.is_some() {
@@ -367,7 +368,7 @@ impl MqttTransport for RumqttcTransport {
     }
 }
 
-// Rule "dropping ends delivery": stop the thread, then drop the sink.
+// Rule drop_ends_delivery: stop the thread, then drop the sink.
 impl Drop for RumqttcTransport {
     fn drop(&mut self) {
         self.state.lock().closed = true;
@@ -409,7 +410,7 @@ fn run(
                     first_connect = false;
                     let _ = first.send(Ok(()));
                 } else {
-                    // Rule "reconnects": report the CONNACK's session flag as it came.
+                    // Rules reconnect_*: report the CONNACK's session flag as it came.
                     notify(state, |sink| {
                         sink.connection(ConnectionEvent::Connected {
                             session_present: Some(ack.session_present),
@@ -418,7 +419,8 @@ fn run(
                 }
             }
             Ok(Event::Incoming(Packet::Publish(message))) => {
-                // Rule "in order, no lock held": the sink runs here, with the state unlocked.
+                // Rules messages_in_order and sink_called_without_transport_locks: the sink
+                // runs here, in arrival order, with the state unlocked.
                 notify(state, |sink| sink.message(&message.topic, &message.payload));
             }
             Ok(Event::Incoming(Packet::PubAck(ack))) => {
@@ -452,6 +454,7 @@ fn run(
                     connection.eventloop.pending.clear();
                     was
                 };
+                // Rule connection_lost_reported.
                 if was_connected {
                     log::info!("connection lost: {error}");
                     notify(state, |sink| {
