@@ -224,6 +224,9 @@ pub enum Rule {
     PublishAcknowledged,
     /// Messages reach the sink in the order the broker delivered them, each once.
     MessagesInOrder,
+    /// Many threads publishing at once each get their own acknowledgement: every call returns
+    /// `Ok` and every message arrives once, each thread's in order.
+    ConcurrentPublishes,
     /// `unsubscribe` returns only after the UNSUBACK: nothing arrives on the filter afterwards.
     UnsubscribeAcknowledged,
     /// The sink is never called while the transport holds a lock its own `publish` needs.
@@ -250,13 +253,14 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in the order [`run`] checks them.
-    pub const ALL: [Rule; 15] = [
+    pub const ALL: [Rule; 16] = [
         Rule::OneSink,
         Rule::SubscribeAcknowledged,
         Rule::SubscribeOutcomePerFilter,
         Rule::RefusedFilterReported,
         Rule::PublishAcknowledged,
         Rule::MessagesInOrder,
+        Rule::ConcurrentPublishes,
         Rule::UnsubscribeAcknowledged,
         Rule::SinkCalledWithoutTransportLocks,
         Rule::ExpiredDeadlineSendsNothing,
@@ -277,6 +281,7 @@ impl Rule {
             Self::RefusedFilterReported => "refused_filter_reported",
             Self::PublishAcknowledged => "publish_acknowledged",
             Self::MessagesInOrder => "messages_in_order",
+            Self::ConcurrentPublishes => "concurrent_publishes",
             Self::UnsubscribeAcknowledged => "unsubscribe_acknowledged",
             Self::SinkCalledWithoutTransportLocks => "sink_called_without_transport_locks",
             Self::ExpiredDeadlineSendsNothing => "expired_deadline_sends_nothing",
@@ -455,6 +460,7 @@ macro_rules! conformance_tests {
             refused_filter_reported RefusedFilterReported,
             publish_acknowledged PublishAcknowledged,
             messages_in_order MessagesInOrder,
+            concurrent_publishes ConcurrentPublishes,
             unsubscribe_acknowledged UnsubscribeAcknowledged,
             sink_called_without_transport_locks SinkCalledWithoutTransportLocks,
             expired_deadline_sends_nothing ExpiredDeadlineSendsNothing,

@@ -191,6 +191,7 @@ pub(crate) fn check(context: &mut Context<'_>) -> Check {
         Rule::RefusedFilterReported => refused_filter_reported(context),
         Rule::PublishAcknowledged => publish_acknowledged(context),
         Rule::MessagesInOrder => messages_in_order(context),
+        Rule::ConcurrentPublishes => concurrent_publishes(context),
         Rule::UnsubscribeAcknowledged => unsubscribe_acknowledged(context),
         Rule::SinkCalledWithoutTransportLocks => sink_called_without_transport_locks(context),
         Rule::ExpiredDeadlineSendsNothing => expired_deadline_sends_nothing(context),
@@ -336,6 +337,69 @@ fn messages_in_order(cx: &mut Context<'_>) -> Check {
             &n.to_string(),
             "messages must reach the sink in order, each once",
         )?;
+    }
+    Ok(())
+}
+
+fn concurrent_publishes(cx: &mut Context<'_>) -> Check {
+    const THREADS: usize = 8;
+    const EACH: usize = 10;
+    let topic = cx.topic("a");
+    let (transport, _) = cx.transport()?;
+    let (_peer, heard) = cx.peer(&[&topic])?;
+    let deadline = cx.deadline();
+    let results: Vec<Check> = thread::scope(|scope| {
+        let threads: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (transport, topic) = (&transport, &topic);
+                scope.spawn(move || {
+                    for n in 0..EACH {
+                        let payload = format!("{t}-{n}");
+                        transport
+                            .publish(topic, payload.as_bytes(), QoS::AtLeastOnce, deadline)
+                            .map_err(|e| {
+                                format!(
+                                    "publish {n} of thread {t} (of {THREADS} at once) failed: {e:?}"
+                                )
+                            })?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| {
+                t.join()
+                    .unwrap_or_else(|_| Err("a publishing thread panicked".into()))
+            })
+            .collect()
+    });
+    results.into_iter().collect::<Result<Vec<()>, String>>()?;
+    let mut next = [0usize; THREADS];
+    for _ in 0..THREADS * EACH {
+        let Some((_, payload)) = heard.message(cx.config.timeout) else {
+            return Err(format!(
+                "the peer heard {} of {} messages published by {THREADS} threads at once",
+                next.iter().sum::<usize>(),
+                THREADS * EACH
+            ));
+        };
+        let payload = String::from_utf8_lossy(&payload).into_owned();
+        let parsed = payload
+            .split_once('-')
+            .and_then(|(t, n)| Some((t.parse::<usize>().ok()?, n.parse::<usize>().ok()?)));
+        let Some((t, n)) = parsed else {
+            return Err(format!("unexpected message {payload:?}"));
+        };
+        match next.get_mut(t) {
+            Some(expected) if *expected == n => *expected += 1,
+            _ => {
+                return Err(format!(
+                    "message {payload:?} arrived out of its thread's order or twice"
+                ));
+            }
+        }
     }
     Ok(())
 }
