@@ -68,6 +68,10 @@ enum Flaw {
     SecondSinkTakesOver,
     /// Keeps the sink alive after the transport is dropped.
     LeaksSink,
+    /// Never reports `ConnectionLost`.
+    SwallowsConnectionLost,
+    /// While offline, holds each publish until its deadline (as if queued for later).
+    QueuesWhileOffline,
 }
 
 /// A `MockTransport` with one flaw; its own sink slot sits between the broker and the user.
@@ -113,6 +117,7 @@ impl MessageSink for Forward {
                     session_present: None,
                 }
             }
+            (Flaw::SwallowsConnectionLost, ConnectionEvent::ConnectionLost) => return,
             (_, event) => event,
         };
         let sink = self.slot.sink.lock().clone();
@@ -185,8 +190,18 @@ impl MqttTransport for Broken {
         deadline: Instant,
     ) -> Result<(), TransportError> {
         let _lock = (self.flaw == Flaw::CallsSinkUnderLock).then(|| self.slot.sink.lock());
-        self.inner
+        match self
+            .inner
             .publish(topic, payload, qos, self.deadline(deadline))
+        {
+            Err(TransportError::NotConnected) if self.flaw == Flaw::QueuesWhileOffline => {
+                // "Queued for the next connection": the caller waits out its deadline.
+                let (_never, wait) = crossbeam_channel::bounded::<()>(0);
+                let _ = wait.recv_deadline(deadline);
+                Err(TransportError::Timeout)
+            }
+            other => other,
+        }
     }
 }
 
@@ -282,6 +297,21 @@ fn a_transport_letting_a_second_sink_take_over_fails_one_sink() {
 #[test]
 fn a_transport_keeping_its_sink_after_drop_fails_drop_ends_delivery() {
     assert_breaks(Flaw::LeaksSink, Rule::DropEndsDelivery);
+}
+
+#[test]
+fn a_transport_swallowing_connection_lost_fails_connection_lost_reported() {
+    let message = assert_breaks(Flaw::SwallowsConnectionLost, Rule::ConnectionLostReported);
+    assert!(message.contains("no ConnectionLost"), "{message}");
+}
+
+#[test]
+fn a_transport_queueing_while_offline_fails_offline_fails_fast() {
+    let message = assert_breaks(Flaw::QueuesWhileOffline, Rule::OfflineFailsFast);
+    assert!(
+        message.contains("expected NotConnected at once"),
+        "{message}"
+    );
 }
 
 #[test]
