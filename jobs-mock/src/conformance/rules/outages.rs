@@ -73,7 +73,10 @@ type Attempt<'a> = Box<dyn Fn() -> Result<(), TransportError> + 'a>;
 pub(super) fn offline_fails_fast(cx: &mut Context<'_>) -> Check {
     let topic = cx.topic("a");
     let (transport, receivers) = cx.transport()?;
-    cx.drop_and_wait(&receivers)?;
+    if let Err(error) = cx.drop_and_wait(&receivers) {
+        cx.restore(false)?;
+        return Err(error);
+    }
     let result = (|| {
         let operations: [(&str, Attempt<'_>); 3] = [
             (
