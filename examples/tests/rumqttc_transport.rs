@@ -1,5 +1,6 @@
-//! The rumqttc port against a real mosquitto: the conformance suite, TLS with a client
-//! certificate, and the device loop against the `jobs-service` program.
+//! The rumqttc port against a real mosquitto: the conformance suite over TCP and mutual TLS
+//! (and with resumed sessions), an untrusted broker, and the device loop against the
+//! `jobs-service` program.
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on bad setup")]
 
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use examples::device::{Host, Tally, process_pending};
 use examples::rumqttc_transport::{ConnectError, RumqttcTransport, Settings, tls_config};
-use jobs_core::{Client, ConnectionEvent, Jobs, MessageSink, MqttTransport, QoS};
+use jobs_core::{Client, Jobs};
 use jobs_mock::conformance::{self, Config, MosquittoHarness, Rule};
 use jobs_mock::local_broker::{LocalBroker, TestCertificates};
 
@@ -55,49 +56,66 @@ fn rumqttc_transport_reports_a_resumed_session_on_mosquitto() {
     .assert_conforms();
 }
 
-struct Channel(crossbeam_channel::Sender<(String, Vec<u8>)>);
+/// Throwaway certificates in a temporary directory, removed on drop.
+struct Certificates {
+    certs: TestCertificates,
+    dir: std::path::PathBuf,
+}
 
-impl MessageSink for Channel {
-    fn message(&self, topic: &str, payload: &[u8]) {
-        let _ = self.0.send((topic.to_owned(), payload.to_vec()));
+impl Certificates {
+    fn generate(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let certs = TestCertificates::generate(&dir).unwrap();
+        Self { certs, dir }
     }
-    fn connection(&self, _: ConnectionEvent) {}
+}
+
+impl Drop for Certificates {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 #[test]
-fn rumqttc_transport_round_trips_over_mutual_tls() {
-    let dir = std::env::temp_dir().join(format!("rumqttc-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let certs = TestCertificates::generate(&dir).unwrap();
-    let broker = LocalBroker::start_with_tls(&certs).unwrap();
+fn rumqttc_transport_keeps_every_rule_over_mutual_tls() {
+    let certificates = Certificates::generate("rumqttc-tls-conformance");
     let tls = tls_config(
-        &certs.ca,
-        Some((&certs.device_cert, &certs.device_key)),
+        &certificates.certs.ca,
+        Some((
+            &certificates.certs.device_cert,
+            &certificates.certs.device_key,
+        )),
         &[],
     )
     .unwrap();
-    let mut settings = Settings::new("localhost", broker.tls_port().unwrap(), "tls-device");
-    settings.tls = Some(tls);
-    let transport = RumqttcTransport::connect(settings).unwrap();
-    let (tx, rx) = crossbeam_channel::unbounded();
-    transport.set_sink(Arc::new(Channel(tx))).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    transport
-        .subscribe(&["tls/echo"], QoS::AtLeastOnce, deadline)
-        .unwrap();
-    transport
-        .publish("tls/echo", b"over tls", QoS::AtLeastOnce, deadline)
-        .unwrap();
-    let (topic, payload) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let mut harness = MosquittoHarness::start_with_tls(&certificates.certs, move |broker, id| {
+        let port = broker.tls_port().ok_or("no TLS listener")?;
+        let settings = Settings::new("localhost", port, id)
+            .tls(Arc::clone(&tls))
+            .reconnect_backoff(Duration::from_millis(50), Duration::from_millis(500));
+        Ok(Box::new(RumqttcTransport::connect(settings)?))
+    })
+    .unwrap()
+    .session_flag(true);
+    let report = conformance::run(&mut harness, &Config::default());
+    report.assert_conforms();
     assert_eq!(
-        (topic.as_str(), payload.as_slice()),
-        ("tls/echo", &b"over tls"[..])
+        report.skipped(),
+        vec![Rule::RefusedFilterReported, Rule::ReconnectWithSession]
     );
+}
 
-    // An untrusted broker certificate fails the handshake.
+#[test]
+fn rumqttc_transport_refuses_an_untrusted_broker_certificate() {
+    let certificates = Certificates::generate("rumqttc-tls-untrusted");
+    let broker = LocalBroker::start_with_tls(&certificates.certs).unwrap();
     let untrusted = tls_config(
-        &certs.other_ca,
-        Some((&certs.device_cert, &certs.device_key)),
+        &certificates.certs.other_ca,
+        Some((
+            &certificates.certs.device_cert,
+            &certificates.certs.device_key,
+        )),
         &[],
     )
     .unwrap();
@@ -108,8 +126,6 @@ fn rumqttc_transport_round_trips_over_mutual_tls() {
         RumqttcTransport::connect(settings),
         Err(ConnectError::Connection(_))
     ));
-    drop(broker);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The `jobs-service` program on `broker`, killed by its pid on drop.

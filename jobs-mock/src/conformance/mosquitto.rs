@@ -6,7 +6,7 @@ use std::io;
 use jobs_core::MqttTransport;
 
 use super::{Capability, Harness, HarnessError};
-use crate::local_broker::LocalBroker;
+use crate::local_broker::{LocalBroker, TestCertificates};
 
 /// How a `MosquittoHarness` connects a transport: the broker and a unique client ID in, a
 /// connected transport out.
@@ -51,6 +51,25 @@ impl MosquittoHarness {
     ) -> io::Result<Self> {
         Ok(Self {
             broker: LocalBroker::start()?,
+            connect: Box::new(connect),
+            session_flag: false,
+            sessions: false,
+        })
+    }
+
+    /// Starts a broker with a mutual-TLS listener too ([`LocalBroker::start_with_tls`]), for
+    /// checking a transport over TLS: `connect` connects to
+    /// [`tls_port`](LocalBroker::tls_port) with the device certificate of `certificates`.
+    ///
+    /// # Errors
+    /// When mosquitto cannot be started.
+    pub fn start_with_tls(
+        certificates: &TestCertificates,
+        connect: impl FnMut(&LocalBroker, &str) -> Result<Box<dyn MqttTransport>, HarnessError>
+        + 'static,
+    ) -> io::Result<Self> {
+        Ok(Self {
+            broker: LocalBroker::start_with_tls(certificates)?,
             connect: Box::new(connect),
             session_flag: false,
             sessions: false,
