@@ -227,6 +227,9 @@ pub enum Rule {
     /// Many threads publishing at once each get their own acknowledgement: every call returns
     /// `Ok` and every message arrives once, each thread's in order.
     ConcurrentPublishes,
+    /// Messages as large as AWS IoT Core allows (128 KiB payloads; job documents can be
+    /// large) go out and come in intact.
+    LargeMessages,
     /// `unsubscribe` returns only after the UNSUBACK: nothing arrives on the filter afterwards.
     UnsubscribeAcknowledged,
     /// The sink is never called while the transport holds a lock its own `publish` needs.
@@ -253,7 +256,7 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in the order [`run`] checks them.
-    pub const ALL: [Rule; 16] = [
+    pub const ALL: [Rule; 17] = [
         Rule::OneSink,
         Rule::SubscribeAcknowledged,
         Rule::SubscribeOutcomePerFilter,
@@ -261,6 +264,7 @@ impl Rule {
         Rule::PublishAcknowledged,
         Rule::MessagesInOrder,
         Rule::ConcurrentPublishes,
+        Rule::LargeMessages,
         Rule::UnsubscribeAcknowledged,
         Rule::SinkCalledWithoutTransportLocks,
         Rule::ExpiredDeadlineSendsNothing,
@@ -282,6 +286,7 @@ impl Rule {
             Self::PublishAcknowledged => "publish_acknowledged",
             Self::MessagesInOrder => "messages_in_order",
             Self::ConcurrentPublishes => "concurrent_publishes",
+            Self::LargeMessages => "large_messages",
             Self::UnsubscribeAcknowledged => "unsubscribe_acknowledged",
             Self::SinkCalledWithoutTransportLocks => "sink_called_without_transport_locks",
             Self::ExpiredDeadlineSendsNothing => "expired_deadline_sends_nothing",
@@ -461,6 +466,7 @@ macro_rules! conformance_tests {
             publish_acknowledged PublishAcknowledged,
             messages_in_order MessagesInOrder,
             concurrent_publishes ConcurrentPublishes,
+            large_messages LargeMessages,
             unsubscribe_acknowledged UnsubscribeAcknowledged,
             sink_called_without_transport_locks SinkCalledWithoutTransportLocks,
             expired_deadline_sends_nothing ExpiredDeadlineSendsNothing,

@@ -192,6 +192,7 @@ pub(crate) fn check(context: &mut Context<'_>) -> Check {
         Rule::PublishAcknowledged => publish_acknowledged(context),
         Rule::MessagesInOrder => messages_in_order(context),
         Rule::ConcurrentPublishes => concurrent_publishes(context),
+        Rule::LargeMessages => large_messages(context),
         Rule::UnsubscribeAcknowledged => unsubscribe_acknowledged(context),
         Rule::SinkCalledWithoutTransportLocks => sink_called_without_transport_locks(context),
         Rule::ExpiredDeadlineSendsNothing => expired_deadline_sends_nothing(context),
@@ -402,6 +403,48 @@ fn concurrent_publishes(cx: &mut Context<'_>) -> Check {
         }
     }
     Ok(())
+}
+
+fn large_messages(cx: &mut Context<'_>) -> Check {
+    /// AWS IoT Core's limit on a PUBLISH payload.
+    const SIZE: usize = 128 * 1024;
+    let (inbound, outbound) = (cx.topic("in"), cx.topic("out"));
+    let payload: Vec<u8> = (0..SIZE).map(|i| b'a' + (i % 26) as u8).collect();
+    let (transport, receivers) = cx.transport()?;
+    cx.subscribe_granted(&transport, &[&inbound])?;
+    let (peer, heard) = cx.peer(&[&outbound])?;
+    let deadline = cx.deadline();
+    peer.publish(&inbound, &payload, QoS::AtLeastOnce, deadline)
+        .map_err(|e| format!("the peer's {SIZE}-byte publish failed: {e:?}"))?;
+    match receivers.message(cx.config.timeout) {
+        Some((_, p)) if p == payload => {}
+        Some((_, p)) => {
+            return Err(format!(
+                "a {SIZE}-byte message arrived as {} bytes",
+                p.len()
+            ));
+        }
+        None => {
+            return Err(format!(
+                "a {SIZE}-byte message did not arrive within {:?}",
+                cx.config.timeout
+            ));
+        }
+    }
+    transport
+        .publish(&outbound, &payload, QoS::AtLeastOnce, deadline)
+        .map_err(|e| format!("a {SIZE}-byte publish failed: {e:?}"))?;
+    match heard.message(cx.config.timeout) {
+        Some((_, p)) if p == payload => Ok(()),
+        Some((_, p)) => Err(format!(
+            "a {SIZE}-byte publish arrived as {} bytes",
+            p.len()
+        )),
+        None => Err(format!(
+            "a {SIZE}-byte publish did not reach the peer within {:?}",
+            cx.config.timeout
+        )),
+    }
 }
 
 fn unsubscribe_acknowledged(cx: &mut Context<'_>) -> Check {
