@@ -38,7 +38,8 @@ RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --all-features --no-deps --locked
 cargo run --locked -q -p examples --bin quickstart >/dev/null
 # The three library crates as a registry would get them: packaged together, so that each is
 # verified against the others' packages (none is published yet), with path-only
-# dev-dependencies dropped.
-cargo package --locked -q -p jobs-core -p jobs-mock -p jobs-paho
+# dev-dependencies dropped. `--allow-dirty`: this checks the packages, it publishes nothing,
+# and must also pass on a work tree with uncommitted changes.
+cargo package --locked --allow-dirty -q -p jobs-core -p jobs-mock -p jobs-paho
 # The benchmark in smoke mode (small counts, no targets judged), so it cannot rot.
 cargo run --locked -q -p examples --features paho,rumqttc,bench --bin bench -- --smoke --out target/bench-smoke >/dev/null
