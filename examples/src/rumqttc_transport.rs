@@ -519,3 +519,91 @@ fn outcome_of(code: &SubscribeReasonCode) -> SubscribeOutcome {
         SubscribeReasonCode::Failure => SubscribeOutcome::Refused,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A waiter queued for `kind`, as `request` queues it.
+    fn queue(state: &Mutex<State>, kind: Kind) -> Receiver<Reply> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        state.lock().queued.entry(kind).or_default().push_back(tx);
+        rx
+    }
+
+    #[test]
+    fn acknowledgements_reach_the_calls_in_the_order_their_packets_were_sent() {
+        let state = Mutex::new(State::default());
+        let (first, second) = (queue(&state, Kind::Publish), queue(&state, Kind::Publish));
+        sent(&state, Kind::Publish, 7);
+        sent(&state, Kind::Publish, 8);
+        complete(&state, Kind::Publish, 8, Ok(Vec::new()));
+        assert!(
+            first.try_recv().is_err(),
+            "the first call waits for PUBACK 7"
+        );
+        assert!(second.try_recv().is_ok_and(|r| r.is_ok()));
+        complete(&state, Kind::Publish, 7, Ok(Vec::new()));
+        assert!(first.try_recv().is_ok_and(|r| r.is_ok()));
+    }
+
+    #[test]
+    fn a_qos_0_publish_completes_when_sent() {
+        let state = Mutex::new(State::default());
+        let waiter = queue(&state, Kind::Publish);
+        sent(&state, Kind::Publish, 0);
+        assert!(waiter.try_recv().is_ok_and(|r| r.is_ok()));
+    }
+
+    #[test]
+    fn kinds_do_not_share_packet_ids_or_queues() {
+        let state = Mutex::new(State::default());
+        let subscribe = queue(&state, Kind::Subscribe);
+        let publish = queue(&state, Kind::Publish);
+        sent(&state, Kind::Subscribe, 1);
+        sent(&state, Kind::Publish, 1);
+        complete(
+            &state,
+            Kind::Subscribe,
+            1,
+            Ok(vec![SubscribeOutcome::Refused]),
+        );
+        assert!(matches!(
+            subscribe.try_recv(),
+            Ok(Ok(outcomes)) if outcomes == [SubscribeOutcome::Refused]
+        ));
+        assert!(publish.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_lost_connection_fails_every_waiting_call_with_connection_lost() {
+        let state = Mutex::new(State::default());
+        let (queued, in_flight) = (queue(&state, Kind::Publish), queue(&state, Kind::Subscribe));
+        sent(&state, Kind::Subscribe, 3);
+        state.lock().fail_all();
+        assert!(matches!(
+            queued.try_recv(),
+            Ok(Err(TransportError::ConnectionLost))
+        ));
+        assert!(matches!(
+            in_flight.try_recv(),
+            Ok(Err(TransportError::ConnectionLost))
+        ));
+    }
+
+    #[test]
+    fn suback_codes_map_to_outcomes() {
+        assert_eq!(
+            outcome_of(&SubscribeReasonCode::Success(rumqttc::QoS::AtLeastOnce)),
+            SubscribeOutcome::Granted(QoS::AtLeastOnce)
+        );
+        assert_eq!(
+            outcome_of(&SubscribeReasonCode::Success(rumqttc::QoS::AtMostOnce)),
+            SubscribeOutcome::Granted(QoS::AtMostOnce)
+        );
+        assert_eq!(
+            outcome_of(&SubscribeReasonCode::Failure),
+            SubscribeOutcome::Refused
+        );
+    }
+}
