@@ -50,6 +50,7 @@ pub use broker::{
 };
 pub use script::{Script, request_token};
 pub use service::{
-    Clock, ControlError, ExecutionInfo, JobSpec, JobsService, Outgoing, Quirks, REQUEST_FILTERS,
-    Simulator, SimulatorError,
+    ApiError, ApiErrorKind, Called, Clock, ControlError, ControlOperation, ExecutionInfo, JobSpec,
+    JobState, JobsService, Operation, Outgoing, Quirks, REQUEST_FILTERS, Simulator, SimulatorError,
+    TargetSelection,
 };

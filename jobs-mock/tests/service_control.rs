@@ -8,7 +8,7 @@ use jobs_core::{Document, JobStatus};
 use jobs_mock::{ControlError, JobSpec};
 
 #[test]
-fn created_jobs_are_queued_per_thing_in_creation_order_with_version_one() {
+fn created_jobs_are_queued_per_thing_in_creation_order_with_version_and_execution_number_one() {
     let mut service = service();
     create(&mut service, "a", &["pump-07", "pump-08"]);
     create(&mut service, "b", &["pump-07"]);
@@ -28,7 +28,7 @@ fn created_jobs_are_queued_per_thing_in_creation_order_with_version_one() {
         summary,
         [
             ("pump-07".into(), "a".into(), 1, 1),
-            ("pump-07".into(), "b".into(), 2, 1),
+            ("pump-07".into(), "b".into(), 1, 1),
             ("pump-08".into(), "a".into(), 1, 1),
         ]
     );

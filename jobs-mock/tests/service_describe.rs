@@ -69,14 +69,25 @@ fn describe_of_an_unknown_execution_is_rejected_with_resource_not_found() {
 }
 
 #[test]
-fn describe_with_an_execution_number_selects_that_execution_or_is_not_found() {
+fn execution_numbers_count_per_thing_and_job_so_every_first_execution_is_one() {
     let mut service = service();
     create(&mut service, "a", &["pump-07"]);
     create(&mut service, "b", &["pump-07"]);
+    for id in ["a", "b"] {
+        let reply: ExecutionReply =
+            call(&mut service, "pump-07", &format!("{id}/get"), "{}").accepted();
+        assert_eq!(reply.execution.unwrap().execution_number, Some(1), "{id}");
+    }
+}
+
+#[test]
+fn describe_with_an_execution_number_selects_that_execution_or_is_not_found() {
+    let mut service = service();
+    create(&mut service, "a", &["pump-07"]);
     let reply: ExecutionReply =
-        call(&mut service, "pump-07", "b/get", r#"{"executionNumber":2}"#).accepted();
-    assert_eq!(reply.execution.unwrap().execution_number, Some(2));
-    let error = call(&mut service, "pump-07", "b/get", r#"{"executionNumber":1}"#).rejected();
+        call(&mut service, "pump-07", "a/get", r#"{"executionNumber":1}"#).accepted();
+    assert_eq!(reply.execution.unwrap().execution_number, Some(1));
+    let error = call(&mut service, "pump-07", "a/get", r#"{"executionNumber":2}"#).rejected();
     assert_eq!(error.code, RejectCode::ResourceNotFound);
 }
 
@@ -135,24 +146,51 @@ fn describe_next_with_nothing_pending_is_resource_not_found_under_that_quirk() {
 }
 
 #[test]
-fn describe_of_a_terminal_execution_returns_it() {
-    let mut service = service();
-    create(&mut service, "a", &["pump-07"]);
-    update(&mut service, "pump-07", "a", r#"{"status":"SUCCEEDED"}"#)
+fn describe_of_a_terminal_execution_is_rejected_with_terminal_state_reached() {
+    for end in ["SUCCEEDED", "FAILED", "REJECTED"] {
+        let mut service = service();
+        create(&mut service, "a", &["pump-07"]);
+        update(
+            &mut service,
+            "pump-07",
+            "a",
+            &format!(r#"{{"status":"{end}"}}"#),
+        )
         .accepted::<serde_json::Value>();
-    let reply: ExecutionReply = call(&mut service, "pump-07", "a/get", "{}").accepted();
-    assert_eq!(reply.execution.unwrap().status, Some(JobStatus::Succeeded));
+        let error = call(&mut service, "pump-07", "a/get", r#"{"clientToken":"z"}"#).rejected();
+        assert_eq!(error.code, RejectCode::TerminalStateReached, "{end}");
+        assert_eq!(
+            error.message.as_deref(),
+            Some("Job Execution has reached terminal state. It is neither IN_PROGRESS nor QUEUED")
+        );
+        assert!(error.execution_state.is_none());
+        assert_eq!(error.client_token.as_deref(), Some("z"));
+    }
 }
 
 #[test]
-fn describe_of_a_terminal_execution_is_terminal_state_reached_under_that_quirk() {
+fn describe_of_a_service_ended_execution_is_rejected_with_terminal_state_reached() {
+    let mut service = service();
+    create(&mut service, "cancelled", &["pump-07"]);
+    create(&mut service, "removed", &["pump-07"]);
+    service.cancel_job(&job("cancelled")).unwrap();
+    service
+        .remove_thing(&job("removed"), &thing("pump-07"))
+        .unwrap();
+    for id in ["cancelled", "removed"] {
+        let error = call(&mut service, "pump-07", &format!("{id}/get"), "{}").rejected();
+        assert_eq!(error.code, RejectCode::TerminalStateReached, "{id}");
+    }
+}
+
+#[test]
+fn describe_of_a_terminal_execution_returns_it_under_that_quirk() {
     let mut service = service();
     let mut quirks = Quirks::default();
-    quirks.terminal_describe_is_rejected = true;
+    quirks.terminal_describe_returns_execution = true;
     service.set_quirks(quirks);
     create(&mut service, "a", &["pump-07"]);
     update(&mut service, "pump-07", "a", r#"{"status":"FAILED"}"#).accepted::<serde_json::Value>();
-    let error = call(&mut service, "pump-07", "a/get", r#"{"clientToken":"z"}"#).rejected();
-    assert_eq!(error.code, RejectCode::TerminalStateReached);
-    assert_eq!(error.client_token.as_deref(), Some("z"));
+    let reply: ExecutionReply = call(&mut service, "pump-07", "a/get", "{}").accepted();
+    assert_eq!(reply.execution.unwrap().status, Some(JobStatus::Failed));
 }

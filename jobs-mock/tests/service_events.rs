@@ -141,8 +141,9 @@ fn finishing_the_head_sends_notify_and_notify_next_with_the_new_head() {
             "$aws/things/pump-07/jobs/notify",
             "$aws/things/pump-07/jobs/notify-next"
         ],
-        "notify before notify-next, both before the reply"
+        "notify before notify-next"
     );
+    assert_eq!(answer.events_before_reply, 0, "both after the reply");
 }
 
 #[test]

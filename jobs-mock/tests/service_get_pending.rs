@@ -38,7 +38,7 @@ fn get_pending_lists_in_progress_first_then_queued_in_creation_order() {
     let started = &pending.in_progress_jobs[0];
     assert_eq!(started.started_at, Some(T0));
     assert_eq!(started.version_number, Some(2));
-    assert_eq!(started.execution_number, Some(2));
+    assert_eq!(started.execution_number, Some(1));
     let queued = &pending.queued_jobs[0];
     assert_eq!(queued.started_at, None);
     assert_eq!(queued.queued_at, Some(T0));

@@ -257,7 +257,7 @@ fn control_calls_report_their_errors_and_state_reads_see_the_service() {
             .remove_thing(&job("a"), &thing("pump-08"))
             .is_err()
     );
-    simulator.advance_clock(Duration::from_secs(60)).unwrap();
+    simulator.advance_clock(Duration::from_secs(60));
     assert_eq!(simulator.now(), T0 + 60);
     assert_eq!(simulator.executions().len(), 1);
     assert!(simulator.execution(&thing("pump-07"), &job("a")).is_some());
@@ -305,4 +305,62 @@ fn an_inline_simulator_serves_jobs_core_calls_from_many_threads() {
             });
         }
     });
+}
+
+#[test]
+fn on_a_scaled_clock_a_one_minute_step_timer_fires_well_under_a_second_later() {
+    let broker = MockBroker::new();
+    let factor = std::num::NonZeroU32::new(600).unwrap();
+    let service = JobsService::new(Clock::scaled(factor));
+    let simulator = Simulator::start(Arc::new(broker.connect(SERVICE)), service).unwrap();
+    simulator.create_job(spec("a", &["pump-07"])).unwrap();
+    let (device, rx) = recorder(
+        &broker,
+        "pump-07",
+        &[
+            "$aws/things/pump-07/jobs/start-next/accepted",
+            "$aws/things/pump-07/jobs/notify",
+        ],
+    );
+    let started = std::time::Instant::now();
+    device
+        .publish(
+            "$aws/things/pump-07/jobs/start-next",
+            br#"{"stepTimeoutInMinutes":1}"#,
+            QoS::AtLeastOnce,
+        )
+        .unwrap();
+    let (topic, _) = rx.recv_timeout(WAIT).unwrap();
+    assert!(topic.ends_with("start-next/accepted"));
+    let (topic, payload) = rx.recv_timeout(WAIT).unwrap();
+    let elapsed = started.elapsed();
+    assert!(topic.ends_with("/notify"));
+    let notify: JobExecutionsChanged = serde_json::from_slice(&payload).unwrap();
+    assert!(notify.jobs.in_progress.is_empty() && notify.jobs.queued.is_empty());
+    let state = simulator.execution(&thing("pump-07"), &job("a")).unwrap();
+    assert_eq!(state.status, jobs_core::JobStatus::TimedOut);
+    // 60 s / 600 = 100 ms of real time; never before it.
+    assert!(elapsed >= Duration::from_millis(100), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
+}
+
+#[test]
+fn simulator_control_operations_publish_their_events_before_returning() {
+    let broker = MockBroker::new();
+    let simulator = start(&broker);
+    let (_device, rx) = recorder(&broker, "pump-07", &["$aws/things/pump-07/jobs/notify"]);
+    let created = simulator.call_json(
+        jobs_mock::Operation::CreateJob,
+        serde_json::json!({"jobId": "a", "targets": ["pump-07"], "document": "{}"}),
+    );
+    assert_eq!(created.unwrap()["jobId"], "a");
+    assert!(rx.try_recv().is_ok(), "the notify was published");
+    let error = simulator
+        .call(jobs_mock::service::api::DescribeJob::new(job("zzz")))
+        .unwrap_err();
+    assert_eq!(error.kind, jobs_mock::ApiErrorKind::ResourceNotFound);
+    simulator.forget_thing(&thing("pump-07"));
+    assert!(simulator.executions().is_empty());
+    simulator.forget_everything();
+    assert!(rx.try_recv().is_err(), "forgetting sends nothing");
 }

@@ -90,16 +90,20 @@
 //! 13. **Timestamps** (§13.14): seconds.
 //! 14. **`statusDetails` limits** (§13.11): no limit on the number of pairs.
 
+pub mod api;
 mod clock;
 mod control;
 mod driver;
 mod events;
+mod job_record;
 mod jobs_service;
 mod requests;
 mod state;
 mod topic;
 
+pub use api::{ApiError, ApiErrorKind, Called, ControlOperation, Operation};
 pub use clock::Clock;
 pub use control::{ControlError, ExecutionInfo, JobSpec};
 pub use driver::{REQUEST_FILTERS, Simulator, SimulatorError};
+pub use job_record::{JobState, TargetSelection};
 pub use jobs_service::{JobsService, Outgoing, Quirks};
