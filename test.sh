@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # cmake + a C compiler + OpenSSL headers build Paho C (jobs-paho); mosquitto and openssl serve
-# the integration tests.
-packages=(cmake build-essential libssl-dev pkg-config mosquitto openssl)
+# the integration tests; python3 with venv runs the real AWS clients (boto3, the AWS CLI)
+# against jobs-service.
+packages=(cmake build-essential libssl-dev pkg-config mosquitto openssl python3 python3-venv)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -29,6 +30,20 @@ for component in rustfmt clippy; do
     rustup component add "$component"
   fi
 done
+
+# boto3 and the AWS CLI from PyPI, pinned, in a virtual environment under target/ (created
+# once; examples/tests/aws_clients.rs finds it through JOBS_SERVICE_PYTHON and fails without it).
+venv=target/aws-venv
+aws_clients=(boto3==1.44.8 awscli==1.46.3)
+if ! "$venv/bin/python" -c 'import boto3, awscli' >/dev/null 2>&1 \
+  || [ "$(cat "$venv/requirements" 2>/dev/null)" != "${aws_clients[*]}" ]; then
+  rm -rf "$venv"
+  mkdir -p target
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check --no-cache-dir "${aws_clients[@]}"
+  echo "${aws_clients[*]}" > "$venv/requirements"
+fi
+export JOBS_SERVICE_PYTHON="$PWD/$venv/bin/python"
 
 set -x
 cargo fmt --all --check

@@ -7,12 +7,13 @@
     reason = "test: a panic fails the test"
 )]
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, ExitStatus, Stdio};
+mod common;
+
 use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::thread;
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
+
+use common::{Program, WAIT, start_device, start_service};
 
 use examples::service::{CONTROL_TOPIC, RESULT_TOPIC};
 use jobs_core::{ConnectionEvent, MessageSink, MqttTransport, QoS};
@@ -20,132 +21,7 @@ use jobs_paho::PahoTransport;
 use jobs_paho::local_broker::{LocalBroker, TestCertificates};
 use serde_json::{Value, json};
 
-/// The longest any one step may take (generous: CI machines are slow and shared).
-const WAIT: Duration = Duration::from_secs(30);
-
 const JOBS_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/jobs.json");
-
-/// A child process whose standard output is read line by line; killed by its pid and reaped
-/// on drop.
-struct Program {
-    name: String,
-    child: Child,
-    lines: Receiver<String>,
-    output: Vec<String>,
-}
-
-impl Program {
-    fn start(exe: &str, args: &[&str]) -> Self {
-        let mut child = Command::new(exe)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {exe}: {e}"));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let name = format!(
-            "{} {}",
-            exe.rsplit('/').next().unwrap_or(exe),
-            args.join(" ")
-        );
-        Self {
-            name,
-            child,
-            lines,
-            output: Vec::new(),
-        }
-    }
-
-    /// Waits (at most [`WAIT`]) for an output line matching `wanted`, and returns it.
-    fn wait_for_line(&mut self, wanted: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.output.push(line.clone());
-                    if wanted(&line) {
-                        return line;
-                    }
-                }
-                Err(error) => panic!(
-                    "{}: no expected line ({error:?}); output so far:\n{}",
-                    self.name,
-                    self.output.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// Waits (at most [`WAIT`]) for the program to close its output and exit.
-    fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => self.output.push(line),
-                Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => panic!(
-                    "{}: did not finish; output so far:\n{}",
-                    self.name,
-                    self.output.join("\n")
-                ),
-            }
-        }
-        // Output closed: the process is exiting. Poll its status, bounded.
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "{}: did not exit", self.name);
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn close_stdin(&mut self) {
-        drop(self.child.stdin.take());
-    }
-}
-
-impl Drop for Program {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_service(broker: &LocalBroker, extra: &[&str]) -> Program {
-    let uri = broker.uri();
-    let mut args = vec!["--broker", uri.as_str()];
-    args.extend(extra);
-    let mut service = Program::start(env!("CARGO_BIN_EXE_jobs-service"), &args);
-    service.wait_for_line(|line| line == "ready");
-    service
-}
-
-fn start_device(broker: &LocalBroker, thing: &str, extra: &[&str]) -> Program {
-    let uri = broker.uri();
-    let mut args = vec![
-        "--broker",
-        uri.as_str(),
-        "--thing",
-        thing,
-        "--work-scale",
-        "0",
-    ];
-    args.extend(extra);
-    Program::start(env!("CARGO_BIN_EXE_device"), &args)
-}
 
 /// The test's own connection to the control topic.
 struct Control {
@@ -184,15 +60,15 @@ impl Control {
         }
     }
 
-    /// Sends a command and waits for the reply carrying its `requestId`.
-    fn request(&mut self, mut command: Value) -> Value {
+    /// Sends a request for `operation` and waits for the reply carrying its `requestId`.
+    fn request(&mut self, operation: &str, input: Value) -> Value {
         self.next += 1;
         let id = format!("test-{}", self.next);
-        command["requestId"] = Value::String(id.clone());
+        let request = json!({"operation": operation, "requestId": id, "input": input});
         self.transport
             .publish(
                 CONTROL_TOPIC,
-                command.to_string().as_bytes(),
+                request.to_string().as_bytes(),
                 QoS::AtLeastOnce,
             )
             .unwrap();
@@ -202,31 +78,37 @@ impl Control {
             let reply = self
                 .replies
                 .recv_timeout(left)
-                .unwrap_or_else(|e| panic!("no reply to {command} ({e:?})"));
+                .unwrap_or_else(|e| panic!("no reply to {request} ({e:?})"));
             if reply["requestId"] == id.as_str() {
                 return reply;
             }
         }
     }
 
-    /// Every execution as (thing, job, status), from the `list` command.
-    fn states(&mut self) -> Vec<(String, String, String)> {
-        let reply = self.request(json!({"command": "list"}));
-        assert_eq!(reply["ok"], true, "{reply}");
-        reply["executions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
+    /// Every execution on `things` as (thing, job, status), from ListJobExecutionsForThing.
+    fn states(&mut self, things: &[&str]) -> Vec<(String, String, String)> {
+        let mut states = Vec::new();
+        for thing in things {
+            let reply = self.request("ListJobExecutionsForThing", json!({"thingName": thing}));
+            let summaries = reply["output"]["executionSummaries"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{reply}"));
+            states.extend(summaries.iter().map(|e| {
                 (
-                    e["thingName"].as_str().unwrap().to_owned(),
+                    (*thing).to_owned(),
                     e["jobId"].as_str().unwrap().to_owned(),
-                    e["status"].as_str().unwrap().to_owned(),
+                    e["jobExecutionSummary"]["status"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
                 )
-            })
-            .collect()
+            }));
+        }
+        states
     }
 }
+
+const FLEET: [&str; 3] = ["pump-07", "pump-08", "valve-12"];
 
 fn owned(states: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
     states
@@ -242,7 +124,7 @@ fn jobs_from_the_file_end_succeeded_failed_or_rejected_on_devices_over_the_broke
     let mut control = Control::connect(&broker, "full-flow-file");
     assert!(
         control
-            .states()
+            .states(&FLEET)
             .iter()
             .all(|(_, _, status)| status == "QUEUED")
     );
@@ -274,7 +156,7 @@ fn jobs_from_the_file_end_succeeded_failed_or_rejected_on_devices_over_the_broke
 
     // Every execution reached the status its device reported: nothing lost.
     assert_eq!(
-        control.states(),
+        control.states(&FLEET),
         owned(&[
             ("pump-07", "rotate-logs", "SUCCEEDED"),
             ("pump-07", "firmware-2-4", "SUCCEEDED"),
@@ -307,31 +189,28 @@ fn a_job_created_through_the_control_topic_reaches_a_waiting_device() {
     let mut device = start_device(&broker, "pump-07", &["--wait", "5"]);
     device.wait_for_line(|line| line.contains("waiting for jobs"));
 
-    let create = json!({"command": "create", "jobId": "hotfix",
-                        "document": {"action": "rotate-logs", "keep": 2},
-                        "things": ["pump-07"]});
-    let reply = control.request(create.clone());
-    assert_eq!(reply["ok"], true, "{reply}");
+    let create = json!({"jobId": "hotfix", "targets": ["pump-07"],
+                        "document": r#"{"action":"rotate-logs","keep":2}"#});
+    let reply = control.request("CreateJob", create.clone());
+    assert_eq!(reply["output"]["jobId"], "hotfix", "{reply}");
 
     // The device hears the notify and works the job.
     device.wait_for_line(|line| line.contains("hotfix: SUCCEEDED"));
-    let reply = control.request(json!({"command": "list"}));
-    let executions = reply["executions"].as_array().unwrap();
-    assert_eq!(executions.len(), 1, "{reply}");
-    assert_eq!(executions[0]["thingName"], "pump-07");
-    assert_eq!(executions[0]["status"], "SUCCEEDED");
+    let reply = control.request(
+        "DescribeJobExecution",
+        json!({"jobId": "hotfix", "thingName": "pump-07"}),
+    );
+    let execution = &reply["output"]["execution"];
+    assert_eq!(execution["status"], "SUCCEEDED", "{reply}");
     assert_eq!(
-        executions[0]["statusDetails"],
-        json!({"result": "kept 2 archives"})
+        execution["statusDetails"],
+        json!({"detailsMap": {"result": "kept 2 archives"}})
     );
 
-    // The same job ID again is refused, with a reason.
-    let reply = control.request(create);
-    assert_eq!(reply["ok"], false, "{reply}");
-    assert!(
-        reply["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("already exists")),
+    // The same job ID again is refused, with AWS's exception.
+    let reply = control.request("CreateJob", create);
+    assert_eq!(
+        reply["error"]["__type"], "ResourceAlreadyExistsException",
         "{reply}"
     );
 }
