@@ -176,6 +176,10 @@ fn describe_job_counts_executions_and_a_snapshot_job_completes_when_all_ended() 
     assert_eq!(job["completedAt"], T0);
     assert_eq!(job["jobProcessDetails"]["numberOfSucceededThings"], 2);
     assert_eq!(
+        err(&mut service, "CancelJob", json!({"jobId": "j1"})),
+        ApiErrorKind::InvalidRequest
+    );
+    assert_eq!(
         ok(&mut service, "GetJobDocument", json!({"jobId": "j1"})),
         json!({"document": "{\"action\":\"j1\"}"})
     );
@@ -207,6 +211,19 @@ fn list_jobs_filters_and_pages_in_creation_order() {
     );
     assert_eq!(rest["jobs"][0]["jobId"], "c");
     assert!(rest.get("nextToken").is_none());
+    create_json(
+        &mut service,
+        "d",
+        &["pump-07"],
+        json!({"targetSelection": "CONTINUOUS"}),
+    );
+    let continuous = ok(
+        &mut service,
+        "ListJobs",
+        json!({"targetSelection": "CONTINUOUS"}),
+    );
+    assert_eq!(continuous["jobs"].as_array().unwrap().len(), 1);
+    assert_eq!(continuous["jobs"][0]["jobId"], "d");
     let canceled = ok(&mut service, "ListJobs", json!({"status": "CANCELED"}));
     assert_eq!(canceled["jobs"].as_array().unwrap().len(), 1);
     assert_eq!(canceled["jobs"][0]["jobId"], "b");
@@ -599,4 +616,64 @@ fn typed_requests_and_json_requests_are_the_same_operations() {
         error.to_json(),
         json!({"__type": "InvalidStateTransitionException", "message": error.message})
     );
+}
+
+#[test]
+fn execution_numbers_are_not_given_out_again_after_delete_job_execution() {
+    let mut service = service();
+    create_json(
+        &mut service,
+        "j1",
+        &["pump-07"],
+        json!({"targetSelection": "CONTINUOUS"}),
+    );
+    update(&mut service, "pump-07", "j1", r#"{"status":"SUCCEEDED"}"#).accepted::<UpdateReply>();
+    ok(
+        &mut service,
+        "DeleteJobExecution",
+        json!({"jobId": "j1", "thingName": "pump-07", "executionNumber": 1}),
+    );
+    ok(
+        &mut service,
+        "AssociateTargetsWithJob",
+        json!({"jobId": "j1", "targets": ["pump-07"]}),
+    );
+    let execution = service.execution(&thing("pump-07"), &job("j1")).unwrap();
+    assert_eq!(execution.execution_number, 2);
+}
+
+#[test]
+fn service_made_changes_keep_the_version() {
+    let mut service = service();
+    for id in ["removed", "cancelled", "timed"] {
+        create_json(
+            &mut service,
+            id,
+            &["pump-07"],
+            json!({"timeoutConfig": {"inProgressTimeoutInMinutes": 1}}),
+        );
+        update(&mut service, "pump-07", id, r#"{"status":"IN_PROGRESS"}"#)
+            .accepted::<UpdateReply>();
+    }
+    service
+        .remove_thing(&job("removed"), &thing("pump-07"))
+        .unwrap();
+    ok(
+        &mut service,
+        "CancelJobExecution",
+        json!({"jobId": "cancelled", "thingName": "pump-07", "force": true}),
+    );
+    let _ = service.advance_clock(std::time::Duration::from_secs(60));
+    for (id, status) in [
+        ("removed", JobStatus::Removed),
+        ("cancelled", JobStatus::Canceled),
+        ("timed", JobStatus::TimedOut),
+    ] {
+        let execution = service.execution(&thing("pump-07"), &job(id)).unwrap();
+        assert_eq!(
+            (execution.status, execution.version_number),
+            (status, 2),
+            "{id}"
+        );
+    }
 }

@@ -302,3 +302,35 @@ fn timers_keep_sub_second_deadlines_and_fire_on_time_not_early() {
         "wire timestamps are whole seconds"
     );
 }
+
+#[test]
+fn events_of_timers_that_expired_before_a_request_come_before_its_reply() {
+    // A clock 60 000 times faster than real time: a 1-minute timer is due after 1 ms.
+    let factor = std::num::NonZeroU32::new(60_000).unwrap();
+    let mut service = JobsService::new(Clock::scaled(factor));
+    create(&mut service, "a", &["pump-07"]);
+    call(
+        &mut service,
+        "pump-07",
+        "start-next",
+        r#"{"stepTimeoutInMinutes":1}"#,
+    )
+    .accepted::<ExecutionReply>();
+    let deadline = service.next_timer_deadline().unwrap();
+    let give_up = std::time::Instant::now() + Duration::from_secs(5);
+    while service.clock().now_millis() < deadline {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "the clock did not move"
+        );
+        std::hint::spin_loop();
+    }
+    let answer = call(&mut service, "pump-07", "get", "{}");
+    assert_eq!(
+        answer.events_before_reply, 2,
+        "notify and notify-next first"
+    );
+    let pending: jobs_core::model::PendingJobs = answer.accepted();
+    assert!(pending.in_progress_jobs.is_empty());
+    assert_eq!(status(&service, "a"), JobStatus::TimedOut);
+}

@@ -170,6 +170,25 @@ mod tests {
     }
 
     #[test]
+    fn a_scaled_clock_runs_factor_times_faster_than_real_time() {
+        let factor = 1000;
+        let clock = Clock::scaled(NonZeroU32::new(factor).unwrap());
+        let before = clock.now_millis();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(3) {
+            std::hint::spin_loop();
+        }
+        let real = start.elapsed();
+        let after = clock.now_millis();
+        let expected = i64::try_from((real * factor).as_millis()).unwrap();
+        // Each reading truncates to a millisecond.
+        assert!(
+            after - before >= expected - 1,
+            "{after} - {before} vs {expected}"
+        );
+    }
+
+    #[test]
     fn a_scaled_clock_turns_virtual_waits_into_shorter_real_ones() {
         let clock = Clock::scaled(NonZeroU32::new(600).unwrap());
         let now = clock.now_millis();

@@ -438,7 +438,8 @@ impl ControlOperation for ListJobs {
 /// CancelJob: the job becomes CANCELED; its QUEUED executions become CANCELED, and with
 /// `force` its IN_PROGRESS ones too (marked `forceCanceled`; the device's next update of one is
 /// rejected). Cancelling a cancelled job again is accepted (with `force`, it then cancels the
-/// IN_PROGRESS executions).
+/// IN_PROGRESS executions; a `reasonCode` or `comment` left out keeps the earlier one).
+/// Cancelling a COMPLETED job is an InvalidRequestException.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
@@ -508,11 +509,13 @@ impl ControlOperation for CancelJob {
         let Some(record) = service.jobs.get_mut(&self.job_id) else {
             return Err(ApiError::no_job(&self.job_id));
         };
-        let was_forced = record.cancellation.as_ref().is_some_and(|c| c.force);
+        let before = record.cancellation.take();
         record.cancellation = Some(Cancellation {
-            force: force || was_forced,
-            reason_code: self.reason_code,
-            comment: self.comment,
+            force: force || before.as_ref().is_some_and(|c| c.force),
+            reason_code: self
+                .reason_code
+                .or_else(|| before.as_ref().and_then(|c| c.reason_code.clone())),
+            comment: self.comment.or_else(|| before.and_then(|c| c.comment)),
         });
         record.last_updated_at = seconds(now_ms);
         Ok(JobOutput::of(&self.job_id, record))
