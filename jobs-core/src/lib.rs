@@ -62,23 +62,29 @@
 //! [AWS IoT Jobs]: https://docs.aws.amazon.com/iot/latest/developerguide/jobs-mqtt-api.html
 
 mod client;
+mod document;
+mod engine;
 mod error;
 mod job;
 mod jobs;
 pub mod model;
 mod names;
+mod operation;
 mod pending;
 mod shared;
+mod status;
 pub mod topics;
-pub mod transport;
+mod transport;
 pub mod validate;
 
 pub use client::Client;
-pub use error::{Error, InvalidInput, NameError, Operation, Rejection};
+pub use document::Document;
+pub use error::{DecodeError, Error, InvalidInput, NameError, Rejection};
 pub use job::{Describe, Job, Update};
 pub use jobs::{DEFAULT_TIMEOUT, Event, Jobs, JobsBuilder, StartNext};
-pub use model::{Document, JobStatus, RejectCode};
 pub use names::{JobId, StatusDetails, StepTimeout, ThingName};
+pub use operation::Operation;
+pub use status::{JobStatus, RejectCode};
 pub use transport::{
     ConnectionEvent, MessageSink, MqttTransport, QoS, SubscribeOutcome, TransportError,
 };

@@ -59,7 +59,7 @@ fn the_seed_device_loop_runs_a_job_to_success() {
     let mut job = pending.remove(0);
     job.describe().unwrap();
     assert_eq!(
-        job.document().unwrap().to_value().unwrap(),
+        job.document().unwrap().to_value(),
         serde_json::json!({"action": "calibrate"})
     );
     job.update(JobStatus::InProgress, Some(&details(&[("step", "1")])))
@@ -135,7 +135,7 @@ fn events_reach_the_device_before_the_control_call_returns() {
     }
     match jobs.try_next_event() {
         Some(Event::NextJobChanged(event)) => {
-            assert_eq!(event.execution.unwrap().job_id.unwrap().as_str(), "a");
+            assert_eq!(event.execution.unwrap().job_id.as_str(), "a");
         }
         other => panic!("expected notify-next, got {other:?}"),
     }
@@ -219,7 +219,7 @@ fn several_threads_on_one_jobs_update_their_own_jobs_concurrently() {
                     let mut job = jobs.job(id).unwrap();
                     job.describe().unwrap();
                     assert_eq!(
-                        job.document().unwrap().to_value().unwrap(),
+                        job.document().unwrap().to_value(),
                         serde_json::json!({ "action": id })
                     );
                     job.update(JobStatus::InProgress, None).unwrap();

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use crossbeam_channel::{Receiver, Sender};
 use jobs_core::model::{JobExecutionsChanged, PendingJobs};
-use jobs_core::transport::{ConnectionEvent, MessageSink, MqttTransport, QoS, TransportError};
 use jobs_core::{Client, Jobs};
+use jobs_core::{ConnectionEvent, MessageSink, MqttTransport, QoS, TransportError};
 use jobs_mock::{
     Clock, JobsService, MockBroker, MockTransport, REQUEST_FILTERS, Simulator, SimulatorError,
 };
@@ -208,7 +208,10 @@ fn a_failed_publish_is_survived_and_later_requests_are_answered() {
     let client = Client::new(broker.connect("pump-07")).unwrap();
     let jobs = Jobs::new(&client, "pump-07").unwrap();
     broker.fail_next_publish(SERVICE, TransportError::Timeout);
-    let error = jobs.list_timeout(Duration::from_millis(50)).unwrap_err();
+    let error = jobs
+        .with_timeout(Duration::from_millis(50))
+        .list()
+        .unwrap_err();
     assert!(error.is_timeout(), "the reply was lost: {error:?}");
     assert!(jobs.list().unwrap().is_empty(), "the worker carries on");
 }
@@ -221,7 +224,10 @@ fn a_dropped_simulator_stops_answering() {
     let jobs = Jobs::new(&client, "pump-07").unwrap();
     assert!(jobs.list().is_ok());
     drop(simulator);
-    let error = jobs.list_timeout(Duration::from_millis(50)).unwrap_err();
+    let error = jobs
+        .with_timeout(Duration::from_millis(50))
+        .list()
+        .unwrap_err();
     assert!(error.is_timeout());
 }
 

@@ -133,7 +133,7 @@ fn jobs_calls_fail_clearly_during_an_outage_and_succeed_after_automatic_reconnec
     }
     let timeout = Duration::from_secs(2);
     let started = Instant::now();
-    let during = jobs.list_timeout(timeout);
+    let during = jobs.with_timeout(timeout).list();
     assert!(started.elapsed() < timeout, "took {:?}", started.elapsed());
     assert!(
         matches!(
@@ -151,7 +151,7 @@ fn jobs_calls_fail_clearly_during_an_outage_and_succeed_after_automatic_reconnec
     // successful one has re-subscribed (jobs-core does it after the Connected event).
     let deadline = Instant::now() + RECONNECT;
     let pending = loop {
-        match jobs.list_timeout(Duration::from_secs(1)) {
+        match jobs.with_timeout(Duration::from_secs(1)).list() {
             Ok(pending) => break pending,
             Err(error) => assert!(
                 Instant::now() < deadline,
