@@ -37,7 +37,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use jobs_mock::{ApiError, Operation, Simulator};
+use jobs_mock::service::api::Operation;
+use jobs_mock::{ApiError, Simulator};
 use serde_json::{Map, Value, json};
 
 /// The header carrying the exception name of an error response, as AWS sends it.

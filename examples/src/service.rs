@@ -42,7 +42,8 @@ use std::collections::BTreeMap;
 use std::error::Error;
 
 use jobs_core::{Document, JobId, JobStatus, ThingName};
-use jobs_mock::{ExecutionInfo, JobSpec, Operation, Simulator};
+use jobs_mock::service::api::Operation;
+use jobs_mock::{ExecutionInfo, JobSpec, Simulator};
 use serde::Deserialize;
 use serde_json::{Value, json};
 

@@ -131,7 +131,7 @@ fn device(broker: &LocalBroker, thing: &str) -> Jobs {
         .operation_timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let client = Client::new(transport);
+    let client = Client::new(transport).unwrap();
     Jobs::builder(&client, thing)
         .timeout(Duration::from_secs(10))
         .build()
@@ -330,7 +330,7 @@ fn a_one_minute_step_timer_fires_a_tenth_of_a_second_later_under_time_scale_600(
     let deadline = started + WAIT;
     let timed_out = loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        match jobs.next_event(left).unwrap() {
+        match jobs.with_timeout(left).next_event().unwrap() {
             Some(Event::NextJobChanged(next)) if next.execution.is_none() => {
                 break started.elapsed();
             }

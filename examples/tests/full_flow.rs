@@ -49,9 +49,13 @@ impl Control {
             .build()
             .unwrap();
         let (tx, replies) = mpsc::channel();
-        transport.set_sink(Arc::new(ReplySink(tx)));
+        transport.set_sink(Arc::new(ReplySink(tx))).unwrap();
         transport
-            .subscribe(&[RESULT_TOPIC], QoS::AtLeastOnce)
+            .subscribe(
+                &[RESULT_TOPIC],
+                QoS::AtLeastOnce,
+                Instant::now() + Duration::from_secs(10),
+            )
             .unwrap();
         Self {
             transport,
@@ -70,6 +74,7 @@ impl Control {
                 CONTROL_TOPIC,
                 request.to_string().as_bytes(),
                 QoS::AtLeastOnce,
+                Instant::now() + Duration::from_secs(10),
             )
             .unwrap();
         let deadline = Instant::now() + WAIT;

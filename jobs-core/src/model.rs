@@ -5,194 +5,23 @@
 //! (numbers as numbers, unset options absent). Wire spellings live only in serde attributes.
 //!
 //! The structs are `#[non_exhaustive]` because AWS adds fields over time; build them with
-//! `Default` and assign the public fields.
+//! `Default` (or `new` where a field is required) and assign the public fields. The values
+//! used everywhere — [`JobStatus`], [`RejectCode`], [`Document`] — live at the crate root.
 
-use std::fmt;
-
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use crate::names::{JobId, StatusDetails};
-
-/// The status of a job execution.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[non_exhaustive]
-pub enum JobStatus {
-    /// Waiting to be started.
-    Queued,
-    /// Started by the device.
-    InProgress,
-    /// Finished successfully (terminal).
-    Succeeded,
-    /// Failed; may be retried by a retry configuration (terminal).
-    Failed,
-    /// A step or in-progress timer expired (terminal).
-    TimedOut,
-    /// The device refused to run the job (terminal, never retried).
-    Rejected,
-    /// The thing is no longer a target of the job (terminal).
-    Removed,
-    /// The job or execution was cancelled (terminal).
-    Canceled,
-    /// A status this library does not know, kept verbatim.
-    #[serde(untagged)]
-    Unknown(String),
-}
-
-impl JobStatus {
-    /// True for statuses that end an execution. Unknown statuses count as not terminal.
-    pub fn is_terminal(&self) -> bool {
-        matches!(
-            self,
-            Self::Succeeded
-                | Self::Failed
-                | Self::TimedOut
-                | Self::Rejected
-                | Self::Removed
-                | Self::Canceled
-        )
-    }
-
-    /// True for the statuses a device may set with Update: `IN_PROGRESS`, `SUCCEEDED`,
-    /// `FAILED`, `REJECTED`.
-    pub fn is_settable_by_device(&self) -> bool {
-        matches!(
-            self,
-            Self::InProgress | Self::Succeeded | Self::Failed | Self::Rejected
-        )
-    }
-}
-
-/// Writes the wire spelling, for example `IN_PROGRESS`.
-impl fmt::Display for JobStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_wire_name(self, f)
-    }
-}
-
-/// The `code` of a rejection.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[non_exhaustive]
-pub enum RejectCode {
-    /// The topic is inside the Jobs namespace but maps to no API.
-    InvalidTopic,
-    /// The payload is not valid UTF-8 JSON.
-    InvalidJson,
-    /// The payload's content is invalid; the message says why.
-    InvalidRequest,
-    /// The requested status is not allowed from the current one (or the execution is terminal).
-    InvalidStateTransition,
-    /// The execution does not exist.
-    ResourceNotFound,
-    /// `expectedVersion` differs from the stored version.
-    VersionMismatch,
-    /// The service failed internally; retry with backoff.
-    InternalError,
-    /// The request rate was exceeded; retry with backoff.
-    RequestThrottled,
-    /// Describe of an execution in a terminal state.
-    TerminalStateReached,
-    /// A code this library does not know, kept verbatim.
-    #[serde(untagged)]
-    Unknown(String),
-}
-
-impl RejectCode {
-    /// True for the codes worth retrying with backoff: `RequestThrottled` and `InternalError`.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::RequestThrottled | Self::InternalError)
-    }
-}
-
-/// Writes the wire spelling, for example `VersionMismatch`.
-impl fmt::Display for RejectCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_wire_name(self, f)
-    }
-}
-
-/// Writes a unit-like enum's serde spelling, so the spelling lives only in serde attributes.
-fn write_wire_name<T: Serialize + fmt::Debug>(
-    value: &T,
-    f: &mut fmt::Formatter<'_>,
-) -> fmt::Result {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(name)) => f.write_str(&name),
-        _ => write!(f, "{value:?}"),
-    }
-}
-
-/// A job document, kept as the raw JSON text the service sent.
-///
-/// Parsing is left to the caller ([`parse`](Self::parse), [`to_value`](Self::to_value)): a 32 KB
-/// document costs several times more to turn into a `serde_json::Value` than to carry raw.
-/// `Debug` shows only the length, because documents often carry pre-signed URLs and secrets.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Document(Box<RawValue>);
-
-impl Document {
-    /// Wraps JSON text after checking that it is valid JSON.
-    ///
-    /// # Errors
-    /// The parser's error when `json` is not one valid JSON value.
-    pub fn from_json(json: impl Into<String>) -> Result<Self, serde_json::Error> {
-        RawValue::from_string(json.into()).map(Self)
-    }
-
-    /// Serialises a value into a document.
-    ///
-    /// # Errors
-    /// The serialiser's error (for example a map with non-string keys).
-    pub fn from_serialize<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
-        serde_json::value::to_raw_value(value).map(Self)
-    }
-
-    /// The raw JSON text.
-    pub fn as_json(&self) -> &str {
-        self.0.get()
-    }
-
-    /// Parses the document into any deserialisable type.
-    ///
-    /// # Errors
-    /// The parser's error when the document does not fit `T`.
-    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        serde_json::from_str(self.0.get())
-    }
-
-    /// Parses the document into a `serde_json::Value`.
-    ///
-    /// # Errors
-    /// Never for a document received from the wire; kept fallible for symmetry with `parse`.
-    pub fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
-        self.parse()
-    }
-}
-
-impl PartialEq for Document {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.get() == other.0.get()
-    }
-}
-
-impl Eq for Document {}
-
-impl fmt::Debug for Document {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Document({} bytes)", self.0.get().len())
-    }
-}
+use crate::{Document, JobStatus, RejectCode};
 
 /// A job execution as sent in StartNext and Describe replies and in `notify-next`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `jobId` is required: a reply or event whose execution lacks it does not decode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct JobExecution {
     /// The job's ID.
-    pub job_id: Option<JobId>,
+    pub job_id: JobId,
     /// The thing's name (documented, but usually absent).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thing_name: Option<String>,
@@ -250,12 +79,14 @@ pub struct JobExecution {
 }
 
 /// A pending execution as listed by GetPending and `notify` (no status, no document).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `jobId` is required: a list or event with a summary that lacks it does not decode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct JobExecutionSummary {
     /// The job's ID.
-    pub job_id: Option<JobId>,
+    pub job_id: JobId,
     /// When the execution was queued, in seconds since the epoch.
     #[serde(
         default,
@@ -291,6 +122,39 @@ pub struct JobExecutionSummary {
         with = "lenient::integer"
     )]
     pub execution_number: Option<i64>,
+}
+
+impl JobExecution {
+    /// An execution of `job_id` with nothing else known.
+    pub fn new(job_id: JobId) -> Self {
+        Self {
+            job_id,
+            thing_name: None,
+            job_document: None,
+            status: None,
+            status_details: None,
+            queued_at: None,
+            started_at: None,
+            last_updated_at: None,
+            approximate_seconds_before_timed_out: None,
+            version_number: None,
+            execution_number: None,
+        }
+    }
+}
+
+impl JobExecutionSummary {
+    /// A summary of an execution of `job_id` with nothing else known.
+    pub fn new(job_id: JobId) -> Self {
+        Self {
+            job_id,
+            queued_at: None,
+            started_at: None,
+            last_updated_at: None,
+            version_number: None,
+            execution_number: None,
+        }
+    }
 }
 
 /// `executionState` of Update replies, `VersionMismatch` and `InvalidStateTransition`.
@@ -627,10 +491,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(pending.in_progress_jobs[0].version_number, Some(3));
-        assert_eq!(
-            pending.queued_jobs[0].job_id.as_ref().unwrap().as_str(),
-            "rotate-logs"
-        );
+        assert_eq!(pending.queued_jobs[0].job_id.as_str(), "rotate-logs");
 
         let reply: ExecutionReply = serde_json::from_str(
             r#"{"execution":{"jobId":"rotate-logs","status":"IN_PROGRESS","statusDetails":{"phase":"archive"},
@@ -643,7 +504,7 @@ mod tests {
         assert_eq!(execution.status, Some(JobStatus::InProgress));
         assert_eq!(execution.approximate_seconds_before_timed_out, Some(1200));
         assert_eq!(
-            execution.job_document.unwrap().to_value().unwrap(),
+            execution.job_document.unwrap().to_value(),
             json!({"action":"rotate","keep":5})
         );
 
@@ -671,6 +532,36 @@ mod tests {
         let state = rejected.execution_state.unwrap();
         assert_eq!(state.version_number, Some(4));
         assert_eq!(state.status_details.unwrap().get("image"), Some("2.4.0"));
+    }
+
+    #[test]
+    fn a_document_that_would_not_parse_is_refused_when_received_or_made() {
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        for document in [deep.as_str(), "1e400", r#"{"a":[-1e999]}"#] {
+            let reply = format!(r#"{{"execution":{{"jobId":"j","jobDocument":{document}}}}}"#);
+            assert!(
+                serde_json::from_str::<ExecutionReply>(&reply).is_err(),
+                "{document}"
+            );
+            assert!(Document::from_json(document).is_err(), "{document}");
+        }
+        let fine = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+        let document = Document::from_json(fine).unwrap();
+        assert!(document.to_value().is_array());
+        assert_eq!(
+            Document::from_json("1e300").unwrap().to_value(),
+            json!(1e300)
+        );
+    }
+
+    #[test]
+    fn an_execution_or_summary_without_a_job_id_does_not_decode() {
+        let error = serde_json::from_str::<ExecutionReply>(r#"{"execution":{"status":"QUEUED"}}"#)
+            .unwrap_err();
+        assert!(error.to_string().contains("jobId"), "{error}");
+        assert!(
+            serde_json::from_str::<PendingJobs>(r#"{"queuedJobs":[{"versionNumber":1}]}"#).is_err()
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// MQTT quality of service. AWS IoT Core supports QoS 0 and 1 only, so QoS 2 is not offered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,84 +77,114 @@ pub trait MessageSink: Send + Sync {
 /// A connected MQTT client that `jobs-core` drives.
 ///
 /// Implement this to run the Jobs client over any MQTT stack; `jobs-paho` (Eclipse Paho) and
-/// `jobs-mock` (in memory) are the two implementations in this workspace.
+/// `jobs-mock` (in memory) are the implementations in this workspace. Each rule below is a
+/// promise the [`Client`](crate::Client) relies on.
 ///
 /// # Contract
 /// - **Object safe**, `Send + Sync`, used behind `Arc<dyn MqttTransport>`; every method takes
 ///   `&self`, so the backend synchronises internally. Many threads call `publish` at once.
 /// - **One sink.** [`set_sink`](Self::set_sink) is called once by [`Client::new`](crate::Client::new),
-///   before any other method. Every inbound message goes to that sink, whatever filter it
-///   matched: one transport serves the Jobs of many things, and the client routes by thing.
-/// - **Blocking, bounded.** `subscribe`, `unsubscribe` and a QoS 1 `publish` block until the
-///   broker acknowledges (SUBACK, UNSUBACK, PUBACK) and must give up after a bounded,
-///   backend-configured time with [`TransportError::Timeout`]. A QoS 0 `publish` returns once
-///   the message is handed to the network layer.
-/// - **Fail fast when offline.** While disconnected, `publish` and `subscribe` return
-///   [`TransportError::NotConnected`] at once; they never queue requests for later.
+///   before any other method. A second call (a second `Client` on a clone of the transport)
+///   fails with [`TransportError::SinkInstalled`] and leaves the first sink in place. Every
+///   inbound message goes to that sink, whatever filter it matched: one transport serves the
+///   Jobs of many things, and the client routes by thing.
+/// - **Acknowledged.** `subscribe`, `unsubscribe` and a QoS 1 `publish` return only after the
+///   broker's SUBACK, UNSUBACK or PUBACK (never merely once queued). A QoS 0 `publish`
+///   returns once the message is handed to the network layer.
+/// - **Deadlines.** Each of those methods takes the [`Instant`] by which it must return. It
+///   never blocks past it: when the acknowledgement has not come by then it returns
+///   [`TransportError::Timeout`] (the broker may or may not have acted). **Nothing is sent
+///   once the deadline has passed**: a call whose deadline is already over on entry returns
+///   `Timeout` at once without sending. A backend may give up earlier on a bound of its own
+///   (an operation timeout), also with `Timeout`.
+/// - **Fail fast when offline.** While disconnected, `publish`, `subscribe` and `unsubscribe`
+///   return [`TransportError::NotConnected`] at once; they never queue requests for later.
 /// - **Reconnects** are the backend's business (with backoff); it reports each one as
-///   [`ConnectionEvent::Connected`]. It does not need to restore subscriptions: the client does,
-///   from a caller's thread, when `session_present` is not `Some(true)`.
+///   [`ConnectionEvent::Connected`], with `session_present` as the broker's CONNACK said, or
+///   `None` if the backend cannot tell. It does not need to restore subscriptions: the client
+///   does, from a caller's thread, when `session_present` is not `Some(true)`.
 /// - **Never from the delivery thread.** The client never calls a transport method from inside
 ///   the sink, so a backend may forbid it (Paho deadlocks when waited on from its callback).
+///   The backend, in turn, never calls the sink while holding a lock its own methods need.
+/// - **Dropping** the last handle of the transport disconnects and ends delivery: the sink is
+///   called no more and is dropped.
 ///
 /// # Errors
 /// Map backend errors onto [`TransportError`] so callers can tell "nothing was sent"
 /// ([`NotConnected`](TransportError::NotConnected)) from "outcome unknown"
 /// ([`ConnectionLost`](TransportError::ConnectionLost), [`Timeout`](TransportError::Timeout));
 /// use [`Backend`](TransportError::Backend) only for what fits nowhere else.
-pub trait MqttTransport: fmt::Debug + Send + Sync {
+pub trait MqttTransport: Send + Sync {
     /// Installs the sink that receives every inbound message and connection event.
-    fn set_sink(&self, sink: Arc<dyn MessageSink>);
-
-    /// Subscribes to up to 8 filters in one SUBSCRIBE and returns after the SUBACK, one outcome
-    /// per filter in the order given. AWS IoT Core refuses more than 8 filters per SUBSCRIBE;
-    /// the client never passes more.
     ///
     /// # Errors
-    /// [`TransportError::NotConnected`] when offline; [`TransportError::Timeout`] or
-    /// [`TransportError::ConnectionLost`] when no SUBACK arrived. A refused filter is not an
-    /// error here: it is reported as [`SubscribeOutcome::Refused`].
+    /// [`TransportError::SinkInstalled`] when a sink is already installed (it stays).
+    fn set_sink(&self, sink: Arc<dyn MessageSink>) -> Result<(), TransportError>;
+
+    /// Subscribes to up to 8 filters in one SUBSCRIBE and returns after the SUBACK, one outcome
+    /// per filter in the order given, or at `deadline`. AWS IoT Core refuses more than 8
+    /// filters per SUBSCRIBE; the client never passes more.
+    ///
+    /// # Errors
+    /// [`TransportError::NotConnected`] when offline; [`TransportError::Timeout`] when no SUBACK
+    /// came by `deadline`; [`TransportError::ConnectionLost`] when the link dropped meanwhile. A
+    /// refused filter is not an error here: it is reported as [`SubscribeOutcome::Refused`].
     fn subscribe(
         &self,
         filters: &[&str],
         qos: QoS,
+        deadline: Instant,
     ) -> Result<Vec<SubscribeOutcome>, TransportError>;
 
-    /// Unsubscribes from the given filters and returns after the UNSUBACK.
+    /// Unsubscribes from the given filters and returns after the UNSUBACK, or at `deadline`.
     ///
     /// # Errors
     /// As for [`subscribe`](Self::subscribe).
-    fn unsubscribe(&self, filters: &[&str]) -> Result<(), TransportError>;
+    fn unsubscribe(&self, filters: &[&str], deadline: Instant) -> Result<(), TransportError>;
 
     /// Publishes one message without RETAIN. With [`QoS::AtLeastOnce`] it returns after the
-    /// PUBACK (not merely once queued); with [`QoS::AtMostOnce`] once handed to the network.
+    /// PUBACK (not merely once queued), or at `deadline`; with [`QoS::AtMostOnce`] once handed
+    /// to the network. Nothing is sent if `deadline` has already passed.
     ///
     /// # Errors
     /// [`TransportError::NotConnected`] when offline (nothing was sent);
     /// [`TransportError::ConnectionLost`] or [`TransportError::Timeout`] when the PUBACK did not
     /// arrive (the broker may or may not have the message).
-    fn publish(&self, topic: &str, payload: &[u8], qos: QoS) -> Result<(), TransportError>;
+    fn publish(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        deadline: Instant,
+    ) -> Result<(), TransportError>;
 }
 
 impl<T: MqttTransport + ?Sized> MqttTransport for Arc<T> {
-    fn set_sink(&self, sink: Arc<dyn MessageSink>) {
-        (**self).set_sink(sink);
+    fn set_sink(&self, sink: Arc<dyn MessageSink>) -> Result<(), TransportError> {
+        (**self).set_sink(sink)
     }
 
     fn subscribe(
         &self,
         filters: &[&str],
         qos: QoS,
+        deadline: Instant,
     ) -> Result<Vec<SubscribeOutcome>, TransportError> {
-        (**self).subscribe(filters, qos)
+        (**self).subscribe(filters, qos, deadline)
     }
 
-    fn unsubscribe(&self, filters: &[&str]) -> Result<(), TransportError> {
-        (**self).unsubscribe(filters)
+    fn unsubscribe(&self, filters: &[&str], deadline: Instant) -> Result<(), TransportError> {
+        (**self).unsubscribe(filters, deadline)
     }
 
-    fn publish(&self, topic: &str, payload: &[u8], qos: QoS) -> Result<(), TransportError> {
-        (**self).publish(topic, payload, qos)
+    fn publish(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        deadline: Instant,
+    ) -> Result<(), TransportError> {
+        (**self).publish(topic, payload, qos, deadline)
     }
 }
 
@@ -166,14 +197,18 @@ pub enum TransportError {
     /// The connection dropped while the operation (or the reply it waited for) was in flight;
     /// the broker may or may not have acted on it.
     ConnectionLost,
-    /// The broker did not acknowledge within the backend's operation timeout; the outcome is
-    /// unknown.
+    /// The deadline passed (or the backend's own operation timeout) before the broker
+    /// acknowledged; the outcome is unknown. Also returned, with nothing sent, when the
+    /// deadline was already over when the operation was called.
     Timeout,
     /// The broker refused a subscription (SUBACK 0x80), typically because of a policy.
     SubscriptionRefused {
         /// The refused filter.
         filter: String,
     },
+    /// [`MqttTransport::set_sink`] was called on a transport that already has a sink: a
+    /// transport serves one [`Client`](crate::Client) (clone the client to share it).
+    SinkInstalled,
     /// Any other backend failure; the source says what happened.
     Backend(Box<dyn StdError + Send + Sync>),
 }
@@ -191,8 +226,11 @@ impl fmt::Display for TransportError {
             Self::NotConnected => f.write_str("not connected"),
             Self::ConnectionLost => f.write_str("connection lost"),
             Self::Timeout => f.write_str("broker did not acknowledge in time"),
+            Self::SinkInstalled => f.write_str(
+                "the transport already serves a client (one client per transport; clone the client to share it)",
+            ),
             Self::SubscriptionRefused { filter } => write!(f, "subscription to {filter} refused"),
-            Self::Backend(_) => f.write_str("transport failed"),
+            Self::Backend(_) => f.write_str("the MQTT backend failed"),
         }
     }
 }

@@ -42,7 +42,7 @@ fn eight_threads_with_many_calls_each_get_their_own_replies_on_one_jobs() {
                     let id = format!("job-{t}-{i}");
                     let mut job = jobs.job(&id).unwrap();
                     job.describe().unwrap();
-                    assert_eq!(job.execution().job_id.as_ref().unwrap().as_str(), id);
+                    assert_eq!(job.execution().job_id.as_str(), id);
                 }
             })
         })
@@ -69,9 +69,9 @@ fn replies_in_reverse_order_reach_the_right_waiting_threads() {
         .map(|t| {
             let jobs = s.jobs.clone();
             thread::spawn(move || {
-                let mut job = jobs.job(&format!("job-{t}")).unwrap();
+                let mut job = jobs.job(format!("job-{t}")).unwrap();
                 job.describe().unwrap();
-                job.execution().job_id.clone().unwrap().to_string()
+                job.execution().job_id.clone().to_string()
             })
         })
         .collect();
@@ -92,7 +92,7 @@ fn replies_in_reverse_order_reach_the_right_waiting_threads() {
 #[test]
 fn two_things_share_one_transport_and_each_hears_only_its_own_traffic() {
     let broker = MockBroker::new();
-    let client = Client::new(broker.connect("gateway"));
+    let client = Client::new(broker.connect("gateway")).unwrap();
     let pump = Jobs::new(&client, THING).unwrap();
     let valve = Jobs::new(&client, "valve-3").unwrap();
     broker.script("$aws/things/+/jobs/+/get", echo_job_id());
@@ -114,9 +114,9 @@ fn two_things_share_one_transport_and_each_hears_only_its_own_traffic() {
 fn a_thousand_things_share_one_client() {
     let broker = MockBroker::new();
     broker.set_recording(false);
-    let client = Client::new(broker.connect("gateway"));
+    let client = Client::new(broker.connect("gateway")).unwrap();
     let fleet: Vec<Jobs> = (0..1000)
-        .map(|i| Jobs::new(&client, &format!("thing-{i}")).unwrap())
+        .map(|i| Jobs::new(&client, format!("thing-{i}")).unwrap())
         .collect();
     broker.inject("$aws/things/thing-999/jobs/notify", br#"{"jobs":{}}"#);
     for jobs in &fleet {

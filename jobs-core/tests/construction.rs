@@ -41,7 +41,7 @@ fn calls_do_not_subscribe_again_while_the_session_lasts() {
 fn a_refused_filter_fails_construction_with_subscription_refused() {
     let broker = MockBroker::new();
     broker.refuse_subscriptions(&topic("+/update/+"));
-    let client = Client::new(broker.connect(THING));
+    let client = Client::new(broker.connect(THING)).unwrap();
     let error = Jobs::new(&client, THING).unwrap_err();
     assert!(matches!(
         error,
@@ -53,7 +53,7 @@ fn a_refused_filter_fails_construction_with_subscription_refused() {
 #[test]
 fn a_thing_name_with_topic_wildcards_never_reaches_the_broker() {
     let broker = MockBroker::new();
-    let client = Client::new(broker.connect("gateway"));
+    let client = Client::new(broker.connect("gateway")).unwrap();
     for bad in ["x/+/#", "", "a b", &"t".repeat(129)] {
         let error = Jobs::new(&client, bad).unwrap_err();
         assert!(
@@ -90,7 +90,7 @@ fn a_second_jobs_for_the_same_thing_on_one_client_is_refused_until_the_first_is_
 #[test]
 fn construction_while_offline_fails_with_not_connected() {
     let broker = MockBroker::new();
-    let client = Client::new(broker.connect(THING));
+    let client = Client::new(broker.connect(THING)).unwrap();
     broker.drop_connection(THING);
     let error = Jobs::new(&client, THING).unwrap_err();
     assert!(matches!(
@@ -117,4 +117,25 @@ fn client_jobs_and_job_are_send_and_sync() {
     assert_send_sync::<Jobs>();
     assert_send_sync::<jobs_core::Job>();
     assert_send_sync::<Error>();
+}
+
+#[test]
+fn a_second_client_on_a_clone_of_a_transport_is_refused_and_the_first_keeps_its_sink() {
+    let s = setup();
+    let transport = s.broker.connect("gateway");
+    let first = Client::new(transport.clone()).unwrap();
+    let second = Client::new(transport);
+    assert!(matches!(
+        second,
+        Err(Error::Transport {
+            source: TransportError::SinkInstalled,
+            ..
+        })
+    ));
+    s.broker.script(
+        "$aws/things/pump-09/jobs/get",
+        jobs_mock::Script::accept(serde_json::json!({})),
+    );
+    let jobs = Jobs::new(&first, "pump-09").unwrap();
+    assert!(jobs.list().unwrap().is_empty());
 }

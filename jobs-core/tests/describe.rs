@@ -29,7 +29,7 @@ fn describe_fills_version_status_document_details_and_timestamps() {
     assert_eq!(job.execution_number(), Some(1));
     assert_eq!(job.status_details().unwrap().get("phase"), Some("verify"));
     assert_eq!(job.execution().last_updated_at, Some(1750000460));
-    let document = job.document().unwrap().to_value().unwrap();
+    let document = job.document().unwrap().to_value();
     assert_eq!(document, json!({"action": "flash", "url": "https://x"}));
     let sent = &requests(&s.broker, "firmware/get")[0];
     assert_eq!(sent["includeJobDocument"], json!(true));
@@ -95,10 +95,8 @@ fn a_reply_for_job_a1_does_not_complete_a_call_about_job_a() {
             vec![(topic("a1/get/accepted"), body.to_string().into_bytes())]
         }),
     );
-    let mut job = s.jobs.job("a").unwrap();
-    let error = job
-        .describe_with(Describe::new().timeout(SHORT))
-        .unwrap_err();
+    let mut job = s.jobs.with_timeout(SHORT).job("a").unwrap();
+    let error = job.describe().unwrap_err();
     assert!(error.is_timeout());
 }
 
@@ -132,11 +130,14 @@ fn next_is_refused_as_a_job_id() {
     let s = setup();
     assert!(matches!(
         s.jobs.job("$next"),
-        Err(InvalidInput::JobId { .. })
+        Err(Error::InvalidInput(InvalidInput::JobId { .. }))
     ));
     assert!(matches!(
-        s.jobs.job(&"j".repeat(65)),
-        Err(InvalidInput::JobId { .. })
+        s.jobs.job("j".repeat(65)),
+        Err(Error::InvalidInput(InvalidInput::JobId { .. }))
     ));
-    assert!(matches!(s.jobs.job("a:b"), Err(InvalidInput::JobId { .. })));
+    assert!(matches!(
+        s.jobs.job("a:b"),
+        Err(Error::InvalidInput(InvalidInput::JobId { .. }))
+    ));
 }

@@ -24,7 +24,7 @@ fn a_call_in_flight_fails_at_once_with_connection_lost_when_the_connection_drops
         }),
     );
     let jobs = s.jobs.clone();
-    let call = thread::spawn(move || jobs.list_timeout(Duration::from_secs(60)));
+    let call = thread::spawn(move || jobs.with_timeout(Duration::from_secs(60)).list());
     request_rx.recv_timeout(WAIT).unwrap();
     s.broker.drop_connection(THING);
     let error = call.join().unwrap().unwrap_err();
@@ -42,7 +42,11 @@ fn a_call_in_flight_fails_at_once_with_connection_lost_when_the_connection_drops
 fn calls_while_offline_fail_fast_with_not_connected() {
     let s = setup();
     s.broker.drop_connection(THING);
-    let error = s.jobs.list_timeout(Duration::from_secs(60)).unwrap_err();
+    let error = s
+        .jobs
+        .with_timeout(Duration::from_secs(60))
+        .list()
+        .unwrap_err();
     assert!(matches!(
         error,
         Error::Transport {
@@ -101,7 +105,7 @@ fn a_thread_waiting_for_events_resubscribes_after_a_reconnect_and_keeps_hearing_
     let (waiting_tx, waiting_rx) = crossbeam_channel::bounded(1);
     let waiter = thread::spawn(move || {
         waiting_tx.send(()).unwrap();
-        jobs.next_event(Duration::from_secs(30))
+        jobs.with_timeout(Duration::from_secs(30)).next_event()
     });
     waiting_rx.recv_timeout(WAIT).unwrap();
     s.broker.drop_connection(THING);

@@ -25,7 +25,7 @@
 //!     Arc::new(broker.connect("jobs-service")),
 //!     JobsService::new(Clock::virtual_at(1_750_000_000)),
 //! )?;
-//! let client = Client::new(broker.connect("pump-07"));
+//! let client = Client::new(broker.connect("pump-07"))?;
 //! let jobs = Jobs::new(&client, "pump-07")?;
 //! assert!(jobs.changed()); // always true on the first call: list once at start-up
 //! assert!(jobs.list()?.is_empty());
@@ -51,6 +51,6 @@ pub use broker::{
 pub use script::{Script, request_token};
 pub use service::{
     ApiError, ApiErrorKind, Called, Clock, ControlError, ControlOperation, ExecutionInfo, JobSpec,
-    JobState, JobsService, Operation, Outgoing, Quirks, REQUEST_FILTERS, Simulator, SimulatorError,
+    JobState, JobsService, Outgoing, Quirks, REQUEST_FILTERS, Simulator, SimulatorError,
     TargetSelection,
 };

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, reason = "test helpers fail the test on bad data")]
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use jobs_core::topics::ReplyKind;
 use jobs_core::{
@@ -36,9 +37,17 @@ fn client(
 ) -> (jobs_mock::MockTransport, Arc<Recorder>) {
     let transport = broker.connect(id);
     let recorder = Arc::new(Recorder::default());
-    transport.set_sink(Arc::clone(&recorder) as Arc<dyn MessageSink>);
+    transport
+        .set_sink(Arc::clone(&recorder) as Arc<dyn MessageSink>)
+        .unwrap();
     if !filters.is_empty() {
-        transport.subscribe(filters, QoS::AtLeastOnce).unwrap();
+        transport
+            .subscribe(
+                filters,
+                QoS::AtLeastOnce,
+                Instant::now() + Duration::from_secs(10),
+            )
+            .unwrap();
     }
     (transport, recorder)
 }
@@ -59,10 +68,20 @@ fn messages_are_routed_to_every_matching_subscriber_and_wildcards_skip_dollar_to
     let (_a, all) = client(&broker, "a", &["#"]);
     let (_b, things) = client(&broker, "b", &["$aws/things/+/jobs/notify"]);
     publisher
-        .publish("$aws/things/t1/jobs/notify", b"{}", QoS::AtLeastOnce)
+        .publish(
+            "$aws/things/t1/jobs/notify",
+            b"{}",
+            QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(10),
+        )
         .unwrap();
     publisher
-        .publish("plain/topic", b"{}", QoS::AtMostOnce)
+        .publish(
+            "plain/topic",
+            b"{}",
+            QoS::AtMostOnce,
+            Instant::now() + Duration::from_secs(10),
+        )
         .unwrap();
     assert_eq!(topics(&all), ["plain/topic"]);
     assert_eq!(topics(&things), ["$aws/things/t1/jobs/notify"]);
@@ -74,7 +93,12 @@ fn scripted_replies_echo_the_token_and_arrive_before_publish_returns() {
     broker.script("req", Script::accept(json!({"ok": true})));
     let (transport, recorder) = client(&broker, "c", &["req/+"]);
     transport
-        .publish("req", br#"{"clientToken":"abc"}"#, QoS::AtLeastOnce)
+        .publish(
+            "req",
+            br#"{"clientToken":"abc"}"#,
+            QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(10),
+        )
         .unwrap();
     let messages = recorder.messages.lock().clone();
     assert_eq!(messages.len(), 1);
@@ -94,7 +118,14 @@ fn limited_scripts_fall_through_to_later_ones_in_order() {
     broker.script("req", Script::raw(ReplyKind::Accepted, b"done".to_vec()));
     let (transport, recorder) = client(&broker, "c", &["req/+"]);
     for _ in 0..3 {
-        transport.publish("req", b"{}", QoS::AtLeastOnce).unwrap();
+        transport
+            .publish(
+                "req",
+                b"{}",
+                QoS::AtLeastOnce,
+                Instant::now() + Duration::from_secs(10),
+            )
+            .unwrap();
     }
     assert_eq!(
         topics(&recorder),
@@ -107,7 +138,14 @@ fn held_replies_wait_for_release_and_duplicates_come_twice() {
     let broker = MockBroker::new();
     broker.script("req", Script::accept(json!({})).held().twice());
     let (transport, recorder) = client(&broker, "c", &["req/+"]);
-    transport.publish("req", b"{}", QoS::AtLeastOnce).unwrap();
+    transport
+        .publish(
+            "req",
+            b"{}",
+            QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(10),
+        )
+        .unwrap();
     assert!(topics(&recorder).is_empty());
     assert_eq!(broker.held_count(), 2);
     assert_eq!(broker.release_held(), 2);
@@ -120,11 +158,20 @@ fn a_dropped_connection_fails_fast_and_a_restore_without_session_forgets_subscri
     let (transport, recorder) = client(&broker, "c", &["x"]);
     broker.drop_connection("c");
     assert!(matches!(
-        transport.publish("x", b"", QoS::AtLeastOnce),
+        transport.publish(
+            "x",
+            b"",
+            QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(10)
+        ),
         Err(TransportError::NotConnected)
     ));
     assert!(matches!(
-        transport.subscribe(&["y"], QoS::AtLeastOnce),
+        transport.subscribe(
+            &["y"],
+            QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(10)
+        ),
         Err(TransportError::NotConnected)
     ));
     broker.restore_connection("c", false);
@@ -147,12 +194,22 @@ fn connecting_twice_with_one_client_id_drops_the_older_connection() {
     let (_new, _) = client(&broker, "same", &[]);
     assert_eq!(*recorder.events.lock(), [ConnectionEvent::ConnectionLost]);
     assert!(matches!(
-        old.publish("x", b"", QoS::AtLeastOnce),
+        old.publish(
+            "x",
+            b"",
+            QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(10)
+        ),
         Err(TransportError::NotConnected)
     ));
     broker.restore_connection("same", false);
     assert!(matches!(
-        old.publish("x", b"", QoS::AtLeastOnce),
+        old.publish(
+            "x",
+            b"",
+            QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(10)
+        ),
         Err(TransportError::NotConnected)
     ));
 }
@@ -163,7 +220,11 @@ fn refused_filters_and_failed_publishes_are_reported() {
     broker.refuse_subscriptions("secret/#");
     let (transport, _) = client(&broker, "c", &[]);
     let outcomes = transport
-        .subscribe(&["open", "secret/#"], QoS::AtLeastOnce)
+        .subscribe(
+            &["open", "secret/#"],
+            QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(10),
+        )
         .unwrap();
     assert_eq!(
         outcomes,
@@ -174,11 +235,27 @@ fn refused_filters_and_failed_publishes_are_reported() {
     );
     broker.fail_next_publish("c", TransportError::ConnectionLost);
     assert!(matches!(
-        transport.publish("open", b"", QoS::AtLeastOnce),
+        transport.publish(
+            "open",
+            b"",
+            QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(10)
+        ),
         Err(TransportError::ConnectionLost)
     ));
-    assert!(transport.publish("open", b"", QoS::AtLeastOnce).is_ok());
-    transport.unsubscribe(&["open"]).unwrap();
+    assert!(
+        transport
+            .publish(
+                "open",
+                b"",
+                QoS::AtLeastOnce,
+                Instant::now() + Duration::from_secs(10)
+            )
+            .is_ok()
+    );
+    transport
+        .unsubscribe(&["open"], Instant::now() + Duration::from_secs(10))
+        .unwrap();
     assert!(broker.subscriptions("c").is_empty());
 }
 
@@ -186,10 +263,24 @@ fn refused_filters_and_failed_publishes_are_reported() {
 fn recording_can_be_turned_off_for_long_runs() {
     let broker = MockBroker::new();
     let (transport, _) = client(&broker, "c", &[]);
-    transport.publish("a", b"1", QoS::AtLeastOnce).unwrap();
+    transport
+        .publish(
+            "a",
+            b"1",
+            QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(10),
+        )
+        .unwrap();
     assert_eq!(broker.published().len(), 1);
     broker.set_recording(false);
-    transport.publish("a", b"2", QoS::AtLeastOnce).unwrap();
+    transport
+        .publish(
+            "a",
+            b"2",
+            QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(10),
+        )
+        .unwrap();
     assert!(broker.published().is_empty());
     assert!(broker.subscribe_requests().is_empty());
 }

@@ -28,7 +28,7 @@ fn setup() -> (MockBroker, Simulator) {
 }
 
 fn device(broker: &MockBroker, thing: &str) -> Jobs {
-    let client = Client::new(broker.connect(thing));
+    let client = Client::new(broker.connect(thing)).unwrap();
     Jobs::builder(&client, thing)
         .timeout(TIMEOUT)
         .build()
@@ -59,7 +59,7 @@ fn the_seed_device_loop_runs_a_job_to_success() {
     let mut job = pending.remove(0);
     job.describe().unwrap();
     assert_eq!(
-        job.document().unwrap().to_value().unwrap(),
+        job.document().unwrap().to_value(),
         serde_json::json!({"action": "calibrate"})
     );
     job.update(JobStatus::InProgress, Some(&details(&[("step", "1")])))
@@ -67,7 +67,7 @@ fn the_seed_device_loop_runs_a_job_to_success() {
     job.update(JobStatus::Succeeded, Some(&details(&[("result", "ok")])))
         .unwrap();
     // The service replies first, then sends the notify the update caused: wait for it.
-    let emptied = std::iter::from_fn(|| jobs.next_event(Duration::from_secs(5)).unwrap())
+    let emptied = std::iter::from_fn(|| jobs.with_timeout(Duration::from_secs(5)).next_event().unwrap())
         .find(|e| matches!(e, Event::JobsChanged(c) if c.jobs.queued.is_empty() && c.jobs.in_progress.is_empty()));
     assert!(emptied.is_some(), "the notify of the finished job came");
     assert!(jobs.changed());
@@ -139,7 +139,7 @@ fn events_reach_the_device_before_the_control_call_returns() {
     }
     match jobs.try_next_event() {
         Some(Event::NextJobChanged(event)) => {
-            assert_eq!(event.execution.unwrap().job_id.unwrap().as_str(), "a");
+            assert_eq!(event.execution.unwrap().job_id.as_str(), "a");
         }
         other => panic!("expected notify-next, got {other:?}"),
     }
@@ -223,7 +223,7 @@ fn several_threads_on_one_jobs_update_their_own_jobs_concurrently() {
                     let mut job = jobs.job(id).unwrap();
                     job.describe().unwrap();
                     assert_eq!(
-                        job.document().unwrap().to_value().unwrap(),
+                        job.document().unwrap().to_value(),
                         serde_json::json!({ "action": id })
                     );
                     job.update(JobStatus::InProgress, None).unwrap();
@@ -246,7 +246,7 @@ fn several_threads_on_one_jobs_update_their_own_jobs_concurrently() {
 #[test]
 fn several_things_on_one_client_each_run_their_own_executions() {
     let (broker, simulator) = setup();
-    let client = Client::new(broker.connect("gateway"));
+    let client = Client::new(broker.connect("gateway")).unwrap();
     let things = ["pump-07", "pump-08", "pump-09"];
     let fleet: Vec<Jobs> = things
         .iter()

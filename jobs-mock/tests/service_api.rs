@@ -11,10 +11,11 @@ mod common;
 use common::*;
 use jobs_core::model::{ExecutionReply, UpdateReply};
 use jobs_core::{JobStatus, RejectCode};
+use jobs_mock::service::api::Operation;
 use jobs_mock::service::api::{
     AssociateTargetsWithJob, CancelJobExecution, CreateJob, DescribeJobExecution,
 };
-use jobs_mock::{ApiError, ApiErrorKind, JobsService, Operation, Outgoing};
+use jobs_mock::{ApiError, ApiErrorKind, JobsService, Outgoing};
 use serde_json::{Value, json};
 
 /// Runs `operation` with JSON `input`: the output or error, and the events.
@@ -66,13 +67,7 @@ fn create_job_takes_the_document_as_a_json_string_and_thing_names_or_arns() {
     assert_eq!(next_events(&events, "pump-08").len(), 1);
     let reply: ExecutionReply = call(&mut service, "pump-08", "j1/get", "{}").accepted();
     assert_eq!(
-        reply
-            .execution
-            .unwrap()
-            .job_document
-            .unwrap()
-            .to_value()
-            .unwrap(),
+        reply.execution.unwrap().job_document.unwrap().to_value(),
         json!({"action": "reboot"})
     );
 }

@@ -115,7 +115,7 @@ fn cancelling_a_job_cancels_its_pending_executions_and_sends_events() {
     assert_eq!(status("pump-09"), JobStatus::Succeeded, "terminal stays");
     assert_eq!(ids(&notifies(&out, "pump-07")[0].jobs.queued), ["b"]);
     let next = next_events(&out, "pump-07").remove(0);
-    assert_eq!(next.execution.unwrap().job_id.unwrap().as_str(), "b");
+    assert_eq!(next.execution.unwrap().job_id.as_str(), "b");
     assert_eq!(notifies(&out, "pump-08").len(), 1);
     assert!(next_events(&out, "pump-08")[0].execution.is_none());
     assert!(notifies(&out, "pump-09").is_empty());

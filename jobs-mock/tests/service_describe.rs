@@ -19,7 +19,7 @@ fn describe_returns_the_execution_with_its_document_by_default() {
     )
     .accepted();
     let execution = reply.execution.unwrap();
-    assert_eq!(execution.job_id.unwrap().as_str(), "calibrate");
+    assert_eq!(execution.job_id.as_str(), "calibrate");
     assert_eq!(execution.status, Some(JobStatus::Queued));
     assert_eq!(execution.version_number, Some(1));
     assert_eq!(execution.execution_number, Some(1));
@@ -28,7 +28,7 @@ fn describe_returns_the_execution_with_its_document_by_default() {
     assert_eq!(execution.status_details, None);
     assert_eq!(execution.approximate_seconds_before_timed_out, None);
     assert_eq!(
-        execution.job_document.unwrap().to_value().unwrap(),
+        execution.job_document.unwrap().to_value(),
         serde_json::json!({"action": "calibrate"})
     );
     assert_eq!(reply.client_token.as_deref(), Some("d"));
@@ -102,7 +102,7 @@ fn describe_next_resolves_to_the_head_and_replies_on_the_next_topics() {
         "$aws/things/pump-07/jobs/$next/get/accepted"
     );
     let reply: ExecutionReply = answer.accepted();
-    assert_eq!(reply.execution.unwrap().job_id.unwrap().as_str(), "older");
+    assert_eq!(reply.execution.unwrap().job_id.as_str(), "older");
 
     update(
         &mut service,
@@ -113,11 +113,7 @@ fn describe_next_resolves_to_the_head_and_replies_on_the_next_topics() {
     .accepted::<serde_json::Value>();
     let reply: ExecutionReply = call(&mut service, "pump-07", "$next/get", "{}").accepted();
     let execution = reply.execution.unwrap();
-    assert_eq!(
-        execution.job_id.unwrap().as_str(),
-        "newer",
-        "IN_PROGRESS first"
-    );
+    assert_eq!(execution.job_id.as_str(), "newer", "IN_PROGRESS first");
     assert!(execution.job_document.is_some());
 }
 

@@ -25,10 +25,10 @@ fn queuing_the_first_job_sends_notify_and_notify_next_with_the_document() {
     assert!(notify.jobs.in_progress.is_empty());
     let next = next_events(&out, "pump-07").remove(0);
     let execution = next.execution.unwrap();
-    assert_eq!(execution.job_id.unwrap().as_str(), "calibrate");
+    assert_eq!(execution.job_id.as_str(), "calibrate");
     assert_eq!(execution.status, Some(JobStatus::Queued));
     assert_eq!(
-        execution.job_document.unwrap().to_value().unwrap(),
+        execution.job_document.unwrap().to_value(),
         serde_json::json!({"action": "calibrate"})
     );
 }
@@ -132,7 +132,7 @@ fn finishing_the_head_sends_notify_and_notify_next_with_the_new_head() {
     assert_eq!(ids(&notify.jobs.queued), ["second"]);
     let next = answer.notify_next("pump-07").remove(0);
     let execution = next.execution.unwrap();
-    assert_eq!(execution.job_id.unwrap().as_str(), "second");
+    assert_eq!(execution.job_id.as_str(), "second");
     assert!(execution.job_document.is_some());
     let topics: Vec<&str> = answer.events.iter().map(|m| m.topic.as_str()).collect();
     assert_eq!(
@@ -185,7 +185,7 @@ fn starting_a_queued_job_that_is_not_the_head_sends_notify_and_notify_next_when_
     assert_eq!(ids(&notify.jobs.in_progress), ["second"]);
     assert_eq!(ids(&notify.jobs.queued), ["first"]);
     let next = answer.notify_next("pump-07").remove(0);
-    assert_eq!(next.execution.unwrap().job_id.unwrap().as_str(), "second");
+    assert_eq!(next.execution.unwrap().job_id.as_str(), "second");
 }
 
 #[test]

@@ -77,7 +77,7 @@ fn a_timed_out_head_hands_the_queue_to_the_next_execution() {
     .accepted::<ExecutionReply>();
     let out = service.advance_clock(minutes(5));
     let next = next_events(&out, "pump-07").remove(0);
-    assert_eq!(next.execution.unwrap().job_id.unwrap().as_str(), "b");
+    assert_eq!(next.execution.unwrap().job_id.as_str(), "b");
     assert_eq!(ids(&notifies(&out, "pump-07")[0].jobs.queued), ["b"]);
 }
 

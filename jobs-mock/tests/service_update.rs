@@ -40,7 +40,7 @@ fn update_reports_state_and_document_only_when_asked() {
     assert_eq!(state.version_number, Some(2));
     assert_eq!(state.status_details.unwrap().get("step"), Some("1"));
     assert_eq!(
-        reply.job_document.unwrap().to_value().unwrap(),
+        reply.job_document.unwrap().to_value(),
         serde_json::json!({"action": "a"})
     );
 }

@@ -9,13 +9,13 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use crossbeam_channel::{Receiver, Sender};
 use jobs_core::model::{JobExecutionsChanged, PendingJobs};
-use jobs_core::transport::{ConnectionEvent, MessageSink, MqttTransport, QoS, TransportError};
 use jobs_core::{Client, Jobs};
+use jobs_core::{ConnectionEvent, MessageSink, MqttTransport, QoS, TransportError};
 use jobs_mock::{
     Clock, JobsService, MockBroker, MockTransport, REQUEST_FILTERS, Simulator, SimulatorError,
 };
@@ -45,8 +45,14 @@ fn recorder(
 ) -> (MockTransport, Receiver<(String, Vec<u8>)>) {
     let transport = broker.connect(client);
     let (tx, rx) = crossbeam_channel::unbounded();
-    transport.set_sink(Arc::new(Recorder { tx }));
-    transport.subscribe(filters, QoS::AtLeastOnce).unwrap();
+    transport.set_sink(Arc::new(Recorder { tx })).unwrap();
+    transport
+        .subscribe(
+            filters,
+            QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(10),
+        )
+        .unwrap();
     (transport, rx)
 }
 
@@ -114,6 +120,7 @@ fn replies_are_published_in_the_order_the_requests_arrived() {
                 "$aws/things/pump-07/jobs/get",
                 payload.as_bytes(),
                 QoS::AtLeastOnce,
+                Instant::now() + Duration::from_secs(10),
             )
             .unwrap();
     }
@@ -129,33 +136,39 @@ fn replies_are_published_in_the_order_the_requests_arrived() {
 }
 
 /// A transport that records the QoS of every subscribe and publish, then forwards.
-#[derive(Debug)]
 struct QosSpy {
     inner: MockTransport,
     seen: parking_lot::Mutex<Vec<(&'static str, QoS)>>,
 }
 
 impl MqttTransport for QosSpy {
-    fn set_sink(&self, sink: Arc<dyn MessageSink>) {
-        self.inner.set_sink(sink);
+    fn set_sink(&self, sink: Arc<dyn MessageSink>) -> Result<(), TransportError> {
+        self.inner.set_sink(sink)
     }
 
     fn subscribe(
         &self,
         filters: &[&str],
         qos: QoS,
+        deadline: Instant,
     ) -> Result<Vec<jobs_core::SubscribeOutcome>, TransportError> {
         self.seen.lock().push(("subscribe", qos));
-        self.inner.subscribe(filters, qos)
+        self.inner.subscribe(filters, qos, deadline)
     }
 
-    fn unsubscribe(&self, filters: &[&str]) -> Result<(), TransportError> {
-        self.inner.unsubscribe(filters)
+    fn unsubscribe(&self, filters: &[&str], deadline: Instant) -> Result<(), TransportError> {
+        self.inner.unsubscribe(filters, deadline)
     }
 
-    fn publish(&self, topic: &str, payload: &[u8], qos: QoS) -> Result<(), TransportError> {
+    fn publish(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        deadline: Instant,
+    ) -> Result<(), TransportError> {
         self.seen.lock().push(("publish", qos));
-        self.inner.publish(topic, payload, qos)
+        self.inner.publish(topic, payload, qos, deadline)
     }
 }
 
@@ -168,7 +181,7 @@ fn the_simulator_subscribes_and_publishes_replies_and_events_with_qos_1() {
     });
     let simulator =
         Simulator::start(Arc::clone(&spy) as Arc<dyn MqttTransport>, service()).unwrap();
-    let client = Client::new(broker.connect("pump-07"));
+    let client = Client::new(broker.connect("pump-07")).unwrap();
     let jobs = Jobs::new(&client, "pump-07").unwrap();
     simulator.create_job(spec("a", &["pump-07"])).unwrap();
     assert_eq!(jobs.list().unwrap().len(), 1);
@@ -192,10 +205,13 @@ fn the_simulator_subscribes_and_publishes_replies_and_events_with_qos_1() {
 fn a_failed_publish_is_survived_and_later_requests_are_answered() {
     let broker = MockBroker::new();
     let _simulator = start(&broker);
-    let client = Client::new(broker.connect("pump-07"));
+    let client = Client::new(broker.connect("pump-07")).unwrap();
     let jobs = Jobs::new(&client, "pump-07").unwrap();
     broker.fail_next_publish(SERVICE, TransportError::Timeout);
-    let error = jobs.list_timeout(Duration::from_millis(50)).unwrap_err();
+    let error = jobs
+        .with_timeout(Duration::from_millis(50))
+        .list()
+        .unwrap_err();
     assert!(error.is_timeout(), "the reply was lost: {error:?}");
     assert!(jobs.list().unwrap().is_empty(), "the worker carries on");
 }
@@ -204,11 +220,14 @@ fn a_failed_publish_is_survived_and_later_requests_are_answered() {
 fn a_dropped_simulator_stops_answering() {
     let broker = MockBroker::new();
     let simulator = start(&broker);
-    let client = Client::new(broker.connect("pump-07"));
+    let client = Client::new(broker.connect("pump-07")).unwrap();
     let jobs = Jobs::new(&client, "pump-07").unwrap();
     assert!(jobs.list().is_ok());
     drop(simulator);
-    let error = jobs.list_timeout(Duration::from_millis(50)).unwrap_err();
+    let error = jobs
+        .with_timeout(Duration::from_millis(50))
+        .list()
+        .unwrap_err();
     assert!(error.is_timeout());
 }
 
@@ -224,7 +243,7 @@ fn the_simulator_resubscribes_after_a_reconnect_without_session() {
         broker.wait_for_subscriptions(SERVICE, REQUEST_FILTERS.len(), WAIT),
         "no re-subscription within {WAIT:?}"
     );
-    let client = Client::new(broker.connect("pump-07"));
+    let client = Client::new(broker.connect("pump-07")).unwrap();
     let jobs = Jobs::new(&client, "pump-07").unwrap();
     assert!(jobs.list().unwrap().is_empty());
 }
@@ -237,7 +256,12 @@ fn a_simulator_on_the_system_clock_answers_with_current_timestamps() {
     let before = simulator.now();
     let (device, rx) = recorder(&broker, "pump-07", &["$aws/things/pump-07/jobs/get/+"]);
     device
-        .publish("$aws/things/pump-07/jobs/get", b"{}", QoS::AtLeastOnce)
+        .publish(
+            "$aws/things/pump-07/jobs/get",
+            b"{}",
+            QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(10),
+        )
         .unwrap();
     let (_, payload) = rx.recv_timeout(WAIT).unwrap();
     let reply: PendingJobs = serde_json::from_slice(&payload).unwrap();
@@ -273,6 +297,7 @@ fn an_inline_simulator_answers_before_the_publish_returns() {
             "$aws/things/pump-07/jobs/get",
             br#"{"clientToken":"t1"}"#,
             QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(10),
         )
         .unwrap();
     let (topic, payload) = rx.try_recv().expect("answered synchronously");
@@ -282,7 +307,12 @@ fn an_inline_simulator_answers_before_the_publish_returns() {
 
     drop(simulator);
     device
-        .publish("$aws/things/pump-07/jobs/get", b"{}", QoS::AtLeastOnce)
+        .publish(
+            "$aws/things/pump-07/jobs/get",
+            b"{}",
+            QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(10),
+        )
         .unwrap();
     assert!(
         rx.try_recv().is_err(),
@@ -294,7 +324,7 @@ fn an_inline_simulator_answers_before_the_publish_returns() {
 fn an_inline_simulator_serves_jobs_core_calls_from_many_threads() {
     let broker = MockBroker::new();
     let _simulator = Simulator::start_inline(broker.connect(SERVICE), service()).unwrap();
-    let client = Client::new(broker.connect("device"));
+    let client = Client::new(broker.connect("device")).unwrap();
     let jobs = Jobs::new(&client, "pump-07").unwrap();
     std::thread::scope(|scope| {
         for _ in 0..4 {
@@ -328,6 +358,7 @@ fn on_a_scaled_clock_a_one_minute_step_timer_fires_well_under_a_second_later() {
             "$aws/things/pump-07/jobs/start-next",
             br#"{"stepTimeoutInMinutes":1}"#,
             QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(10),
         )
         .unwrap();
     let (topic, _) = rx.recv_timeout(WAIT).unwrap();
@@ -350,7 +381,7 @@ fn simulator_control_operations_publish_their_events_before_returning() {
     let simulator = start(&broker);
     let (_device, rx) = recorder(&broker, "pump-07", &["$aws/things/pump-07/jobs/notify"]);
     let created = simulator.call_json(
-        jobs_mock::Operation::CreateJob,
+        jobs_mock::service::api::Operation::CreateJob,
         serde_json::json!({"jobId": "a", "targets": ["pump-07"], "document": "{}"}),
     );
     assert_eq!(created.unwrap()["jobId"], "a");

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
-use jobs_core::{ConnectionEvent, MessageSink};
+use jobs_core::{ConnectionEvent, MessageSink, TransportError};
 use log::{debug, error, info, warn};
 use paho_mqtt as paho;
 use parking_lot::Mutex;
@@ -33,6 +33,8 @@ struct State {
     draining: bool,
     /// Present until the first connect has been seen.
     initial: Option<Sender<()>>,
+    /// The transport was dropped: no sink may be installed any more.
+    closed: bool,
 }
 
 impl std::fmt::Debug for State {
@@ -58,6 +60,7 @@ impl Delivery {
                 dropped: 0,
                 draining: false,
                 initial: Some(initial_tx),
+                closed: false,
             }),
             initial,
         });
@@ -82,11 +85,18 @@ impl Delivery {
         delivery
     }
 
-    /// Installs (or replaces) the sink and hands it the messages buffered so far, in order,
-    /// with no lock held; messages arriving meanwhile queue behind them.
-    pub(crate) fn set_sink(&self, sink: Arc<dyn MessageSink>) {
+    /// Installs the sink and hands it the messages buffered so far, in order, with no lock
+    /// held; messages arriving meanwhile queue behind them. A second sink is refused.
+    pub(crate) fn set_sink(&self, sink: Arc<dyn MessageSink>) -> Result<(), TransportError> {
         {
             let mut state = self.state.lock();
+            if state.sink.is_some() || state.closed {
+                return Err(if state.closed {
+                    TransportError::NotConnected
+                } else {
+                    TransportError::SinkInstalled
+                });
+            }
             if state.dropped > 0 {
                 warn!(
                     "{} messages arrived before the sink was installed and were dropped (buffer of {})",
@@ -102,7 +112,7 @@ impl Delivery {
                 let mut state = self.state.lock();
                 if state.buffer.is_empty() {
                     state.draining = false;
-                    return;
+                    return Ok(());
                 }
                 std::mem::take(&mut state.buffer)
             };
@@ -114,9 +124,13 @@ impl Delivery {
 
     /// Drops the sink (the transport is going away); later callbacks deliver nothing.
     pub(crate) fn clear(&self) {
-        let mut state = self.state.lock();
-        state.sink = None;
-        state.buffer.clear();
+        let sink = {
+            let mut state = self.state.lock();
+            state.closed = true;
+            state.buffer.clear();
+            state.sink.take()
+        };
+        drop(sink);
     }
 
     /// Waits (bounded) until Paho has reported the first connect, so that the event is never

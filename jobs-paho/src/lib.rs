@@ -20,7 +20,7 @@
 //!     "/etc/pump/private.pem.key",
 //! )
 //! .build()?;
-//! let client = Client::new(transport);
+//! let client = Client::new(transport)?;
 //! let jobs = Jobs::new(&client, "pump-07")?;
 //! for job in jobs.list()? {
 //!     println!("pending: {}", job.id());

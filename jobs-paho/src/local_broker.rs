@@ -25,13 +25,15 @@
 //!
 //! # Example
 //! ```no_run
+//! use std::time::{Duration, Instant};
 //! use jobs_core::{MqttTransport, QoS};
 //! use jobs_paho::PahoTransport;
 //! use jobs_paho::local_broker::LocalBroker;
 //!
 //! let broker = LocalBroker::start()?;
 //! let transport = PahoTransport::builder(&broker.uri(), "test-device").build()?;
-//! transport.publish("hello", b"world", QoS::AtLeastOnce)?;
+//! let deadline = Instant::now() + Duration::from_secs(5);
+//! transport.publish("hello", b"world", QoS::AtLeastOnce, deadline)?;
 //! drop(broker); // kills mosquitto by its pid and removes its directory
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jobs_core::{MessageSink, MqttTransport, QoS, SubscribeOutcome, TransportError};
 use log::{debug, info, warn};
@@ -153,30 +153,44 @@ impl PahoTransport {
         &self.client_id
     }
 
-    /// The bound on each subscribe, unsubscribe and publish.
+    /// The upper bound on each subscribe, unsubscribe and publish; each also ends at the
+    /// deadline its caller gives, whichever comes first.
     pub fn operation_timeout(&self) -> Duration {
         self.operation_timeout
     }
 }
 
+impl PahoTransport {
+    /// How long an operation may wait: until `deadline`, at most the operation timeout.
+    /// `Timeout` when the deadline is already over, so that nothing is sent after it.
+    fn wait_budget(&self, deadline: Instant) -> Result<Duration, TransportError> {
+        match deadline.checked_duration_since(Instant::now()) {
+            Some(left) if !left.is_zero() => Ok(left.min(self.operation_timeout)),
+            _ => Err(TransportError::Timeout),
+        }
+    }
+}
+
 impl MqttTransport for PahoTransport {
-    fn set_sink(&self, sink: Arc<dyn MessageSink>) {
-        self.delivery.set_sink(sink);
+    fn set_sink(&self, sink: Arc<dyn MessageSink>) -> Result<(), TransportError> {
+        self.delivery.set_sink(sink)
     }
 
     fn subscribe(
         &self,
         filters: &[&str],
         qos: QoS,
+        deadline: Instant,
     ) -> Result<Vec<SubscribeOutcome>, TransportError> {
         if filters.is_empty() {
             return Ok(Vec::new());
         }
         check_topics(filters)?;
+        let budget = self.wait_budget(deadline)?;
         let response = self
             .client
             .subscribe_many_same_qos(filters, qos_code(qos))
-            .wait_for(self.operation_timeout);
+            .wait_for(budget);
         let codes = match response {
             Ok(response) => response.subscribe_many_response().unwrap_or_default(),
             // MQTT 5, one filter: a refusal fails the token with the SUBACK reason code.
@@ -195,25 +209,31 @@ impl MqttTransport for PahoTransport {
         codes.into_iter().map(subscribe_outcome).collect()
     }
 
-    fn unsubscribe(&self, filters: &[&str]) -> Result<(), TransportError> {
+    fn unsubscribe(&self, filters: &[&str], deadline: Instant) -> Result<(), TransportError> {
         if filters.is_empty() {
             return Ok(());
         }
         check_topics(filters)?;
+        let budget = self.wait_budget(deadline)?;
         self.client
             .unsubscribe_many(filters)
-            .wait_for(self.operation_timeout)
+            .wait_for(budget)
             .map(drop)
             .map_err(transport_error)
     }
 
-    fn publish(&self, topic: &str, payload: &[u8], qos: QoS) -> Result<(), TransportError> {
+    fn publish(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        deadline: Instant,
+    ) -> Result<(), TransportError> {
         check_topics(&[topic])?;
+        let budget = self.wait_budget(deadline)?;
         let message = paho::Message::new(topic, payload, qos_code(qos));
         let token = self.client.try_publish(message).map_err(transport_error)?;
-        token
-            .wait_for(self.operation_timeout)
-            .map_err(transport_error)
+        token.wait_for(budget).map_err(transport_error)
     }
 }
 

@@ -4,7 +4,7 @@ mod common;
 
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{QUEUED_JOB, Responder, channel_sink, start_broker, unique};
 use jobs_core::{Client, JobStatus, Jobs, MqttTransport, QoS, SubscribeOutcome};
@@ -28,7 +28,7 @@ fn transport(broker: &LocalBroker) -> PahoTransport {
 fn list_is_answered_through_paho_and_mosquitto() {
     let broker = start_broker();
     let _service = Responder::start(&broker.uri());
-    let client = Client::new(transport(&broker));
+    let client = Client::new(transport(&broker)).unwrap();
     let jobs = Jobs::builder(&client, "pump-07")
         .timeout(WAIT)
         .build()
@@ -47,10 +47,10 @@ fn list_is_answered_through_paho_and_mosquitto() {
 fn several_things_share_one_connection_and_call_concurrently() {
     let broker = start_broker();
     let _service = Responder::start(&broker.uri());
-    let client = Client::new(transport(&broker));
+    let client = Client::new(transport(&broker)).unwrap();
     let things: Vec<Jobs> = (0..4)
         .map(|i| {
-            Jobs::builder(&client, &format!("thing-{i}"))
+            Jobs::builder(&client, format!("thing-{i}"))
                 .timeout(WAIT)
                 .build()
                 .unwrap()
@@ -79,7 +79,11 @@ fn published_message_reaches_a_subscriber_after_its_puback() {
     let receiver = transport(&broker);
     let (messages, _events) = channel_sink(&receiver);
     let outcomes = receiver
-        .subscribe(&["test/+/data", "test/other"], QoS::AtLeastOnce)
+        .subscribe(
+            &["test/+/data", "test/other"],
+            QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(10),
+        )
         .unwrap();
     assert_eq!(
         outcomes,
@@ -88,10 +92,20 @@ fn published_message_reaches_a_subscriber_after_its_puback() {
     let sender = transport(&broker);
 
     sender
-        .publish("test/a/data", b"\x00binary\xff", QoS::AtLeastOnce)
+        .publish(
+            "test/a/data",
+            b"\x00binary\xff",
+            QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(10),
+        )
         .unwrap();
     sender
-        .publish("test/other", b"qos0", QoS::AtMostOnce)
+        .publish(
+            "test/other",
+            b"qos0",
+            QoS::AtMostOnce,
+            Instant::now() + Duration::from_secs(10),
+        )
         .unwrap();
 
     let first = messages.recv_timeout(WAIT).unwrap();
@@ -102,12 +116,24 @@ fn published_message_reaches_a_subscriber_after_its_puback() {
     let second = messages.recv_timeout(WAIT).unwrap();
     assert_eq!(second, ("test/other".to_owned(), b"qos0".to_vec()));
 
-    receiver.unsubscribe(&["test/+/data"]).unwrap();
-    sender
-        .publish("test/a/data", b"gone", QoS::AtLeastOnce)
+    receiver
+        .unsubscribe(&["test/+/data"], Instant::now() + Duration::from_secs(10))
         .unwrap();
     sender
-        .publish("test/other", b"marker", QoS::AtLeastOnce)
+        .publish(
+            "test/a/data",
+            b"gone",
+            QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(10),
+        )
+        .unwrap();
+    sender
+        .publish(
+            "test/other",
+            b"marker",
+            QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(10),
+        )
         .unwrap();
     // Ordered delivery from one publisher: the marker proves the unsubscribed one was skipped.
     assert_eq!(messages.recv_timeout(WAIT).unwrap().1, b"marker".to_vec());
@@ -118,11 +144,22 @@ fn messages_arriving_before_the_sink_is_installed_are_delivered_in_order_once_it
     let broker = start_broker();
     let receiver = Arc::new(transport(&broker));
     // Against the contract's usual order (sink first) on purpose: the transport tolerates it.
-    receiver.subscribe(&["early/#"], QoS::AtLeastOnce).unwrap();
+    receiver
+        .subscribe(
+            &["early/#"],
+            QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(10),
+        )
+        .unwrap();
     let sender = transport(&broker);
     for i in 0..5 {
         sender
-            .publish(&format!("early/{i}"), b"x", QoS::AtLeastOnce)
+            .publish(
+                &format!("early/{i}"),
+                b"x",
+                QoS::AtLeastOnce,
+                Instant::now() + Duration::from_secs(10),
+            )
             .unwrap();
     }
 
@@ -149,12 +186,32 @@ fn a_panicking_sink_does_not_stop_delivery() {
     let broker = start_broker();
     let receiver = transport(&broker);
     let (tx, rx) = crossbeam_channel::unbounded();
-    receiver.set_sink(Arc::new(Flaky(tx)));
-    receiver.subscribe(&["#"], QoS::AtLeastOnce).unwrap();
+    receiver.set_sink(Arc::new(Flaky(tx))).unwrap();
+    receiver
+        .subscribe(
+            &["#"],
+            QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(10),
+        )
+        .unwrap();
     let sender = transport(&broker);
 
-    sender.publish("boom", b"", QoS::AtLeastOnce).unwrap();
-    sender.publish("after", b"", QoS::AtLeastOnce).unwrap();
+    sender
+        .publish(
+            "boom",
+            b"",
+            QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(10),
+        )
+        .unwrap();
+    sender
+        .publish(
+            "after",
+            b"",
+            QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(10),
+        )
+        .unwrap();
 
     assert_eq!(rx.recv_timeout(WAIT).unwrap(), "after");
 }
@@ -170,17 +227,32 @@ fn mqtt5_connection_subscribes_and_round_trips() {
     let (messages, _events) = channel_sink(&transport);
 
     assert_eq!(
-        transport.subscribe(&["v5/one"], QoS::AtLeastOnce).unwrap(),
+        transport
+            .subscribe(
+                &["v5/one"],
+                QoS::AtLeastOnce,
+                Instant::now() + Duration::from_secs(10)
+            )
+            .unwrap(),
         vec![SubscribeOutcome::Granted(QoS::AtLeastOnce)]
     );
     assert_eq!(
         transport
-            .subscribe(&["v5/two", "v5/three"], QoS::AtMostOnce)
+            .subscribe(
+                &["v5/two", "v5/three"],
+                QoS::AtMostOnce,
+                Instant::now() + Duration::from_secs(10)
+            )
             .unwrap(),
         vec![SubscribeOutcome::Granted(QoS::AtMostOnce); 2]
     );
     transport
-        .publish("v5/one", b"five", QoS::AtLeastOnce)
+        .publish(
+            "v5/one",
+            b"five",
+            QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(10),
+        )
         .unwrap();
 
     assert_eq!(
@@ -204,7 +276,13 @@ fn persistent_session_is_resumed_on_the_next_connect_with_the_same_client_id() {
     };
     let first = connect();
     assert!(!first.session_present());
-    first.subscribe(&["kept/#"], QoS::AtLeastOnce).unwrap();
+    first
+        .subscribe(
+            &["kept/#"],
+            QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(10),
+        )
+        .unwrap();
     drop(first);
 
     let second = connect();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{TlsBroker, channel_sink, unique};
 use jobs_core::{MqttTransport, QoS};
@@ -30,11 +30,20 @@ fn mutual_tls_with_the_right_ca_and_a_device_certificate_connects_and_round_trip
         .unwrap();
     let (messages, _events) = channel_sink(&transport);
     transport
-        .subscribe(&["tls/echo"], QoS::AtLeastOnce)
+        .subscribe(
+            &["tls/echo"],
+            QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(10),
+        )
         .unwrap();
 
     transport
-        .publish("tls/echo", b"over tls", QoS::AtLeastOnce)
+        .publish(
+            "tls/echo",
+            b"over tls",
+            QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(10),
+        )
         .unwrap();
 
     let (topic, payload) = messages.recv_timeout(WAIT).unwrap();

@@ -131,7 +131,7 @@ fn run() -> Result<(), Box<dyn Error>> {
     };
 
     let client_id = args.client_id.as_deref().unwrap_or(&args.thing);
-    let client = Client::new(args.broker.connect(client_id)?);
+    let client = Client::new(args.broker.connect(client_id)?)?;
     let jobs = Jobs::new(&client, &args.thing)?;
     println!(
         "{} connected to {} as {}",
@@ -165,7 +165,7 @@ fn run() -> Result<(), Box<dyn Error>> {
                 retry = true;
             }
         }
-        match jobs.next_event(args.wait) {
+        match jobs.with_timeout(args.wait).next_event() {
             Ok(Some(event)) => log::debug!("event: {event:?}"),
             Ok(None) => {}
             Err(error) => {

@@ -51,7 +51,7 @@ use std::error::Error;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use examples::connect::{BrokerArgs, USAGE};
 use examples::http::HttpServer;
@@ -137,7 +137,11 @@ impl MessageSink for ControlSink {
 }
 
 fn subscribe_control(transport: &dyn MqttTransport) -> Result<(), Box<dyn Error>> {
-    let outcomes = transport.subscribe(&[CONTROL_TOPIC], QoS::AtLeastOnce)?;
+    let outcomes = transport.subscribe(
+        &[CONTROL_TOPIC],
+        QoS::AtLeastOnce,
+        Instant::now() + Duration::from_secs(10),
+    )?;
     if outcomes.contains(&SubscribeOutcome::Refused) {
         return Err(format!("the broker refused the subscription to {CONTROL_TOPIC}").into());
     }
@@ -169,7 +173,7 @@ fn run() -> Result<(), Box<dyn Error>> {
         .broker
         .connect(&format!("{}-control", args.client_id))?;
     let (tx, rx) = mpsc::channel();
-    control.set_sink(Arc::new(ControlSink(tx.clone())));
+    control.set_sink(Arc::new(ControlSink(tx.clone())))?;
     subscribe_control(&control)?;
     println!(
         "connected to {} as {} (control: {CONTROL_TOPIC}, replies: {RESULT_TOPIC})",
@@ -211,9 +215,12 @@ fn run() -> Result<(), Box<dyn Error>> {
                 let outcome = handle_control(&simulator, &payload);
                 println!("control: {}", outcome.summary);
                 let reply = outcome.reply.to_string();
-                if let Err(error) =
-                    control.publish(RESULT_TOPIC, reply.as_bytes(), QoS::AtLeastOnce)
-                {
+                if let Err(error) = control.publish(
+                    RESULT_TOPIC,
+                    reply.as_bytes(),
+                    QoS::AtLeastOnce,
+                    Instant::now() + Duration::from_secs(10),
+                ) {
                     println!("control: could not publish the reply: {error}");
                 }
             }

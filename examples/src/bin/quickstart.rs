@@ -95,7 +95,7 @@ fn run_device(
     simulator: &Simulator,
     thing: &str,
 ) -> Result<(), Box<dyn Error>> {
-    let client = Client::new(broker.connect(thing));
+    let client = Client::new(broker.connect(thing))?;
     let jobs = Jobs::new(&client, thing)?;
     process_pending(&jobs, &VirtualTime(simulator), false)?;
     let mut notify = 0;

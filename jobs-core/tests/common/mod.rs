@@ -20,7 +20,7 @@ pub(crate) struct Setup {
 
 pub(crate) fn setup() -> Setup {
     let broker = MockBroker::new();
-    let client = Client::new(broker.connect(THING));
+    let client = Client::new(broker.connect(THING)).unwrap();
     let jobs = Jobs::builder(&client, THING)
         .timeout(Duration::from_secs(5))
         .build()

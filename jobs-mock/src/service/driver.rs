@@ -4,10 +4,10 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use jobs_core::transport::{
+use jobs_core::{
     ConnectionEvent, MessageSink, MqttTransport, QoS, SubscribeOutcome, TransportError,
 };
 use jobs_core::{JobId, ThingName};
@@ -30,6 +30,9 @@ pub const REQUEST_FILTERS: [&str; 4] = [
 /// clock (it otherwise wakes when the earliest timer is due).
 const TIMER_TICK: Duration = Duration::from_millis(500);
 
+/// The bound on each SUBSCRIBE and PUBLISH of the simulator.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long dropping a [`Simulator`] waits for its worker thread to finish.
 const STOP_WAIT: Duration = Duration::from_secs(5);
 
@@ -42,6 +45,8 @@ pub enum SimulatorError {
     Subscribe(TransportError),
     /// The worker thread could not be spawned.
     Spawn(std::io::Error),
+    /// The transport refused the simulator's sink (it already serves another client).
+    Sink(TransportError),
 }
 
 impl fmt::Display for SimulatorError {
@@ -49,6 +54,7 @@ impl fmt::Display for SimulatorError {
         match self {
             Self::Subscribe(_) => f.write_str("could not subscribe to the Jobs request topics"),
             Self::Spawn(_) => f.write_str("could not spawn the simulator thread"),
+            Self::Sink(_) => f.write_str("could not install the simulator on the transport"),
         }
     }
 }
@@ -58,6 +64,7 @@ impl StdError for SimulatorError {
         match self {
             Self::Subscribe(source) => Some(source),
             Self::Spawn(source) => Some(source),
+            Self::Sink(source) => Some(source),
         }
     }
 }
@@ -127,17 +134,6 @@ impl MessageSink for Inline {
     }
 }
 
-/// The sink left behind by a stopped inline simulator: drops everything.
-struct Discard;
-
-impl MessageSink for Discard {
-    fn message(&self, topic: &str, _payload: &[u8]) {
-        log::debug!("simulator stopped; dropping a request on {topic}");
-    }
-
-    fn connection(&self, _event: ConnectionEvent) {}
-}
-
 /// The Jobs service simulator on an MQTT transport: the [`JobsService`] answers every Jobs
 /// request published on the broker, for any thing.
 ///
@@ -156,7 +152,8 @@ impl MessageSink for Discard {
 ///
 /// Publish failures are logged (target `jobs_mock`) and otherwise ignored, as a lost message
 /// would be on a real broker. Dropping the simulator stops the worker (waiting at most 5 s);
-/// its sink stays installed on the transport and drops what arrives.
+/// its sink stays installed on the transport and drops what arrives. Dropping an inline
+/// simulator disconnects its connection.
 ///
 /// # Example
 /// ```
@@ -169,7 +166,7 @@ impl MessageSink for Discard {
 /// let service = JobsService::new(Clock::virtual_at(1_750_000_000));
 /// let simulator = Simulator::start(Arc::new(broker.connect("jobs-service")), service)?;
 ///
-/// let client = Client::new(broker.connect("pump-07"));
+/// let client = Client::new(broker.connect("pump-07"))?;
 /// let jobs = Jobs::new(&client, "pump-07")?;
 /// simulator.create_job(
 ///     JobSpec::new(JobId::new("rotate-logs")?, Document::from_json(r#"{"keep":5}"#)?)
@@ -190,6 +187,9 @@ pub struct Simulator {
     transport: Arc<dyn MqttTransport>,
     /// `None` for [`Simulator::start_inline`], which answers on the publishing thread.
     worker: Option<Worker>,
+    /// The connection of [`Simulator::start_inline`], disconnected on drop (its sink holds the
+    /// transport, so only an explicit disconnect ends that cycle).
+    inline: Option<crate::MockTransport>,
 }
 
 /// The worker thread of [`Simulator::start`] and how to stop it.
@@ -202,7 +202,6 @@ struct Worker {
 impl fmt::Debug for Simulator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Simulator")
-            .field("transport", &self.transport)
             .field("running", &self.worker.is_some())
             .finish()
     }
@@ -220,7 +219,9 @@ impl Simulator {
         service: JobsService,
     ) -> Result<Self, SimulatorError> {
         let (tx, rx) = crossbeam_channel::unbounded();
-        transport.set_sink(Arc::new(Inbox { tx: tx.clone() }));
+        transport
+            .set_sink(Arc::new(Inbox { tx: tx.clone() }))
+            .map_err(SimulatorError::Sink)?;
         subscribe(transport.as_ref()).map_err(SimulatorError::Subscribe)?;
         let real_clock = !service.clock().is_virtual();
         let service = Arc::new(Mutex::new(service));
@@ -241,6 +242,7 @@ impl Simulator {
             service,
             transport,
             worker: Some(Worker { tx, done, handle }),
+            inline: None,
         })
     }
 
@@ -262,19 +264,23 @@ impl Simulator {
         service: JobsService,
     ) -> Result<Self, SimulatorError> {
         let service = Arc::new(Mutex::new(service));
+        let connection = transport.clone();
         let transport: Arc<dyn MqttTransport> = Arc::new(transport);
-        transport.set_sink(Arc::new(Inline {
-            service: Arc::clone(&service),
-            transport: Arc::clone(&transport),
-        }));
+        transport
+            .set_sink(Arc::new(Inline {
+                service: Arc::clone(&service),
+                transport: Arc::clone(&transport),
+            }))
+            .map_err(SimulatorError::Sink)?;
         if let Err(error) = subscribe(transport.as_ref()) {
-            transport.set_sink(Arc::new(Discard));
+            connection.disconnect();
             return Err(SimulatorError::Subscribe(error));
         }
         Ok(Self {
             service,
             transport,
             worker: None,
+            inline: Some(connection),
         })
     }
 
@@ -390,9 +396,10 @@ impl Simulator {
 
 impl Drop for Simulator {
     fn drop(&mut self) {
+        if let Some(connection) = self.inline.take() {
+            connection.disconnect();
+        }
         let Some(worker) = self.worker.take() else {
-            // Inline: the sink holds the transport; replacing it breaks the cycle.
-            self.transport.set_sink(Arc::new(Discard));
             return;
         };
         if worker.tx.send(Message::Stop).is_err() {
@@ -413,7 +420,8 @@ impl Drop for Simulator {
 }
 
 fn subscribe(transport: &dyn MqttTransport) -> Result<(), TransportError> {
-    let outcomes = transport.subscribe(&REQUEST_FILTERS, QoS::AtLeastOnce)?;
+    let deadline = Instant::now() + OPERATION_TIMEOUT;
+    let outcomes = transport.subscribe(&REQUEST_FILTERS, QoS::AtLeastOnce, deadline)?;
     for (filter, outcome) in REQUEST_FILTERS.iter().zip(&outcomes) {
         if *outcome == SubscribeOutcome::Refused {
             return Err(TransportError::SubscriptionRefused {
@@ -475,7 +483,10 @@ fn run(
 
 fn publish_all(transport: &dyn MqttTransport, out: &[Outgoing]) {
     for message in out {
-        if let Err(error) = transport.publish(&message.topic, &message.payload, QoS::AtLeastOnce) {
+        let deadline = Instant::now() + OPERATION_TIMEOUT;
+        if let Err(error) =
+            transport.publish(&message.topic, &message.payload, QoS::AtLeastOnce, deadline)
+        {
             log::warn!("simulator could not publish on {}: {error}", message.topic);
         }
     }

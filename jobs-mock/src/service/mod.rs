@@ -143,7 +143,7 @@ mod requests;
 mod state;
 mod topic;
 
-pub use api::{ApiError, ApiErrorKind, Called, ControlOperation, Operation};
+pub use api::{ApiError, ApiErrorKind, Called, ControlOperation};
 pub use clock::Clock;
 pub use control::{ControlError, ExecutionInfo, JobSpec};
 pub use driver::{REQUEST_FILTERS, Simulator, SimulatorError};

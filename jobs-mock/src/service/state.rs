@@ -90,8 +90,7 @@ impl Execution {
     }
 
     pub(crate) fn summary(&self) -> JobExecutionSummary {
-        let mut summary = JobExecutionSummary::default();
-        summary.job_id = Some(self.job_id.clone());
+        let mut summary = JobExecutionSummary::new(self.job_id.clone());
         summary.queued_at = Some(self.queued_at);
         summary.started_at = self.started_at;
         summary.last_updated_at = Some(self.last_updated_at);
@@ -109,8 +108,7 @@ impl Execution {
     }
 
     pub(crate) fn to_wire(&self, include_document: bool, now_ms: i64) -> JobExecution {
-        let mut execution = JobExecution::default();
-        execution.job_id = Some(self.job_id.clone());
+        let mut execution = JobExecution::new(self.job_id.clone());
         execution.job_document = include_document.then(|| self.document.clone());
         execution.status = Some(self.status.clone());
         execution.status_details = self.status_details.clone();

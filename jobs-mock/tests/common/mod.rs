@@ -133,10 +133,7 @@ pub fn next_events(out: &[Outgoing], thing: &str) -> Vec<NextJobExecutionChanged
 
 /// The job IDs of a list of summaries.
 pub fn ids(summaries: &[jobs_core::model::JobExecutionSummary]) -> Vec<String> {
-    summaries
-        .iter()
-        .map(|s| s.job_id.as_ref().unwrap().to_string())
-        .collect()
+    summaries.iter().map(|s| s.job_id.to_string()).collect()
 }
 
 /// Starts the next job of `thing` and returns the accepted reply.

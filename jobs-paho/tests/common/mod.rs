@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jobs_core::{ConnectionEvent, MessageSink, MqttTransport, QoS};
 use jobs_paho::PahoTransport;
@@ -116,10 +116,12 @@ pub fn channel_sink(
 ) {
     let (mtx, mrx) = crossbeam_channel::unbounded();
     let (etx, erx) = crossbeam_channel::unbounded();
-    transport.set_sink(Arc::new(ChannelSink {
-        messages: mtx,
-        events: etx,
-    }));
+    transport
+        .set_sink(Arc::new(ChannelSink {
+            messages: mtx,
+            events: etx,
+        }))
+        .unwrap();
     (mrx, erx)
 }
 
@@ -145,7 +147,11 @@ impl Responder {
             .unwrap();
         let (messages, events) = channel_sink(&transport);
         transport
-            .subscribe(&["$aws/things/+/jobs/get"], QoS::AtLeastOnce)
+            .subscribe(
+                &["$aws/things/+/jobs/get"],
+                QoS::AtLeastOnce,
+                Instant::now() + Duration::from_secs(10),
+            )
             .unwrap();
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
         let handle = thread::spawn(move || {
@@ -155,7 +161,7 @@ impl Responder {
                     recv(events) -> event => {
                         // Re-subscribe after a reconnect (clean session).
                         if let Ok(ConnectionEvent::Connected { .. }) = event {
-                            let _ = transport.subscribe(&["$aws/things/+/jobs/get"], QoS::AtLeastOnce);
+                            let _ = transport.subscribe(&["$aws/things/+/jobs/get"], QoS::AtLeastOnce, Instant::now() + Duration::from_secs(10));
                         }
                     }
                     recv(messages) -> message => {
@@ -173,6 +179,7 @@ impl Responder {
                             &format!("{topic}/accepted"),
                             reply.to_string().as_bytes(),
                             QoS::AtLeastOnce,
+                            Instant::now() + Duration::from_secs(10),
                         );
                     }
                 }

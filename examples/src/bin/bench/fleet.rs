@@ -53,7 +53,7 @@ pub(crate) fn run(config: &Config, uri: &str) -> Result<Fleet, BoxError> {
         PahoTransport::builder(uri, "bench-fleet")
             .operation_timeout(Duration::from_secs(10))
             .build()?,
-    );
+    )?;
     let names: Vec<String> = (0..config.things)
         .map(|i| format!("fleet-{i:05}"))
         .collect();
@@ -80,7 +80,11 @@ pub(crate) fn run(config: &Config, uri: &str) -> Result<Fleet, BoxError> {
             Ok::<_, BoxError>(begin.elapsed())
         });
         for jobs in &fleet {
-            if jobs.next_event(Duration::from_secs(30))?.is_none() {
+            if jobs
+                .with_timeout(Duration::from_secs(30))
+                .next_event()?
+                .is_none()
+            {
                 return Err::<_, BoxError>(format!("{}: no event", jobs.thing_name()).into());
             }
             arrivals.push(begin.elapsed().as_nanos() as u64);

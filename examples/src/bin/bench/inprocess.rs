@@ -74,7 +74,7 @@ pub(crate) fn run(config: &Config) -> Result<InProcess, BoxError> {
     let large_document_bytes = large.as_json().len();
     simulator.create_job(JobSpec::new(JobId::new("large")?, large).thing(thing))?;
 
-    let client = Client::new(broker.connect("bench-client"));
+    let client = Client::new(broker.connect("bench-client"))?;
     let jobs = Jobs::new(&client, THING)?;
     // Leave the "small" job IN_PROGRESS so updates to IN_PROGRESS are legal repeatedly.
     jobs.job("small")?.update(JobStatus::InProgress, None)?;
@@ -130,7 +130,7 @@ pub(crate) fn profile(calls: u64) -> Result<(), BoxError> {
     simulator.create_job(
         JobSpec::new(JobId::new("small")?, small_document()?).thing(ThingName::new(THING)?),
     )?;
-    let client = Client::new(broker.connect("bench-client"));
+    let client = Client::new(broker.connect("bench-client"))?;
     let jobs = Jobs::new(&client, THING)?;
     let mut job = jobs.job("small")?;
     let begin = std::time::Instant::now();

@@ -59,7 +59,7 @@ fn compare(config: &Config, uri: &str) -> Result<(Vec<Sample>, Vec<Sample>), Box
             .thing(ThingName::new(LIB_THING)?)
             .thing(ThingName::new(RAW_THING)?),
     )?;
-    let client = Client::new(paho_transport(uri, "bench-lib")?);
+    let client = Client::new(paho_transport(uri, "bench-lib")?)?;
     let jobs = Jobs::new(&client, LIB_THING)?;
     let raw = Raw::connect(uri, "bench-raw", RAW_THING)?;
 
@@ -271,7 +271,7 @@ fn slow_responder(config: &Config, uri: &str) -> Result<Vec<Sample>, BoxError> {
         JobsService::new(Clock::virtual_at(1_750_000_000)),
         JobSpec::new(JobId::new("small")?, small_document()?).thing(ThingName::new(SLOW_THING)?),
     )?;
-    let client = Client::new(paho_transport(uri, "bench-slow-lib")?);
+    let client = Client::new(paho_transport(uri, "bench-slow-lib")?)?;
     let jobs = Jobs::new(&client, SLOW_THING)?;
     let mut samples = Vec::new();
     for &threads in &config.threads {
