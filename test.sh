@@ -31,11 +31,12 @@ for component in rustfmt clippy; do
   fi
 done
 
-# boto3 and the AWS CLI from PyPI, pinned, in a virtual environment under target/ (created
-# once; examples/tests/aws_clients.rs finds it through JOBS_SERVICE_PYTHON and fails without it).
+# boto3, the AWS CLI and the AWS IoT device SDK (awsiotsdk) from PyPI, pinned, in a virtual
+# environment under target/ (created once; examples/tests/aws_clients.rs finds it through
+# JOBS_SERVICE_PYTHON and fails without it).
 venv=target/aws-venv
-aws_clients=(boto3==1.44.8 awscli==1.46.3)
-if ! "$venv/bin/python" -c 'import boto3, awscli' >/dev/null 2>&1 \
+aws_clients=(boto3==1.44.8 awscli==1.46.3 awsiotsdk==1.31.0)
+if ! "$venv/bin/python" -c 'import boto3, awscli, awsiot' >/dev/null 2>&1 \
   || [ "$(cat "$venv/requirements" 2>/dev/null)" != "${aws_clients[*]}" ]; then
   rm -rf "$venv"
   mkdir -p target

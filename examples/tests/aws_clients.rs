@@ -1,8 +1,9 @@
-//! The real clients users drive AWS IoT with — boto3 and the AWS CLI, from PyPI — against
-//! `jobs-service --http`, with devices over a real mosquitto (started on a free port and
-//! stopped by its pid). The Python environment comes from `./test.sh`, which creates it in
-//! `target/aws-venv`; `JOBS_SERVICE_PYTHON` names another interpreter with `boto3` and
-//! `awscli` installed. Without one these tests fail: they are never skipped.
+//! The real clients users drive AWS IoT with — boto3 and the AWS CLI, and AWS's own device
+//! client `IotJobsClientV2` (awsiotsdk), all from PyPI — against `jobs-service`, with devices
+//! over a real mosquitto (started on a free port and stopped by its pid). The Python
+//! environment comes from `./test.sh`, which creates it in `target/aws-venv`;
+//! `JOBS_SERVICE_PYTHON` names another interpreter with `boto3`, `awscli` and `awsiotsdk`
+//! installed. Without one these tests fail: they are never skipped.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -441,4 +442,62 @@ fn the_aws_cli_creates_a_job_and_lists_its_executions() {
         stderr.contains("ResourceAlreadyExistsException"),
         "{stderr}"
     );
+}
+
+#[test]
+fn aws_iot_jobs_client_v2_works_through_two_jobs_each_as_execution_number_one() {
+    let broker = LocalBroker::start().unwrap();
+    let (_service, endpoint) = start_service(&broker, &[]);
+    let mut boto3 = Boto3::start(&endpoint);
+    for id in ["first", "second"] {
+        boto3.ok(
+            "create_job",
+            json!({"jobId": id, "targets": ["pump-07"], "document": format!(r#"{{"job":"{id}"}}"#)}),
+        );
+    }
+    let uri = broker.uri();
+    let address = uri.trim_start_matches("tcp://");
+    let (host, port) = address.rsplit_once(':').unwrap();
+    let mut client = Program::start(
+        python().to_str().unwrap(),
+        &[
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/aws/jobs_client_v2.py"),
+            host,
+            port,
+            "pump-07",
+        ],
+    );
+    let line = client.wait_for_line(|line| line.starts_with('{'));
+    assert!(client.wait_exit().success(), "{}", client.output.join("\n"));
+    let outcome: Value = serde_json::from_str(&line).unwrap();
+    let done = outcome["done"].as_array().unwrap();
+    let seen: Vec<(&str, i64, i64, i64, &str)> = done
+        .iter()
+        .map(|d| {
+            (
+                d["jobId"].as_str().unwrap(),
+                d["executionNumber"].as_i64().unwrap(),
+                d["startedVersion"].as_i64().unwrap(),
+                d["updatedVersion"].as_i64().unwrap(),
+                d["describeAfterwards"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("first", 1, 2, 3, "TerminalStateReached"),
+            ("second", 1, 2, 3, "TerminalStateReached"),
+        ]
+    );
+    assert_eq!(done[0]["document"], json!({"job": "first"}));
+    assert_eq!(
+        (outcome["inProgress"].clone(), outcome["queued"].clone()),
+        (json!(0), json!(0))
+    );
+    let listed = boto3.ok(
+        "list_job_executions_for_thing",
+        json!({"thingName": "pump-07", "status": "SUCCEEDED"}),
+    );
+    assert_eq!(listed["executionSummaries"].as_array().unwrap().len(), 2);
 }
