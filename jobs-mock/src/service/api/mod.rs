@@ -19,6 +19,7 @@
 //! An [`ApiError`]: AWS's exception name ([`ApiErrorKind::code`]), its HTTP status
 //! ([`ApiErrorKind::http_status`], from botocore's model of the `iot` service) and a message.
 
+mod create_ops;
 mod emulator_ops;
 mod execution_ops;
 mod job_ops;
@@ -34,6 +35,7 @@ use serde_json::Value;
 
 use super::jobs_service::{JobsService, Outgoing};
 
+pub use create_ops::{AssociateTargetsWithJob, CreateJob, JobOutput, TimeoutConfig};
 pub use emulator_ops::{AdvanceClock, AdvanceClockOutput, Reset};
 pub use execution_ops::{
     CancelJobExecution, DeleteJobExecution, DescribeJobExecution, DescribeJobExecutionOutput,
@@ -41,8 +43,8 @@ pub use execution_ops::{
     ListJobExecutionsForThingOutput,
 };
 pub use job_ops::{
-    AssociateTargetsWithJob, CancelJob, CreateJob, DeleteJob, DescribeJob, DescribeJobOutput,
-    GetJobDocument, GetJobDocumentOutput, JobOutput, ListJobs, ListJobsOutput, TimeoutConfig,
+    CancelJob, DeleteJob, DescribeJob, DescribeJobOutput, GetJobDocument, GetJobDocumentOutput,
+    ListJobs, ListJobsOutput,
 };
 pub use shapes::{
     Empty, Job, JobExecution, JobExecutionStatusDetails, JobExecutionSummary,

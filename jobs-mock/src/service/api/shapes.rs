@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::super::job_record::{Counts, JobRecord, JobState, TargetSelection};
 use super::super::state::Execution;
-use super::job_ops::TimeoutConfig;
+use super::create_ops::TimeoutConfig;
 use super::{job_arn, thing_arn};
 
 /// An empty output (`{}`), for the operations AWS answers without a body.
