@@ -18,6 +18,32 @@
 //! # Errors
 //! An [`ApiError`]: AWS's exception name ([`ApiErrorKind::code`]), its HTTP status
 //! ([`ApiErrorKind::http_status`], from botocore's model of the `iot` service) and a message.
+//!
+//! # Example
+//! ```
+//! use jobs_core::{Document, JobId};
+//! use jobs_mock::service::api::{CreateJob, Operation};
+//! use jobs_mock::{ApiErrorKind, Clock, JobsService};
+//! use serde_json::json;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut service = JobsService::new(Clock::virtual_at(1_750_000_000));
+//! let document = Document::from_json(r#"{"action":"reboot"}"#)?;
+//! let created = service.call(CreateJob::new(JobId::new("j1")?, &document, vec!["pump-07".into()]));
+//! assert_eq!(created.result?.job_arn, "arn:aws:iot:us-east-1:123456789012:job/j1");
+//! assert_eq!(created.events.len(), 2); // notify and notify-next for pump-07
+//!
+//! // The same operations by name, with AWS's JSON members, as HTTP and MQTT give them.
+//! let listed = service.call_json(Operation::ListJobExecutionsForJob, json!({"jobId": "j1"}));
+//! assert_eq!(listed.result?["executionSummaries"][0]["jobExecutionSummary"]["status"], "QUEUED");
+//! let again = service.call_json(
+//!     Operation::CreateJob,
+//!     json!({"jobId": "j1", "targets": ["pump-07"], "document": "{}"}),
+//! );
+//! assert_eq!(again.result.unwrap_err().kind, ApiErrorKind::ResourceAlreadyExists);
+//! # Ok(())
+//! # }
+//! ```
 
 mod create_ops;
 mod emulator_ops;
