@@ -4,6 +4,7 @@ use jobs_core::model::{
     DescribeRequest, ExecutionReply, GetPendingRequest, PendingJobs, StartNextRequest, UpdateReply,
     UpdateRequest,
 };
+use jobs_core::{ExecutionNumber, Timestamp};
 use jobs_core::{JobStatus, RejectCode, StatusDetails, ThingName};
 
 use super::jobs_service::{JobsService, Outgoing, Reject, encode};
@@ -32,7 +33,7 @@ impl JobsService {
         let mut reply = PendingJobs::default();
         reply.in_progress_jobs = in_progress;
         reply.queued_jobs = queued;
-        reply.timestamp = Some(now);
+        reply.timestamp = Some(Timestamp::new(now));
         reply.client_token = token;
         encode(&reply)
     }
@@ -71,7 +72,7 @@ impl JobsService {
         });
         let mut reply = ExecutionReply::default();
         reply.execution = execution;
-        reply.timestamp = Some(now);
+        reply.timestamp = Some(Timestamp::new(now));
         reply.client_token = token;
         Ok(encode(&reply))
     }
@@ -113,7 +114,7 @@ impl JobsService {
         };
         let mut reply = ExecutionReply::default();
         reply.execution = execution;
-        reply.timestamp = Some(now);
+        reply.timestamp = Some(Timestamp::new(now));
         reply.client_token = token;
         Ok(encode(&reply))
     }
@@ -154,7 +155,7 @@ impl JobsService {
                 .filter(|e| matches_number(e, request.execution_number))
                 .ok_or_else(|| not_found(thing, job.as_str()))?;
             if let Some(expected) = request.expected_version
-                && expected != execution.version_number
+                && expected.get() != execution.version_number
             {
                 return Err(Reject::new(
                     RejectCode::VersionMismatch,
@@ -197,7 +198,7 @@ impl JobsService {
         if request.include_job_document == Some(true) {
             reply.job_document = Some(document);
         }
-        reply.timestamp = Some(now);
+        reply.timestamp = Some(Timestamp::new(now));
         reply.client_token = token;
         Ok(encode(&reply))
     }
@@ -239,8 +240,8 @@ fn validate_details(details: Option<StatusDetails>) -> Result<Option<StatusDetai
     }
 }
 
-fn matches_number(execution: &Execution, number: Option<i64>) -> bool {
-    number.is_none_or(|n| n == execution.execution_number)
+fn matches_number(execution: &Execution, number: Option<ExecutionNumber>) -> bool {
+    number.is_none_or(|n| n.get() == execution.execution_number)
 }
 
 fn not_found(thing: &ThingName, job: &str) -> Reject {
