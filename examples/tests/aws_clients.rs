@@ -18,7 +18,9 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Program, WAIT, start_device};
-use jobs_core::{Client, Event, JobStatus, Jobs, RejectCode, StartNext, StepTimeout};
+use jobs_core::{
+    Client, Event, ExecutionNumber, JobStatus, Jobs, RejectCode, StartNext, StepTimeout,
+};
 use jobs_paho::PahoTransport;
 use jobs_paho::local_broker::LocalBroker;
 use serde_json::{Value, json};
@@ -281,7 +283,7 @@ fn boto3_reruns_a_continuous_job_on_a_thing_as_execution_number_two() {
     );
     let jobs = device(&broker, "pump-07");
     let mut first = jobs.start_next().unwrap().unwrap();
-    assert_eq!(first.execution_number(), Some(1));
+    assert_eq!(first.execution_number(), Some(ExecutionNumber::new(1)));
     first.update(JobStatus::Failed, None).unwrap();
 
     boto3.ok(
@@ -289,7 +291,7 @@ fn boto3_reruns_a_continuous_job_on_a_thing_as_execution_number_two() {
         json!({"jobId": "config", "targets": ["pump-07"], "comment": "retry"}),
     );
     let second = jobs.start_next().unwrap().unwrap();
-    assert_eq!(second.execution_number(), Some(2));
+    assert_eq!(second.execution_number(), Some(ExecutionNumber::new(2)));
     let listed = boto3.ok(
         "list_job_executions_for_thing",
         json!({"thingName": "pump-07", "jobId": "config"}),

@@ -395,6 +395,74 @@ mod tests {
     }
 
     #[test]
+    fn every_variant_says_what_was_wrong_in_one_line() {
+        let thing = crate::ThingName::new("x/+/#").unwrap_err();
+        let decode = serde_json::from_str::<crate::model::ExecutionReply>(
+            r#"{"execution":{"status":"QUEUED"}}"#,
+        )
+        .unwrap_err();
+        let cases: Vec<(Error, &str)> = vec![
+            (
+                Error::Rejected {
+                    operation: Operation::Update,
+                    rejection: Box::new(Rejection {
+                        code: RejectCode::VersionMismatch,
+                        message: Some("expected version 3, current version 4".into()),
+                        execution_state: None,
+                    }),
+                },
+                "update rejected with VersionMismatch: expected version 3, current version 4",
+            ),
+            (
+                Error::Timeout {
+                    operation: Some(Operation::GetPending),
+                    waited: Duration::from_millis(50),
+                },
+                "get pending got no reply within 50ms",
+            ),
+            (
+                Error::Timeout {
+                    operation: None,
+                    waited: Duration::from_millis(100),
+                },
+                "the broker did not acknowledge the subscription within 100ms",
+            ),
+            (
+                Error::Transport {
+                    operation: None,
+                    source: TransportError::SubscriptionRefused {
+                        filter: "$aws/things/t/jobs/notify".into(),
+                    },
+                },
+                "transport failed: subscription to $aws/things/t/jobs/notify refused",
+            ),
+            (
+                Error::Decode {
+                    topic: "$aws/things/t/jobs/start-next/accepted".into(),
+                    reason: DecodeError::json(decode),
+                },
+                "undecodable reply on $aws/things/t/jobs/start-next/accepted: missing field `jobId`",
+            ),
+            (
+                Error::Decode {
+                    topic: "$aws/things/t/jobs/j/get/accepted".into(),
+                    reason: DecodeError::missing("execution"),
+                },
+                "undecodable reply on $aws/things/t/jobs/j/get/accepted: missing field execution",
+            ),
+            (
+                Error::InvalidInput(thing),
+                "invalid thing name \"x/+/#\": '/' (U+002F) at byte 1 is not allowed",
+            ),
+        ];
+        for (error, starts) in cases {
+            let text = error.to_string();
+            assert!(text.starts_with(starts), "{text:?} vs {starts:?}");
+            assert!(!text.contains('\n'), "{text:?}");
+        }
+    }
+
+    #[test]
     fn display_says_what_is_wrong_in_one_line_and_the_chain_does_not_repeat_it() {
         let error = Error::from(InvalidInput::StepTimeout { minutes: 0 });
         assert_eq!(

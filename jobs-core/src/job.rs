@@ -7,7 +7,7 @@ use crate::error::{DecodeError, Error, InvalidInput};
 use crate::jobs::Jobs;
 use crate::model::{ExecutionState, JobExecution, JobExecutionSummary, UpdateReply, UpdateRequest};
 use crate::names::{JobId, StatusDetails, StepTimeout};
-use crate::{Document, JobStatus};
+use crate::{Document, ExecutionNumber, JobStatus, Version};
 
 /// One job execution of a thing, with the service's last known view of it: the seed's
 /// `Job(thing, jobid)`.
@@ -74,12 +74,12 @@ impl Job {
     /// The execution's version, if known: from the latest describe, start-next, list or
     /// update reply (every update asks for the new state, unless
     /// [`Update::include_job_execution_state`] turned that off).
-    pub fn version(&self) -> Option<i64> {
+    pub fn version(&self) -> Option<Version> {
         self.execution.version_number
     }
 
     /// The execution number, if known.
-    pub fn execution_number(&self) -> Option<i64> {
+    pub fn execution_number(&self) -> Option<ExecutionNumber> {
         self.execution.execution_number
     }
 
@@ -255,7 +255,7 @@ impl Job {
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct Describe {
-    execution_number: Option<i64>,
+    execution_number: Option<ExecutionNumber>,
     include_job_document: bool,
 }
 
@@ -275,8 +275,8 @@ impl Describe {
     }
 
     /// Describes this execution number. Defaults to the latest execution.
-    pub fn execution_number(mut self, execution_number: i64) -> Self {
-        self.execution_number = Some(execution_number);
+    pub fn execution_number(mut self, execution_number: impl Into<ExecutionNumber>) -> Self {
+        self.execution_number = Some(execution_number.into());
         self
     }
 
@@ -295,7 +295,7 @@ pub struct Update {
     status: JobStatus,
     status_details: Option<StatusDetails>,
     step_timeout: Option<StepTimeout>,
-    execution_number: Option<i64>,
+    execution_number: Option<ExecutionNumber>,
     include_job_document: bool,
     include_state: bool,
 }
@@ -328,8 +328,8 @@ impl Update {
     }
 
     /// Updates this execution number. Defaults to the latest execution.
-    pub fn execution_number(mut self, execution_number: i64) -> Self {
-        self.execution_number = Some(execution_number);
+    pub fn execution_number(mut self, execution_number: impl Into<ExecutionNumber>) -> Self {
+        self.execution_number = Some(execution_number.into());
         self
     }
 

@@ -18,7 +18,7 @@ use crate::model::{
 use crate::names::{JobId, NEXT_JOB, StatusDetails, StepTimeout, ThingName};
 use crate::shared::Shared;
 use crate::transport::TransportError;
-use crate::{Operation, RejectCode};
+use crate::{ExecutionNumber, Operation, RejectCode};
 
 /// The default time a call waits for its reply.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -323,7 +323,7 @@ impl Jobs {
     pub(crate) fn describe(
         &self,
         job: Option<&JobId>,
-        execution_number: Option<i64>,
+        execution_number: Option<ExecutionNumber>,
         include_job_document: bool,
     ) -> Result<Accepted<ExecutionReply>, Error> {
         let job = job.map_or(NEXT_JOB, JobId::as_str);

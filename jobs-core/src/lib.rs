@@ -80,6 +80,7 @@ mod job;
 mod jobs;
 pub mod model;
 mod names;
+mod numbers;
 mod operation;
 mod pending;
 mod shared;
@@ -94,6 +95,7 @@ pub use error::{DecodeError, Error, InvalidInput, NameError, Rejection};
 pub use job::{Describe, Job, Update};
 pub use jobs::{DEFAULT_TIMEOUT, Event, Jobs, JobsBuilder, StartNext};
 pub use names::{JobId, StatusDetails, StepTimeout, ThingName};
+pub use numbers::{ExecutionNumber, Timestamp, Version};
 pub use operation::Operation;
 pub use status::{JobStatus, RejectCode};
 pub use transport::{

@@ -1,8 +1,10 @@
 //! The wire model of the Jobs device API: every request, response, event and rejection.
 //!
-//! Decoding is tolerant (unknown fields ignored, documented fields optional, integers accepted as
-//! numbers or numeric strings, unknown statuses and codes kept verbatim); encoding is exact
-//! (numbers as numbers, unset options absent). Wire spellings live only in serde attributes.
+//! Decoding is tolerant (unknown fields ignored, documented fields optional, versions,
+//! execution numbers and timestamps accepted as numbers or numeric strings — see [`Version`],
+//! [`ExecutionNumber`], [`Timestamp`] —, unknown statuses and codes kept verbatim); encoding
+//! is exact (numbers as numbers, unset options absent). Wire spellings live only in serde
+//! attributes.
 //!
 //! The structs are `#[non_exhaustive]` because AWS adds fields over time; build them with
 //! `Default` (or `new` where a field is required) and assign the public fields. The values
@@ -11,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::names::{JobId, StatusDetails};
-use crate::{Document, JobStatus, RejectCode};
+use crate::{Document, ExecutionNumber, JobStatus, RejectCode, Timestamp, Version};
 
 /// A job execution as sent in StartNext and Describe replies and in `notify-next`.
 ///
@@ -35,47 +37,23 @@ pub struct JobExecution {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_details: Option<StatusDetails>,
     /// When the execution was queued, in seconds since the epoch.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::timestamp"
-    )]
-    pub queued_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued_at: Option<Timestamp>,
     /// When the execution started, in seconds since the epoch (absent until started).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::timestamp"
-    )]
-    pub started_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
     /// When the execution last changed, in seconds since the epoch.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::timestamp"
-    )]
-    pub last_updated_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_updated_at: Option<Timestamp>,
     /// Seconds left before a timer moves the execution to `TIMED_OUT`, when a timer applies.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::integer"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub approximate_seconds_before_timed_out: Option<i64>,
     /// The version, incremented by each device update.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::integer"
-    )]
-    pub version_number: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_number: Option<Version>,
     /// Identifies this execution of the job on this thing.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::integer"
-    )]
-    pub execution_number: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_number: Option<ExecutionNumber>,
 }
 
 /// A pending execution as listed by GetPending and `notify` (no status, no document).
@@ -88,40 +66,20 @@ pub struct JobExecutionSummary {
     /// The job's ID.
     pub job_id: JobId,
     /// When the execution was queued, in seconds since the epoch.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::timestamp"
-    )]
-    pub queued_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued_at: Option<Timestamp>,
     /// When the execution started (absent until started).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::timestamp"
-    )]
-    pub started_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
     /// When the execution last changed.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::timestamp"
-    )]
-    pub last_updated_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_updated_at: Option<Timestamp>,
     /// The version, incremented by each device update.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::integer"
-    )]
-    pub version_number: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_number: Option<Version>,
     /// Identifies this execution of the job on this thing.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::integer"
-    )]
-    pub execution_number: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_number: Option<ExecutionNumber>,
 }
 
 impl JobExecution {
@@ -169,12 +127,8 @@ pub struct ExecutionState {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_details: Option<StatusDetails>,
     /// Its version.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::integer"
-    )]
-    pub version_number: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_number: Option<Version>,
 }
 
 /// GetPendingJobExecutions request on `…/jobs/get`.
@@ -196,11 +150,7 @@ pub struct StartNextRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_details: Option<StatusDetails>,
     /// Step timer in minutes, 1–10080.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::integer"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub step_timeout_in_minutes: Option<i64>,
     /// Correlation token, echoed in the reply.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -213,12 +163,8 @@ pub struct StartNextRequest {
 #[non_exhaustive]
 pub struct DescribeRequest {
     /// The execution to describe (omitted: the latest).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::integer"
-    )]
-    pub execution_number: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_number: Option<ExecutionNumber>,
     /// Whether to include the job document (the service's default is `true`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub include_job_document: Option<bool>,
@@ -239,19 +185,11 @@ pub struct UpdateRequest {
     pub status_details: Option<StatusDetails>,
     /// Optimistic lock: the update fails with `VersionMismatch` unless this is the stored
     /// version. Sent as a number; a numeric string is accepted when decoding.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::integer"
-    )]
-    pub expected_version: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_version: Option<Version>,
     /// The execution to update (omitted: the latest).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::integer"
-    )]
-    pub execution_number: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_number: Option<ExecutionNumber>,
     /// Ask for `executionState` in the accepted reply (service default `false`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub include_job_execution_state: Option<bool>,
@@ -259,11 +197,7 @@ pub struct UpdateRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub include_job_document: Option<bool>,
     /// Step timer in minutes, 1–10080, or `-1` to cancel it.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::integer"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub step_timeout_in_minutes: Option<i64>,
     /// Correlation token, echoed in the reply.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -282,12 +216,8 @@ pub struct PendingJobs {
     #[serde(default)]
     pub queued_jobs: Vec<JobExecutionSummary>,
     /// When the reply was sent, in seconds since the epoch.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::timestamp"
-    )]
-    pub timestamp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Timestamp>,
     /// The request's token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_token: Option<String>,
@@ -302,12 +232,8 @@ pub struct ExecutionReply {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub execution: Option<JobExecution>,
     /// When the reply was sent, in seconds since the epoch.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::timestamp"
-    )]
-    pub timestamp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Timestamp>,
     /// The request's token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_token: Option<String>,
@@ -325,12 +251,8 @@ pub struct UpdateReply {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub job_document: Option<Document>,
     /// When the reply was sent, in seconds since the epoch.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::timestamp"
-    )]
-    pub timestamp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Timestamp>,
     /// The request's token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_token: Option<String>,
@@ -350,12 +272,8 @@ pub struct ErrorReply {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_token: Option<String>,
     /// When the reply was sent, in seconds since the epoch.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::timestamp"
-    )]
-    pub timestamp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Timestamp>,
     /// The execution's state, with `VersionMismatch` and `InvalidStateTransition`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub execution_state: Option<ExecutionState>,
@@ -379,12 +297,8 @@ impl ErrorReply {
 #[non_exhaustive]
 pub struct JobExecutionsChanged {
     /// When the event was sent, in seconds since the epoch.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::timestamp"
-    )]
-    pub timestamp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Timestamp>,
     /// The pending executions by status; empty when nothing is pending.
     #[serde(default)]
     pub jobs: PendingByStatus,
@@ -407,18 +321,12 @@ pub struct PendingByStatus {
 #[non_exhaustive]
 pub struct NextJobExecutionChanged {
     /// When the event was sent, in seconds since the epoch.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::timestamp"
-    )]
-    pub timestamp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Timestamp>,
     /// The new head of the queue, with its document; absent when the queue became empty.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub execution: Option<JobExecution>,
 }
-
-mod lenient;
 
 #[cfg(test)]
 mod tests {
@@ -451,7 +359,7 @@ mod tests {
     fn requests_encode_numbers_as_numbers_and_leave_unset_options_out() {
         let request = UpdateRequest {
             status: Some(JobStatus::Succeeded),
-            expected_version: Some(3),
+            expected_version: Some(Version::new(3)),
             client_token: Some("t".into()),
             ..UpdateRequest::default()
         };
@@ -469,16 +377,16 @@ mod tests {
     fn expected_version_is_accepted_as_a_numeric_string() {
         let request: UpdateRequest =
             serde_json::from_str(r#"{"status":"QUEUED","expectedVersion":"1"}"#).unwrap();
-        assert_eq!(request.expected_version, Some(1));
+        assert_eq!(request.expected_version, Some(Version::new(1)));
         assert!(serde_json::from_str::<UpdateRequest>(r#"{"expectedVersion":"1.0.1"}"#).is_err());
     }
 
     #[test]
     fn millisecond_timestamps_are_read_as_seconds() {
         let reply: PendingJobs = serde_json::from_str(r#"{"timestamp":1489096425069}"#).unwrap();
-        assert_eq!(reply.timestamp, Some(1_489_096_425));
+        assert_eq!(reply.timestamp, Some(Timestamp::new(1_489_096_425)));
         let reply: PendingJobs = serde_json::from_str(r#"{"timestamp":1517016948}"#).unwrap();
-        assert_eq!(reply.timestamp, Some(1_517_016_948));
+        assert_eq!(reply.timestamp, Some(Timestamp::new(1_517_016_948)));
     }
 
     #[test]
@@ -490,7 +398,10 @@ mod tests {
                "versionNumber":1,"executionNumber":2}],"timestamp":1750000500,"clientToken":"k3x9-0001"}"#,
         )
         .unwrap();
-        assert_eq!(pending.in_progress_jobs[0].version_number, Some(3));
+        assert_eq!(
+            pending.in_progress_jobs[0].version_number,
+            Some(Version::new(3))
+        );
         assert_eq!(pending.queued_jobs[0].job_id.as_str(), "rotate-logs");
 
         let reply: ExecutionReply = serde_json::from_str(
@@ -530,7 +441,7 @@ mod tests {
         )
         .unwrap();
         let state = rejected.execution_state.unwrap();
-        assert_eq!(state.version_number, Some(4));
+        assert_eq!(state.version_number, Some(Version::new(4)));
         assert_eq!(state.status_details.unwrap().get("image"), Some("2.4.0"));
     }
 

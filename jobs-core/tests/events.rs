@@ -4,6 +4,7 @@ mod common;
 
 use common::{SHORT, setup, topic};
 use jobs_core::Event;
+use jobs_core::Timestamp;
 
 #[test]
 fn notify_sets_changed_and_is_delivered_as_a_typed_event() {
@@ -20,7 +21,7 @@ fn notify_sets_changed_and_is_delivered_as_a_typed_event() {
     let Some(Event::JobsChanged(event)) = s.jobs.with_timeout(SHORT).next_event().unwrap() else {
         panic!()
     };
-    assert_eq!(event.timestamp, Some(1750001000));
+    assert_eq!(event.timestamp, Some(Timestamp::new(1750001000)));
     assert_eq!(event.jobs.queued[0].job_id.as_str(), "calibrate");
     assert!(event.jobs.in_progress.is_empty());
 }

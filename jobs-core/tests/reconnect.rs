@@ -2,6 +2,7 @@
 
 mod common;
 
+use jobs_core::Timestamp;
 use std::thread;
 use std::time::Duration;
 
@@ -119,6 +120,6 @@ fn a_thread_waiting_for_events_resubscribes_after_a_reconnect_and_keeps_hearing_
         .inject(&topic("notify-next"), br#"{"timestamp":5}"#);
     let event = waiter.join().unwrap().unwrap();
     assert!(
-        matches!(event, Some(Event::NextJobChanged(e)) if e.execution.is_none() && e.timestamp == Some(5))
+        matches!(event, Some(Event::NextJobChanged(e)) if e.execution.is_none() && e.timestamp == Some(Timestamp::new(5)))
     );
 }

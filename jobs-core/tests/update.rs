@@ -6,6 +6,7 @@ use common::{last_update, setup, topic};
 use jobs_core::{
     Error, InvalidInput, JobStatus, Operation, RejectCode, StatusDetails, StepTimeout, Update,
 };
+use jobs_core::{ExecutionNumber, Version};
 use jobs_mock::Script;
 use serde_json::json;
 
@@ -62,9 +63,9 @@ fn the_version_stays_known_after_an_accepted_update() {
     );
     let mut job = s.jobs.job("fw").unwrap();
     job.describe().unwrap();
-    assert_eq!(job.version(), Some(1));
+    assert_eq!(job.version(), Some(Version::new(1)));
     job.update(JobStatus::InProgress, None).unwrap();
-    assert_eq!(job.version(), Some(2));
+    assert_eq!(job.version(), Some(Version::new(2)));
 }
 
 #[test]
@@ -164,15 +165,18 @@ fn expected_version_is_off_by_default_and_sends_the_learnt_version_when_on() {
     job.set_expected_version(true);
     job.update(JobStatus::InProgress, None).unwrap();
     let sent = last_update(&s.broker, "fw");
-    assert_eq!(sent.expected_version, Some(3));
+    assert_eq!(sent.expected_version, Some(Version::new(3)));
     assert_eq!(sent.include_job_execution_state, Some(true));
     assert_eq!(
         job.version(),
-        Some(4),
+        Some(Version::new(4)),
         "learnt from the reply's executionState"
     );
     job.update(JobStatus::Succeeded, None).unwrap();
-    assert_eq!(last_update(&s.broker, "fw").expected_version, Some(4));
+    assert_eq!(
+        last_update(&s.broker, "fw").expected_version,
+        Some(Version::new(4))
+    );
 }
 
 #[test]
@@ -193,13 +197,16 @@ fn version_mismatch_reports_and_takes_over_the_current_state() {
     assert_eq!(rejection.code, RejectCode::VersionMismatch);
     assert_eq!(
         rejection.execution_state.as_ref().unwrap().version_number,
-        Some(7)
+        Some(Version::new(7))
     );
     assert!(!error.is_retryable());
-    assert_eq!(job.version(), Some(7));
+    assert_eq!(job.version(), Some(Version::new(7)));
     assert_eq!(job.status(), Some(&JobStatus::InProgress));
     job.update(JobStatus::Succeeded, None).unwrap();
-    assert_eq!(last_update(&s.broker, "fw").expected_version, Some(7));
+    assert_eq!(
+        last_update(&s.broker, "fw").expected_version,
+        Some(Version::new(7))
+    );
 }
 
 #[test]
@@ -244,11 +251,11 @@ fn update_options_are_encoded_exactly() {
     .unwrap();
     let sent = last_update(&s.broker, "fw");
     assert_eq!(sent.step_timeout_in_minutes, Some(-1));
-    assert_eq!(sent.execution_number, Some(2));
+    assert_eq!(sent.execution_number, Some(ExecutionNumber::new(2)));
     assert_eq!(sent.include_job_document, Some(true));
     assert_eq!(sent.include_job_execution_state, Some(true));
     assert_eq!(job.document().unwrap().to_value(), json!({"v": 2}));
-    assert_eq!(job.version(), Some(9));
+    assert_eq!(job.version(), Some(Version::new(9)));
 }
 
 #[test]

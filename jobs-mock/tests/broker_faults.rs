@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, reason = "test helpers fail the test on bad data")]
 
+use jobs_core::Timestamp;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -176,7 +177,7 @@ fn a_notify_published_during_an_outage_is_received_after_a_resumed_session() {
     assert!(jobs.changed());
     let event = jobs.try_next_event();
     assert!(
-        matches!(&event, Some(Event::NextJobChanged(e)) if e.timestamp == Some(5)),
+        matches!(&event, Some(Event::NextJobChanged(e)) if e.timestamp == Some(Timestamp::new(5))),
         "{event:?}"
     );
 }

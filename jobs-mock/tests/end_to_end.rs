@@ -9,6 +9,7 @@
 
 mod common;
 
+use jobs_core::Version;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -165,12 +166,12 @@ fn a_stale_expected_version_surfaces_as_version_mismatch_with_the_current_state(
     assert_eq!(rejection.code, RejectCode::VersionMismatch);
     assert_eq!(
         rejection.execution_state.as_ref().unwrap().version_number,
-        Some(2)
+        Some(Version::new(2))
     );
     second.update(JobStatus::Succeeded, None).unwrap();
     assert_eq!(
         second.version(),
-        Some(3),
+        Some(Version::new(3)),
         "the retry used the reported version"
     );
 }

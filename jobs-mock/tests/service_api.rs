@@ -10,7 +10,7 @@ mod common;
 
 use common::*;
 use jobs_core::model::{ExecutionReply, UpdateReply};
-use jobs_core::{JobStatus, RejectCode};
+use jobs_core::{ExecutionNumber, JobStatus, RejectCode};
 use jobs_mock::service::api::Operation;
 use jobs_mock::service::api::{
     AssociateTargetsWithJob, CancelJobExecution, CreateJob, DescribeJobExecution,
@@ -391,11 +391,14 @@ fn a_continuous_job_runs_again_on_a_thing_whose_execution_ended_as_execution_two
     assert_eq!(called.result.unwrap().job_id, job("j1"));
     assert_eq!(next_events(&called.events, "pump-07").len(), 1);
     let reply = start_next(&mut service, "pump-07");
-    assert_eq!(reply.execution.unwrap().execution_number, Some(2));
+    assert_eq!(
+        reply.execution.unwrap().execution_number,
+        Some(ExecutionNumber::new(2))
+    );
     let reply: ExecutionReply = call(&mut service, "pump-08", "j1/get", "{}").accepted();
     assert_eq!(
         reply.execution.unwrap().execution_number,
-        Some(1),
+        Some(ExecutionNumber::new(1)),
         "first time on pump-08"
     );
     // An explicit executionNumber reaches either execution of pump-07.

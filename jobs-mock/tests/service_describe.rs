@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use jobs_core::model::ExecutionReply;
+use jobs_core::{ExecutionNumber, Timestamp, Version};
 use jobs_core::{JobStatus, RejectCode};
 use jobs_mock::Quirks;
 
@@ -21,9 +22,9 @@ fn describe_returns_the_execution_with_its_document_by_default() {
     let execution = reply.execution.unwrap();
     assert_eq!(execution.job_id.as_str(), "calibrate");
     assert_eq!(execution.status, Some(JobStatus::Queued));
-    assert_eq!(execution.version_number, Some(1));
-    assert_eq!(execution.execution_number, Some(1));
-    assert_eq!(execution.queued_at, Some(T0));
+    assert_eq!(execution.version_number, Some(Version::new(1)));
+    assert_eq!(execution.execution_number, Some(ExecutionNumber::new(1)));
+    assert_eq!(execution.queued_at, Some(Timestamp::new(T0)));
     assert_eq!(execution.started_at, None);
     assert_eq!(execution.status_details, None);
     assert_eq!(execution.approximate_seconds_before_timed_out, None);
@@ -32,7 +33,7 @@ fn describe_returns_the_execution_with_its_document_by_default() {
         serde_json::json!({"action": "calibrate"})
     );
     assert_eq!(reply.client_token.as_deref(), Some("d"));
-    assert_eq!(reply.timestamp, Some(T0));
+    assert_eq!(reply.timestamp, Some(Timestamp::new(T0)));
 }
 
 #[test]
@@ -62,7 +63,7 @@ fn describe_of_an_unknown_execution_is_rejected_with_resource_not_found() {
     .rejected();
     assert_eq!(error.code, RejectCode::ResourceNotFound);
     assert_eq!(error.client_token.as_deref(), Some("x"));
-    assert_eq!(error.timestamp, Some(T0));
+    assert_eq!(error.timestamp, Some(Timestamp::new(T0)));
     assert!(error.execution_state.is_none());
     let error = call(&mut service, "pump-08", "calibrate/get", "{}").rejected();
     assert_eq!(error.code, RejectCode::ResourceNotFound, "other thing");
@@ -76,7 +77,11 @@ fn execution_numbers_count_per_thing_and_job_so_every_first_execution_is_one() {
     for id in ["a", "b"] {
         let reply: ExecutionReply =
             call(&mut service, "pump-07", &format!("{id}/get"), "{}").accepted();
-        assert_eq!(reply.execution.unwrap().execution_number, Some(1), "{id}");
+        assert_eq!(
+            reply.execution.unwrap().execution_number,
+            Some(ExecutionNumber::new(1)),
+            "{id}"
+        );
     }
 }
 
@@ -86,7 +91,10 @@ fn describe_with_an_execution_number_selects_that_execution_or_is_not_found() {
     create(&mut service, "a", &["pump-07"]);
     let reply: ExecutionReply =
         call(&mut service, "pump-07", "a/get", r#"{"executionNumber":1}"#).accepted();
-    assert_eq!(reply.execution.unwrap().execution_number, Some(1));
+    assert_eq!(
+        reply.execution.unwrap().execution_number,
+        Some(ExecutionNumber::new(1))
+    );
     let error = call(&mut service, "pump-07", "a/get", r#"{"executionNumber":2}"#).rejected();
     assert_eq!(error.code, RejectCode::ResourceNotFound);
 }

@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use jobs_core::JobStatus;
+use jobs_core::Timestamp;
 use jobs_core::model::{ExecutionReply, UpdateReply};
 
 #[test]
@@ -20,7 +21,7 @@ fn queuing_the_first_job_sends_notify_and_notify_next_with_the_document() {
         ]
     );
     let notify = &notifies(&out, "pump-07")[0];
-    assert_eq!(notify.timestamp, Some(T0));
+    assert_eq!(notify.timestamp, Some(Timestamp::new(T0)));
     assert_eq!(ids(&notify.jobs.queued), ["calibrate"]);
     assert!(notify.jobs.in_progress.is_empty());
     let next = next_events(&out, "pump-07").remove(0);
@@ -224,7 +225,10 @@ fn notify_lists_at_most_ten_executions_in_progress_first() {
     let notify = notifies(&out, "pump-07").remove(0);
     assert_eq!(ids(&notify.jobs.in_progress), ["job-05"]);
     assert_eq!(notify.jobs.queued.len(), 9);
-    assert_eq!(notify.jobs.in_progress[0].started_at, Some(T0));
+    assert_eq!(
+        notify.jobs.in_progress[0].started_at,
+        Some(Timestamp::new(T0))
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@ mod common;
 use common::*;
 use jobs_core::model::ExecutionReply;
 use jobs_core::{JobStatus, RejectCode};
+use jobs_core::{Timestamp, Version};
 
 #[test]
 fn start_next_with_nothing_pending_is_accepted_without_an_execution() {
@@ -17,7 +18,7 @@ fn start_next_with_nothing_pending_is_accepted_without_an_execution() {
     );
     let reply: ExecutionReply = answer.accepted();
     assert!(reply.execution.is_none());
-    assert_eq!(reply.timestamp, Some(T0));
+    assert_eq!(reply.timestamp, Some(Timestamp::new(T0)));
     assert_eq!(reply.client_token.as_deref(), Some("t"));
     let raw: serde_json::Value = answer.reply.decode().unwrap();
     assert!(raw.get("execution").is_none());
@@ -42,8 +43,8 @@ fn start_next_starts_the_oldest_queued_execution_with_details_step_timer_and_doc
         execution.status_details.unwrap().get("phase"),
         Some("archive")
     );
-    assert_eq!(execution.version_number, Some(2));
-    assert_eq!(execution.started_at, Some(T0));
+    assert_eq!(execution.version_number, Some(Version::new(2)));
+    assert_eq!(execution.started_at, Some(Timestamp::new(T0)));
     assert_eq!(execution.approximate_seconds_before_timed_out, Some(1200));
     assert_eq!(
         execution.job_document.unwrap().to_value(),
@@ -73,7 +74,7 @@ fn start_next_returns_an_in_progress_execution_unchanged() {
     let execution = again.execution.unwrap();
     assert_eq!(execution.job_id.as_str(), "first");
     assert_eq!(execution.status_details.unwrap().get("phase"), Some("one"));
-    assert_eq!(execution.version_number, Some(2));
+    assert_eq!(execution.version_number, Some(Version::new(2)));
     assert_eq!(execution.approximate_seconds_before_timed_out, None);
 }
 

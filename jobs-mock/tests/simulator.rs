@@ -8,6 +8,7 @@
 
 mod common;
 
+use jobs_core::Timestamp;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -266,7 +267,7 @@ fn a_simulator_on_the_system_clock_answers_with_current_timestamps() {
     let (_, payload) = rx.recv_timeout(WAIT).unwrap();
     let reply: PendingJobs = serde_json::from_slice(&payload).unwrap();
     let timestamp = reply.timestamp.unwrap();
-    assert!(timestamp >= before && timestamp <= simulator.now());
+    assert!(timestamp >= Timestamp::new(before) && timestamp <= Timestamp::new(simulator.now()));
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! When `notify` and `notify-next` are sent: a snapshot of a thing's pending list before a
 //! change, compared with the list after it.
 
+use jobs_core::Timestamp;
 use jobs_core::model::{JobExecutionsChanged, NextJobExecutionChanged, PendingByStatus};
 use jobs_core::{JobId, JobStatus, ThingName};
 
@@ -69,7 +70,7 @@ pub(crate) fn notify(thing: &ThingName, state: &ThingState, now: i64) -> Outgoin
     jobs.in_progress = in_progress;
     jobs.queued = queued;
     let mut event = JobExecutionsChanged::default();
-    event.timestamp = Some(now);
+    event.timestamp = Some(Timestamp::new(now));
     event.jobs = jobs;
     Outgoing::json(jobs_core::topics::notify_topic(thing), &event)
 }
@@ -77,7 +78,7 @@ pub(crate) fn notify(thing: &ThingName, state: &ThingState, now: i64) -> Outgoin
 /// A `notify-next` (NextJobExecutionChanged) with the thing's current head and its document.
 pub(crate) fn notify_next(thing: &ThingName, state: &ThingState, now_ms: i64) -> Outgoing {
     let mut event = NextJobExecutionChanged::default();
-    event.timestamp = Some(seconds(now_ms));
+    event.timestamp = Some(Timestamp::new(seconds(now_ms)));
     event.execution = state.head().map(|e| e.to_wire(true, now_ms));
     Outgoing::json(jobs_core::topics::notify_next_topic(thing), &event)
 }

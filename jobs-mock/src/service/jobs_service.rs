@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use jobs_core::Timestamp;
 use jobs_core::model::{ErrorReply, ExecutionState};
 use jobs_core::{JobId, RejectCode, ThingName, validate};
 use serde::Serialize;
@@ -340,7 +341,7 @@ fn rejected(request_topic: &str, token: Option<String>, reject: Reject, now: i64
     let mut body = ErrorReply::new(reject.code);
     body.message = Some(reject.message);
     body.client_token = token;
-    body.timestamp = Some(now);
+    body.timestamp = Some(Timestamp::new(now));
     body.execution_state = reject.state;
     Outgoing::json(format!("{request_topic}/rejected"), &body)
 }

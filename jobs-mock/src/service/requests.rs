@@ -4,6 +4,7 @@ use jobs_core::model::{
     DescribeRequest, ExecutionReply, GetPendingRequest, PendingJobs, StartNextRequest, UpdateReply,
     UpdateRequest,
 };
+use jobs_core::{ExecutionNumber, Timestamp};
 use jobs_core::{JobStatus, RejectCode, StatusDetails, ThingName};
 
 use super::jobs_service::{JobsService, Outgoing, Reject, encode};
@@ -36,7 +37,7 @@ impl JobsService {
         let mut reply = PendingJobs::default();
         reply.in_progress_jobs = in_progress;
         reply.queued_jobs = queued;
-        reply.timestamp = Some(seconds(now_ms));
+        reply.timestamp = Some(Timestamp::new(seconds(now_ms)));
         reply.client_token = token;
         encode(&reply)
     }
@@ -76,7 +77,7 @@ impl JobsService {
         });
         let mut reply = ExecutionReply::default();
         reply.execution = execution;
-        reply.timestamp = Some(now);
+        reply.timestamp = Some(Timestamp::new(now));
         reply.client_token = token;
         Ok(encode(&reply))
     }
@@ -104,7 +105,7 @@ impl JobsService {
             },
             JobRef::Id(job) => {
                 let execution = state
-                    .and_then(|s| s.get(job, request.execution_number))
+                    .and_then(|s| s.get(job, request.execution_number.map(ExecutionNumber::get)))
                     .ok_or_else(|| not_found(thing, job.as_str()))?;
                 if execution.status.is_terminal()
                     && !self.quirks.terminal_describe_returns_execution
@@ -119,7 +120,7 @@ impl JobsService {
         };
         let mut reply = ExecutionReply::default();
         reply.execution = execution;
-        reply.timestamp = Some(seconds(now_ms));
+        reply.timestamp = Some(Timestamp::new(seconds(now_ms)));
         reply.client_token = token;
         Ok(encode(&reply))
     }
@@ -157,10 +158,10 @@ impl JobsService {
         let now = seconds(now_ms);
         let (state, document) = self.mutate(thing, now_ms, out, |state| {
             let execution = state
-                .get_mut(job, request.execution_number)
+                .get_mut(job, request.execution_number.map(ExecutionNumber::get))
                 .ok_or_else(|| not_found(thing, job.as_str()))?;
             if let Some(expected) = request.expected_version
-                && expected != execution.version_number
+                && expected.get() != execution.version_number
             {
                 return Err(Reject::new(
                     RejectCode::VersionMismatch,
@@ -203,7 +204,7 @@ impl JobsService {
         if request.include_job_document == Some(true) {
             reply.job_document = Some(document);
         }
-        reply.timestamp = Some(now);
+        reply.timestamp = Some(Timestamp::new(now));
         reply.client_token = token;
         Ok(encode(&reply))
     }

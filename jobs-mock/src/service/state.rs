@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use jobs_core::model::{ExecutionState, JobExecution, JobExecutionSummary};
-use jobs_core::{Document, JobId, JobStatus, StatusDetails};
+use jobs_core::{Document, ExecutionNumber, JobId, JobStatus, StatusDetails, Timestamp, Version};
 
 /// How many pending executions GetPending and `notify` list at most.
 pub(crate) const PENDING_CAP: usize = 10;
@@ -91,11 +91,11 @@ impl Execution {
 
     pub(crate) fn summary(&self) -> JobExecutionSummary {
         let mut summary = JobExecutionSummary::new(self.job_id.clone());
-        summary.queued_at = Some(self.queued_at);
-        summary.started_at = self.started_at;
-        summary.last_updated_at = Some(self.last_updated_at);
-        summary.version_number = Some(self.version_number);
-        summary.execution_number = Some(self.execution_number);
+        summary.queued_at = Some(Timestamp::new(self.queued_at));
+        summary.started_at = self.started_at.map(Timestamp::new);
+        summary.last_updated_at = Some(Timestamp::new(self.last_updated_at));
+        summary.version_number = Some(Version::new(self.version_number));
+        summary.execution_number = Some(ExecutionNumber::new(self.execution_number));
         summary
     }
 
@@ -103,7 +103,7 @@ impl Execution {
         let mut state = ExecutionState::default();
         state.status = Some(self.status.clone());
         state.status_details = self.status_details.clone();
-        state.version_number = Some(self.version_number);
+        state.version_number = Some(Version::new(self.version_number));
         state
     }
 
@@ -112,12 +112,12 @@ impl Execution {
         execution.job_document = include_document.then(|| self.document.clone());
         execution.status = Some(self.status.clone());
         execution.status_details = self.status_details.clone();
-        execution.queued_at = Some(self.queued_at);
-        execution.started_at = self.started_at;
-        execution.last_updated_at = Some(self.last_updated_at);
+        execution.queued_at = Some(Timestamp::new(self.queued_at));
+        execution.started_at = self.started_at.map(Timestamp::new);
+        execution.last_updated_at = Some(Timestamp::new(self.last_updated_at));
         execution.approximate_seconds_before_timed_out = self.seconds_before_timed_out(now_ms);
-        execution.version_number = Some(self.version_number);
-        execution.execution_number = Some(self.execution_number);
+        execution.version_number = Some(Version::new(self.version_number));
+        execution.execution_number = Some(ExecutionNumber::new(self.execution_number));
         execution
     }
 }
