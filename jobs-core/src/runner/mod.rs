@@ -591,7 +591,7 @@ impl Runner {
         {
             warn!("the handler thread of {} panicked", key.0);
         }
-        if reported == Reported::GaveUp {
+        if matches!(reported, Reported::GaveUp | Reported::Abandoned) {
             state.unreported.insert(key, outcome);
             return;
         }
@@ -673,6 +673,10 @@ impl Worker {
                 outcome.status
             ),
             Reported::GaveUp => warn!("{id}: {} could not be reported", outcome.status),
+            Reported::Abandoned => debug!(
+                "{id}: its handler returned after the runner stopped; {} dropped",
+                outcome.status
+            ),
         }
         // The loop may be gone (the runner stopped and abandoned this thread).
         let _ = self.tx.send(Message::Done(self.key, outcome, reported));

@@ -59,6 +59,8 @@ pub(crate) enum Reported {
     /// Gave up: the runner stopped before the service acknowledged, or the service refused the
     /// report for good. The execution may still be IN_PROGRESS.
     GaveUp,
+    /// The handler returned after its runner stopped and abandoned it: nothing was sent.
+    Abandoned,
 }
 
 /// What the service says of an execution whose report may or may not have been applied.
@@ -83,7 +85,7 @@ pub(crate) fn report(
     loop {
         if give_up().is_some_and(|at| Instant::now() >= at) {
             // Abandoned by a stopped runner: its outcome is dropped, never reported late.
-            return Reported::GaveUp;
+            return Reported::Abandoned;
         }
         let mut update = Update::new(outcome.status.clone());
         if let Some(details) = &outcome.details {
