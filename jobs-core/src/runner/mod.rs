@@ -90,6 +90,8 @@ pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 
 type HandlerFn = dyn Fn(&Context) -> Result<Outcome, HandlerError> + Send + Sync;
 
+type EndedFn = dyn Fn(&JobId, Option<&JobStatus>) + Send + Sync;
+
 /// One execution: a job ID and its execution number.
 type Key = (JobId, Option<ExecutionNumber>);
 
@@ -99,6 +101,7 @@ pub struct RunnerBuilder {
     jobs: Jobs,
     handlers: HashMap<String, Arc<HandlerFn>>,
     fallback: Option<Arc<HandlerFn>>,
+    on_ended: Option<Arc<EndedFn>>,
     operation_field: String,
     max_concurrent: usize,
     step_timeout: Option<StepTimeout>,
@@ -140,6 +143,18 @@ impl RunnerBuilder {
         handler: impl Fn(&Context) -> Result<Outcome, HandlerError> + Send + Sync + 'static,
     ) -> Self {
         self.fallback = Some(Arc::new(handler));
+        self
+    }
+
+    /// Calls `ended` on the handler's thread once an execution's report is over, with the
+    /// status the service now holds from this runner, or `None` when nothing was reported (the
+    /// service ended the execution, the report gave up, or the runner abandoned the handler).
+    /// Defaults to none. It must not block for long.
+    pub fn on_ended(
+        mut self,
+        ended: impl Fn(&JobId, Option<&JobStatus>) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_ended = Some(Arc::new(ended));
         self
     }
 
@@ -196,6 +211,7 @@ impl RunnerBuilder {
             config: Arc::new(Config {
                 handlers: self.handlers,
                 fallback: self.fallback,
+                on_ended: self.on_ended,
                 operation_field: self.operation_field,
                 backoff: self.backoff,
             }),
@@ -214,6 +230,7 @@ impl RunnerBuilder {
 struct Config {
     handlers: HashMap<String, Arc<HandlerFn>>,
     fallback: Option<Arc<HandlerFn>>,
+    on_ended: Option<Arc<EndedFn>>,
     operation_field: String,
     backoff: Backoff,
 }
@@ -317,6 +334,7 @@ impl Runner {
             jobs: jobs.clone(),
             handlers: HashMap::new(),
             fallback: None,
+            on_ended: None,
             operation_field: "operation".to_owned(),
             max_concurrent: 1,
             step_timeout: None,
@@ -677,6 +695,10 @@ impl Worker {
                 "{id}: its handler returned after the runner stopped; {} dropped",
                 outcome.status
             ),
+        }
+        if let Some(ended) = &self.config.on_ended {
+            let status = (reported == Reported::Applied).then_some(&outcome.status);
+            ended(&id, status);
         }
         // The loop may be gone (the runner stopped and abandoned this thread).
         let _ = self.tx.send(Message::Done(self.key, outcome, reported));
