@@ -52,5 +52,8 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 cargo test --workspace --all-features --locked
 RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --all-features --no-deps --locked
 cargo run --locked -q -p examples --bin quickstart >/dev/null
+# The job runner's soak in its short mode: devices over mosquitto, the broker killed and
+# restarted under them; exits non-zero unless every execution ended exactly once.
+cargo run --locked -q -p examples --features paho --bin soak -- --short
 # The benchmark in smoke mode (small counts, no targets judged), so it cannot rot.
 cargo run --locked -q -p examples --features paho --bin bench -- --smoke --out target/bench-smoke >/dev/null

@@ -281,3 +281,76 @@ fn a_device_connects_with_its_certificate_over_mutual_tls() {
         device.output.join("\n")
     );
 }
+
+#[test]
+fn the_agent_runs_its_handlers_reboots_mid_install_and_resumes_it() {
+    use jobs_core::{Document, JobId, JobStatus, ThingName};
+    use jobs_mock::{Clock, JobSpec, JobsService, Simulator};
+
+    let broker = LocalBroker::start().unwrap();
+    let service = PahoTransport::builder(&broker.uri(), "agent-test-service")
+        .operation_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let simulator = Simulator::start(Arc::new(service), JobsService::new(Clock::system())).unwrap();
+    let thing = ThingName::new("agent-07").unwrap();
+    let documents = [
+        ("rotate", json!({"operation": "rotate-logs", "keep": 3})),
+        (
+            "firmware",
+            json!({"operation": "install-firmware", "version": "2.4.0"}),
+        ),
+        ("broken", json!({"operation": "fail"})),
+        ("teleport", json!({"operation": "teleport"})),
+    ];
+    for (id, document) in &documents {
+        simulator
+            .create_job(
+                JobSpec::new(
+                    JobId::new(*id).unwrap(),
+                    Document::from_serialize(document).unwrap(),
+                )
+                .thing(thing.clone()),
+            )
+            .unwrap();
+    }
+    let state = std::env::temp_dir().join(format!("agent-test-{}", std::process::id()));
+    let uri = broker.uri();
+    let mut agent = Program::start(
+        env!("CARGO_BIN_EXE_agent"),
+        &[
+            "--broker",
+            &uri,
+            "--thing",
+            thing.as_str(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--work-scale",
+            "0",
+            "--exit-after",
+            "4",
+        ],
+    );
+    assert!(agent.wait_exit().success(), "{}", agent.output.join("\n"));
+    let _ = std::fs::remove_dir_all(&state);
+    let status = |id: &str| {
+        let execution = simulator
+            .execution(&thing, &JobId::new(id).unwrap())
+            .unwrap();
+        (execution.status, execution.status_details)
+    };
+    let (rotate, details) = status("rotate");
+    assert_eq!(rotate, JobStatus::Succeeded);
+    assert_eq!(details.unwrap().get("kept"), Some("3"));
+    let (firmware, details) = status("firmware");
+    assert_eq!(firmware, JobStatus::Succeeded);
+    assert_eq!(details.unwrap().get("version"), Some("2.4.0"));
+    assert_eq!(status("broken").0, JobStatus::Failed);
+    assert_eq!(status("teleport").0, JobStatus::Rejected);
+    let output = agent.output.join("\n");
+    assert!(output.contains("agent: rebooting"), "{output}");
+    assert!(
+        output.contains("firmware resumed after the reboot"),
+        "{output}"
+    );
+}

@@ -134,6 +134,8 @@ pub(crate) fn request<T: DeserializeOwned>(
     let reply = match registration.wait_until(deadline.at) {
         None => return Err(deadline.timeout(Some(operation))),
         Some(Err(source)) => {
+            // Closing the thing fails its calls in flight; say so rather than "not connected".
+            check_open(shared)?;
             return Err(Error::Transport {
                 operation: Some(operation),
                 source,

@@ -41,7 +41,8 @@
 //! ```
 //!
 //! # Threading
-//! [`Client`], [`Jobs`] and [`Job`] are `Send + Sync`. The library spawns no threads. Inbound
+//! [`Client`], [`Jobs`] and [`Job`] are `Send + Sync` and spawn no threads (only the optional
+//! [`runner`] does, for its handlers and its event wait). Inbound
 //! messages are handled on the transport's delivery thread, which only parses, records and wakes
 //! the waiting caller; no lock is held while calling the transport.
 //!
@@ -66,6 +67,11 @@
 //! [`Error::InvalidInput`] for input refused before anything was published (validated with the
 //! AWS rules of [`validate`]). `Display` says what was wrong in one line.
 //!
+//! # The job runner
+//! [`runner::Runner`] is the device's job loop on top of this API: handlers by operation,
+//! exactly one terminal report per execution through timeouts, reconnects, cancels and
+//! reboots, and a bounded stop.
+//!
 //! # Logging
 //! Through the `log` crate: connection changes at info, each call at debug, request payloads at
 //! trace only (job documents often carry pre-signed URLs and secrets).
@@ -83,6 +89,7 @@ mod names;
 mod numbers;
 mod operation;
 mod pending;
+pub mod runner;
 mod shared;
 mod status;
 pub mod topics;

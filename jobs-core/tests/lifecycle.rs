@@ -96,3 +96,26 @@ fn closing_wakes_a_clone_waiting_for_events() {
         Err(Error::InvalidInput(InvalidInput::Closed(_)))
     ));
 }
+
+#[test]
+fn a_call_in_flight_when_its_thing_is_closed_fails_with_closed() {
+    let s = setup();
+    let (request_tx, request_rx) = crossbeam_channel::bounded(1);
+    s.broker.script(
+        &topic("get"),
+        Script::custom(move |_, _| {
+            let _ = request_tx.send(());
+            Vec::new()
+        }),
+    );
+    let call = {
+        let jobs = s.jobs.with_timeout(Duration::from_secs(30));
+        thread::spawn(move || jobs.list())
+    };
+    request_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    s.jobs.close().unwrap();
+    assert!(matches!(
+        call.join().unwrap(),
+        Err(Error::InvalidInput(InvalidInput::Closed(_)))
+    ));
+}
