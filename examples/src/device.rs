@@ -81,7 +81,6 @@ pub fn process_pending(jobs: &Jobs, host: &dyn Host, force: bool) -> Result<Tall
             let document = job
                 .document()
                 .map(Document::to_value)
-                .transpose()?
                 .unwrap_or(Value::Null);
             let id = job.id().to_string();
             println!("{} {id}: document {document}", host.timestamp());

@@ -3,6 +3,7 @@
 //! feature `paho`) the connection flags of the programs that use a real broker.
 
 pub mod device;
+pub mod http;
 pub mod logger;
 pub mod service;
 

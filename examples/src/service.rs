@@ -20,29 +20,32 @@
 //! Jobs are created in file order, so each thing's queue follows the file.
 //!
 //! # Control topic
-//! Publish a JSON command on [`CONTROL_TOPIC`]; the reply comes on [`RESULT_TOPIC`] (QoS 1),
-//! echoing `requestId` (any JSON value; optional) and `command`, with `"ok": true` or
-//! `"ok": false` and an `"error"` message. Commands (`command` field):
+//! Publish a JSON request on [`CONTROL_TOPIC`]; the reply comes on [`RESULT_TOPIC`] (QoS 1).
+//! The operations, their inputs and outputs are those of the HTTP API (see
+//! [`crate::http`] and `jobs_mock::service::api`), by AWS name:
 //!
-//! | command | other fields | effect |
-//! |---|---|---|
-//! | `create` | as one entry of the jobs file | creates the job; `notify` and `notify-next` go out before the reply |
-//! | `cancel` | `jobId` | every execution of the job that has not ended becomes `CANCELED` |
-//! | `remove-thing` | `jobId`, `thing` | that thing's execution becomes `REMOVED` (unless it has ended) |
-//! | `list` | — | the reply carries `executions`: every execution, in thing then creation order |
+//! ```json
+//! {"operation": "CancelJobExecution", "requestId": 7,
+//!  "input": {"jobId": "rotate-logs", "thingName": "pump-07", "force": true}}
+//! ```
+//! `input` holds the operation's members under their AWS names, wherever HTTP would carry them
+//! (path, query string or body); it may be left out when empty. The reply echoes `requestId`
+//! (any JSON value; `null` if absent) and `operation`, and carries either `output` (the HTTP
+//! response body) or `error` (the HTTP error body, `{"__type": "ResourceNotFoundException",
+//! "message": …}`):
 //!
-//! An execution in `list` is `{"thingName", "jobId", "status", "versionNumber",
-//! "executionNumber", "queuedAt", "startedAt", "lastUpdatedAt", "statusDetails"}` (times in
-//! seconds since the epoch; `startedAt` and `statusDetails` may be `null`).
+//! ```json
+//! {"requestId": 7, "operation": "CancelJobExecution", "output": {}}
+//! ```
 
 use std::collections::BTreeMap;
 use std::error::Error;
-use std::fmt;
 
 use jobs_core::{Document, JobId, JobStatus, ThingName};
+use jobs_mock::service::api::Operation;
 use jobs_mock::{ExecutionInfo, JobSpec, Simulator};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// The topic `jobs-service` takes commands on.
 pub const CONTROL_TOPIC: &str = "jobs-service/control";
@@ -102,139 +105,60 @@ pub fn parse_jobs_file(text: &str) -> Result<Vec<JobEntry>, serde_json::Error> {
     Ok(serde_json::from_str::<JobsFile>(text)?.jobs)
 }
 
-/// What a control command did: the reply to publish on [`RESULT_TOPIC`], and a line for the
+/// What a control request did: the reply to publish on [`RESULT_TOPIC`], and a line for the
 /// service's log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ControlOutcome {
     /// The reply.
     pub reply: Value,
-    /// A one-line description, such as `create rotate-logs for pump-07: ok`.
+    /// A one-line description, such as `CreateJob: ok`.
     pub summary: String,
 }
 
-/// A refused command, as text for the reply.
-#[derive(Debug)]
-struct Refused(String);
-
-impl fmt::Display for Refused {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl Error for Refused {}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CancelArgs {
-    job_id: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RemoveThingArgs {
-    job_id: String,
-    thing: String,
-}
-
-/// Runs one control command (the payload of a message on [`CONTROL_TOPIC`]) on `simulator`.
-/// Never fails: a bad command gets an `"ok": false` reply.
+/// Runs one control request (the payload of a message on [`CONTROL_TOPIC`]) on `simulator`.
+/// Never fails: a bad request gets a reply with an `error` (`InvalidRequestException`, or
+/// `UnknownOperationException` for an operation name that is not one of
+/// [`Operation::ALL`]).
 pub fn handle_control(simulator: &Simulator, payload: &[u8]) -> ControlOutcome {
     let mut object = match serde_json::from_slice::<Value>(payload) {
         Ok(Value::Object(object)) => object,
-        Ok(_) => return refused(Value::Null, "?", "the command is not a JSON object"),
-        Err(error) => return refused(Value::Null, "?", &format!("invalid JSON: {error}")),
+        Ok(_) => return invalid(Value::Null, Value::Null, "the request is not a JSON object"),
+        Err(error) => {
+            return invalid(Value::Null, Value::Null, &format!("invalid JSON: {error}"));
+        }
     };
     let request_id = object.remove("requestId").unwrap_or(Value::Null);
-    let command = match object.remove("command") {
-        Some(Value::String(command)) => command,
-        _ => return refused(request_id, "?", "missing \"command\" string"),
+    let name = object.remove("operation").unwrap_or(Value::Null);
+    let input = object.remove("input").unwrap_or(Value::Null);
+    if let Some(extra) = object.keys().next() {
+        return invalid(request_id, name, &format!("unknown member {extra:?}"));
+    }
+    let Some(operation) = name.as_str().and_then(Operation::from_name) else {
+        let message = format!("unknown operation {name}");
+        return ControlOutcome {
+            summary: format!("{name}: {message}"),
+            reply: json!({"requestId": request_id, "operation": name,
+                          "error": {"__type": "UnknownOperationException", "message": message}}),
+        };
     };
-    let result = run_command(simulator, &command, Value::Object(object));
-    match result {
-        Ok((what, extra)) => {
-            let mut reply = Map::new();
-            reply.insert("requestId".into(), request_id);
-            reply.insert("command".into(), Value::String(command.clone()));
-            reply.insert("ok".into(), Value::Bool(true));
-            reply.extend(extra);
-            ControlOutcome {
-                reply: Value::Object(reply),
-                summary: format!("{command} {what}: ok"),
-            }
-        }
-        Err(error) => refused(request_id, &command, &error.to_string()),
+    match simulator.call_json(operation, input) {
+        Ok(output) => ControlOutcome {
+            summary: format!("{operation}: ok"),
+            reply: json!({"requestId": request_id, "operation": name, "output": output}),
+        },
+        Err(error) => ControlOutcome {
+            summary: format!("{operation}: {error}"),
+            reply: json!({"requestId": request_id, "operation": name, "error": error.to_json()}),
+        },
     }
 }
 
-/// Runs one command; returns a description and the reply's extra fields.
-fn run_command(
-    simulator: &Simulator,
-    command: &str,
-    args: Value,
-) -> Result<(String, Map<String, Value>), Box<dyn Error>> {
-    match command {
-        "create" => {
-            let entry: JobEntry = serde_json::from_value(args)?;
-            simulator.create_job(entry.to_spec()?)?;
-            Ok((
-                format!("{} for {}", entry.job_id, entry.things.join(", ")),
-                Map::new(),
-            ))
-        }
-        "cancel" => {
-            let args: CancelArgs = serde_json::from_value(args)?;
-            simulator.cancel_job(&JobId::new(args.job_id.as_str())?)?;
-            Ok((args.job_id, Map::new()))
-        }
-        "remove-thing" => {
-            let args: RemoveThingArgs = serde_json::from_value(args)?;
-            simulator.remove_thing(
-                &JobId::new(args.job_id.as_str())?,
-                &ThingName::new(args.thing.as_str())?,
-            )?;
-            Ok((format!("{} from {}", args.thing, args.job_id), Map::new()))
-        }
-        "list" => {
-            if !args.as_object().is_some_and(Map::is_empty) {
-                return Err(Box::new(Refused("list takes no arguments".into())));
-            }
-            let executions: Vec<Value> =
-                simulator.executions().iter().map(execution_json).collect();
-            let summary = format!("{} executions", executions.len());
-            let mut extra = Map::new();
-            extra.insert("executions".into(), Value::Array(executions));
-            Ok((summary, extra))
-        }
-        other => Err(Box::new(Refused(format!("unknown command {other:?}")))),
-    }
-}
-
-fn refused(request_id: Value, command: &str, error: &str) -> ControlOutcome {
+fn invalid(request_id: Value, operation: Value, message: &str) -> ControlOutcome {
     ControlOutcome {
-        reply: json!({"requestId": request_id, "command": command, "ok": false, "error": error}),
-        summary: format!("{command}: refused: {error}"),
+        summary: format!("{operation}: {message}"),
+        reply: json!({"requestId": request_id, "operation": operation,
+                      "error": {"__type": "InvalidRequestException", "message": message}}),
     }
-}
-
-/// One execution as JSON (the `list` reply's format, see the [module docs](self)).
-pub fn execution_json(execution: &ExecutionInfo) -> Value {
-    json!({
-        "thingName": execution.thing_name.as_str(),
-        "jobId": execution.job_id.as_str(),
-        "status": execution.status.to_string(),
-        "versionNumber": execution.version_number,
-        "executionNumber": execution.execution_number,
-        "queuedAt": execution.queued_at,
-        "startedAt": execution.started_at,
-        "lastUpdatedAt": execution.last_updated_at,
-        "statusDetails": execution.status_details.as_ref().map(|details| {
-            details
-                .iter()
-                .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
-                .collect::<Map<_, _>>()
-        }),
-    })
 }
 
 /// Remembers the status of every execution and describes what changed since the last look.
@@ -311,73 +235,71 @@ mod tests {
     }
 
     #[test]
-    fn create_cancel_remove_and_list_work_and_echo_the_request_id() {
+    fn operations_run_by_name_and_echo_the_request_id() {
         let simulator = simulator();
         let reply = control(
             &simulator,
-            json!({"command": "create", "requestId": 7, "jobId": "a", "document": {"x": 1},
-                   "things": ["t1", "t2"]}),
+            json!({"operation": "CreateJob", "requestId": 7,
+                   "input": {"jobId": "a", "document": "{\"x\":1}", "targets": ["t1", "t2"]}}),
         );
         assert_eq!(
             reply,
-            json!({"requestId": 7, "command": "create", "ok": true})
+            json!({"requestId": 7, "operation": "CreateJob", "output":
+                   {"jobArn": "arn:aws:iot:us-east-1:123456789012:job/a", "jobId": "a"}})
         );
         let reply = control(
             &simulator,
-            json!({"command": "remove-thing", "jobId": "a", "thing": "t2"}),
-        );
-        assert_eq!(reply["ok"], true);
-        control(
-            &simulator,
-            json!({"command": "create", "jobId": "b", "document": {}, "things": ["t1"]}),
+            json!({"operation": "CancelJobExecution", "requestId": "c",
+                   "input": {"jobId": "a", "thingName": "t2"}}),
         );
         assert_eq!(
-            control(&simulator, json!({"command": "cancel", "jobId": "b"}))["ok"],
-            true
+            reply,
+            json!({"requestId": "c", "operation": "CancelJobExecution", "output": {}})
         );
-
-        let reply = control(&simulator, json!({"command": "list", "requestId": "r"}));
-        assert_eq!(reply["requestId"], "r");
-        let states: Vec<(&str, &str, &str)> = reply["executions"]
+        let reply = control(
+            &simulator,
+            json!({"operation": "ListJobExecutionsForJob", "input": {"jobId": "a"}}),
+        );
+        assert_eq!(reply["requestId"], Value::Null);
+        let statuses: Vec<&str> = reply["output"]["executionSummaries"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|e| {
-                (
-                    e["thingName"].as_str().unwrap(),
-                    e["jobId"].as_str().unwrap(),
-                    e["status"].as_str().unwrap(),
-                )
-            })
+            .map(|e| e["jobExecutionSummary"]["status"].as_str().unwrap())
             .collect();
-        assert_eq!(
-            states,
-            [
-                ("t1", "a", "QUEUED"),
-                ("t1", "b", "CANCELED"),
-                ("t2", "a", "REMOVED")
-            ]
-        );
+        assert_eq!(statuses, ["QUEUED", "CANCELED"]);
     }
 
     #[test]
-    fn bad_commands_get_a_refusal_with_a_reason() {
+    fn bad_requests_get_an_error_with_a_reason() {
         let simulator = simulator();
-        for command in [
-            json!({"command": "explode"}),
-            json!({"command": "cancel", "jobId": "never-created"}),
-            json!({"command": "create", "jobId": "a", "document": {}, "things": []}),
-            json!({"command": "create", "jobId": "bad id!", "document": {}, "things": ["t"]}),
-            json!({"command": "list", "extra": 1}),
-            json!({"jobId": "a"}),
-            json!([1, 2]),
+        for (request, code) in [
+            (json!({"operation": "Explode"}), "UnknownOperationException"),
+            (json!({"input": {}}), "UnknownOperationException"),
+            (
+                json!({"operation": "CancelJob", "input": {"jobId": "never-created"}}),
+                "ResourceNotFoundException",
+            ),
+            (
+                json!({"operation": "CreateJob", "input": {"jobId": "bad id!", "targets": ["t"], "document": "{}"}}),
+                "InvalidRequestException",
+            ),
+            (
+                json!({"operation": "ListJobs", "colour": "red"}),
+                "InvalidRequestException",
+            ),
+            (json!([1, 2]), "InvalidRequestException"),
         ] {
-            let reply = control(&simulator, command.clone());
-            assert_eq!(reply["ok"], false, "{command}");
-            assert!(reply["error"].as_str().is_some_and(|e| !e.is_empty()));
+            let reply = control(&simulator, request.clone());
+            assert_eq!(reply["error"]["__type"], code, "{request}");
+            assert!(
+                reply["error"]["message"]
+                    .as_str()
+                    .is_some_and(|e| !e.is_empty())
+            );
         }
         let reply = handle_control(&simulator, b"{not json").reply;
-        assert_eq!(reply["ok"], false);
+        assert_eq!(reply["error"]["__type"], "InvalidRequestException");
     }
 
     #[test]
@@ -386,14 +308,17 @@ mod tests {
         let mut log = ChangeLog::new();
         control(
             &simulator,
-            json!({"command": "create", "jobId": "a", "document": {}, "things": ["t1"]}),
+            json!({"operation": "CreateJob", "input": {"jobId": "a", "document": "{}", "targets": ["t1"]}}),
         );
         assert_eq!(
             log.changes(&simulator.executions()),
             ["t1 a: new -> QUEUED (version 1)"]
         );
         assert!(log.changes(&simulator.executions()).is_empty());
-        control(&simulator, json!({"command": "cancel", "jobId": "a"}));
+        control(
+            &simulator,
+            json!({"operation": "CancelJob", "input": {"jobId": "a"}}),
+        );
         assert_eq!(
             log.changes(&simulator.executions()),
             ["t1 a: QUEUED -> CANCELED (version 1)"]

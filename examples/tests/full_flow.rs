@@ -7,12 +7,13 @@
     reason = "test: a panic fails the test"
 )]
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, ExitStatus, Stdio};
+mod common;
+
 use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::thread;
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
+
+use common::{Program, WAIT, start_device, start_service};
 
 use examples::service::{CONTROL_TOPIC, RESULT_TOPIC};
 use jobs_core::{ConnectionEvent, MessageSink, MqttTransport, QoS};
@@ -20,132 +21,7 @@ use jobs_mock::local_broker::{LocalBroker, TestCertificates};
 use jobs_paho::PahoTransport;
 use serde_json::{Value, json};
 
-/// The longest any one step may take (generous: CI machines are slow and shared).
-const WAIT: Duration = Duration::from_secs(30);
-
 const JOBS_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/jobs.json");
-
-/// A child process whose standard output is read line by line; killed by its pid and reaped
-/// on drop.
-struct Program {
-    name: String,
-    child: Child,
-    lines: Receiver<String>,
-    output: Vec<String>,
-}
-
-impl Program {
-    fn start(exe: &str, args: &[&str]) -> Self {
-        let mut child = Command::new(exe)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {exe}: {e}"));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let name = format!(
-            "{} {}",
-            exe.rsplit('/').next().unwrap_or(exe),
-            args.join(" ")
-        );
-        Self {
-            name,
-            child,
-            lines,
-            output: Vec::new(),
-        }
-    }
-
-    /// Waits (at most [`WAIT`]) for an output line matching `wanted`, and returns it.
-    fn wait_for_line(&mut self, wanted: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.output.push(line.clone());
-                    if wanted(&line) {
-                        return line;
-                    }
-                }
-                Err(error) => panic!(
-                    "{}: no expected line ({error:?}); output so far:\n{}",
-                    self.name,
-                    self.output.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// Waits (at most [`WAIT`]) for the program to close its output and exit.
-    fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => self.output.push(line),
-                Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => panic!(
-                    "{}: did not finish; output so far:\n{}",
-                    self.name,
-                    self.output.join("\n")
-                ),
-            }
-        }
-        // Output closed: the process is exiting. Poll its status, bounded.
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "{}: did not exit", self.name);
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn close_stdin(&mut self) {
-        drop(self.child.stdin.take());
-    }
-}
-
-impl Drop for Program {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_service(broker: &LocalBroker, extra: &[&str]) -> Program {
-    let uri = broker.uri();
-    let mut args = vec!["--broker", uri.as_str()];
-    args.extend(extra);
-    let mut service = Program::start(env!("CARGO_BIN_EXE_jobs-service"), &args);
-    service.wait_for_line(|line| line == "ready");
-    service
-}
-
-fn start_device(broker: &LocalBroker, thing: &str, extra: &[&str]) -> Program {
-    let uri = broker.uri();
-    let mut args = vec![
-        "--broker",
-        uri.as_str(),
-        "--thing",
-        thing,
-        "--work-scale",
-        "0",
-    ];
-    args.extend(extra);
-    Program::start(env!("CARGO_BIN_EXE_device"), &args)
-}
 
 /// The test's own connection to the control topic.
 struct Control {
@@ -188,15 +64,15 @@ impl Control {
         }
     }
 
-    /// Sends a command and waits for the reply carrying its `requestId`.
-    fn request(&mut self, mut command: Value) -> Value {
+    /// Sends a request for `operation` and waits for the reply carrying its `requestId`.
+    fn request(&mut self, operation: &str, input: Value) -> Value {
         self.next += 1;
         let id = format!("test-{}", self.next);
-        command["requestId"] = Value::String(id.clone());
+        let request = json!({"operation": operation, "requestId": id, "input": input});
         self.transport
             .publish(
                 CONTROL_TOPIC,
-                command.to_string().as_bytes(),
+                request.to_string().as_bytes(),
                 QoS::AtLeastOnce,
                 Instant::now() + Duration::from_secs(10),
             )
@@ -207,31 +83,37 @@ impl Control {
             let reply = self
                 .replies
                 .recv_timeout(left)
-                .unwrap_or_else(|e| panic!("no reply to {command} ({e:?})"));
+                .unwrap_or_else(|e| panic!("no reply to {request} ({e:?})"));
             if reply["requestId"] == id.as_str() {
                 return reply;
             }
         }
     }
 
-    /// Every execution as (thing, job, status), from the `list` command.
-    fn states(&mut self) -> Vec<(String, String, String)> {
-        let reply = self.request(json!({"command": "list"}));
-        assert_eq!(reply["ok"], true, "{reply}");
-        reply["executions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
+    /// Every execution on `things` as (thing, job, status), from ListJobExecutionsForThing.
+    fn states(&mut self, things: &[&str]) -> Vec<(String, String, String)> {
+        let mut states = Vec::new();
+        for thing in things {
+            let reply = self.request("ListJobExecutionsForThing", json!({"thingName": thing}));
+            let summaries = reply["output"]["executionSummaries"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{reply}"));
+            states.extend(summaries.iter().map(|e| {
                 (
-                    e["thingName"].as_str().unwrap().to_owned(),
+                    (*thing).to_owned(),
                     e["jobId"].as_str().unwrap().to_owned(),
-                    e["status"].as_str().unwrap().to_owned(),
+                    e["jobExecutionSummary"]["status"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
                 )
-            })
-            .collect()
+            }));
+        }
+        states
     }
 }
+
+const FLEET: [&str; 3] = ["pump-07", "pump-08", "valve-12"];
 
 fn owned(states: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
     states
@@ -247,7 +129,7 @@ fn jobs_from_the_file_end_succeeded_failed_or_rejected_on_devices_over_the_broke
     let mut control = Control::connect(&broker, "full-flow-file");
     assert!(
         control
-            .states()
+            .states(&FLEET)
             .iter()
             .all(|(_, _, status)| status == "QUEUED")
     );
@@ -279,7 +161,7 @@ fn jobs_from_the_file_end_succeeded_failed_or_rejected_on_devices_over_the_broke
 
     // Every execution reached the status its device reported: nothing lost.
     assert_eq!(
-        control.states(),
+        control.states(&FLEET),
         owned(&[
             ("pump-07", "rotate-logs", "SUCCEEDED"),
             ("pump-07", "firmware-2-4", "SUCCEEDED"),
@@ -312,31 +194,28 @@ fn a_job_created_through_the_control_topic_reaches_a_waiting_device() {
     let mut device = start_device(&broker, "pump-07", &["--wait", "5"]);
     device.wait_for_line(|line| line.contains("waiting for jobs"));
 
-    let create = json!({"command": "create", "jobId": "hotfix",
-                        "document": {"action": "rotate-logs", "keep": 2},
-                        "things": ["pump-07"]});
-    let reply = control.request(create.clone());
-    assert_eq!(reply["ok"], true, "{reply}");
+    let create = json!({"jobId": "hotfix", "targets": ["pump-07"],
+                        "document": r#"{"action":"rotate-logs","keep":2}"#});
+    let reply = control.request("CreateJob", create.clone());
+    assert_eq!(reply["output"]["jobId"], "hotfix", "{reply}");
 
     // The device hears the notify and works the job.
     device.wait_for_line(|line| line.contains("hotfix: SUCCEEDED"));
-    let reply = control.request(json!({"command": "list"}));
-    let executions = reply["executions"].as_array().unwrap();
-    assert_eq!(executions.len(), 1, "{reply}");
-    assert_eq!(executions[0]["thingName"], "pump-07");
-    assert_eq!(executions[0]["status"], "SUCCEEDED");
+    let reply = control.request(
+        "DescribeJobExecution",
+        json!({"jobId": "hotfix", "thingName": "pump-07"}),
+    );
+    let execution = &reply["output"]["execution"];
+    assert_eq!(execution["status"], "SUCCEEDED", "{reply}");
     assert_eq!(
-        executions[0]["statusDetails"],
-        json!({"result": "kept 2 archives"})
+        execution["statusDetails"],
+        json!({"detailsMap": {"result": "kept 2 archives"}})
     );
 
-    // The same job ID again is refused, with a reason.
-    let reply = control.request(create);
-    assert_eq!(reply["ok"], false, "{reply}");
-    assert!(
-        reply["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("already exists")),
+    // The same job ID again is refused, with AWS's exception.
+    let reply = control.request("CreateJob", create);
+    assert_eq!(
+        reply["error"]["__type"], "ResourceAlreadyExistsException",
         "{reply}"
     );
 }
@@ -400,5 +279,78 @@ fn a_device_connects_with_its_certificate_over_mutual_tls() {
             .is_some_and(|line| line.ends_with("done: 2 succeeded, 0 failed, 0 rejected")),
         "{}",
         device.output.join("\n")
+    );
+}
+
+#[test]
+fn the_agent_runs_its_handlers_reboots_mid_install_and_resumes_it() {
+    use jobs_core::{Document, JobId, JobStatus, ThingName};
+    use jobs_mock::{Clock, JobSpec, JobsService, Simulator};
+
+    let broker = LocalBroker::start().unwrap();
+    let service = PahoTransport::builder(&broker.uri(), "agent-test-service")
+        .operation_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let simulator = Simulator::start(Arc::new(service), JobsService::new(Clock::system())).unwrap();
+    let thing = ThingName::new("agent-07").unwrap();
+    let documents = [
+        ("rotate", json!({"operation": "rotate-logs", "keep": 3})),
+        (
+            "firmware",
+            json!({"operation": "install-firmware", "version": "2.4.0"}),
+        ),
+        ("broken", json!({"operation": "fail"})),
+        ("teleport", json!({"operation": "teleport"})),
+    ];
+    for (id, document) in &documents {
+        simulator
+            .create_job(
+                JobSpec::new(
+                    JobId::new(*id).unwrap(),
+                    Document::from_serialize(document).unwrap(),
+                )
+                .thing(thing.clone()),
+            )
+            .unwrap();
+    }
+    let state = std::env::temp_dir().join(format!("agent-test-{}", std::process::id()));
+    let uri = broker.uri();
+    let mut agent = Program::start(
+        env!("CARGO_BIN_EXE_agent"),
+        &[
+            "--broker",
+            &uri,
+            "--thing",
+            thing.as_str(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--work-scale",
+            "0",
+            "--exit-after",
+            "4",
+        ],
+    );
+    assert!(agent.wait_exit().success(), "{}", agent.output.join("\n"));
+    let _ = std::fs::remove_dir_all(&state);
+    let status = |id: &str| {
+        let execution = simulator
+            .execution(&thing, &JobId::new(id).unwrap())
+            .unwrap();
+        (execution.status, execution.status_details)
+    };
+    let (rotate, details) = status("rotate");
+    assert_eq!(rotate, JobStatus::Succeeded);
+    assert_eq!(details.unwrap().get("kept"), Some("3"));
+    let (firmware, details) = status("firmware");
+    assert_eq!(firmware, JobStatus::Succeeded);
+    assert_eq!(details.unwrap().get("version"), Some("2.4.0"));
+    assert_eq!(status("broken").0, JobStatus::Failed);
+    assert_eq!(status("teleport").0, JobStatus::Rejected);
+    let output = agent.output.join("\n");
+    assert!(output.contains("agent: rebooting"), "{output}");
+    assert!(
+        output.contains("firmware resumed after the reboot"),
+        "{output}"
     );
 }

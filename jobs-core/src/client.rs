@@ -4,13 +4,13 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher, RandomState};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
 
 use log::{debug, info};
 use parking_lot::RwLock;
 
-use crate::error::{Error, Operation};
+use crate::error::{Error, InvalidInput};
 use crate::names::ThingName;
 use crate::shared::Shared;
 use crate::topics::JobsTopic;
@@ -25,6 +25,12 @@ use crate::transport::{ConnectionEvent, MessageSink, MqttTransport, TransportErr
 /// `Client` is `Send + Sync`. It spawns no threads: inbound messages are routed on the
 /// transport's delivery thread, and subscriptions are restored after a reconnect by the next
 /// call of each [`Jobs`](crate::Jobs) on the caller's thread.
+///
+/// # Replies
+/// A reply completes a call only if its topic is exactly the call's reply topic and it carries
+/// the call's client token. A reply without a token cannot be attributed: it is dropped and
+/// counted in a debug log (target `jobs_core`), and the call it may have answered ends by its
+/// timeout.
 #[derive(Clone)]
 pub struct Client {
     pub(crate) transport: Arc<dyn MqttTransport>,
@@ -58,7 +64,7 @@ impl Client {
         transport
             .set_sink(Arc::clone(&router) as Arc<dyn MessageSink>)
             .map_err(|source| Error::Transport {
-                operation: Operation::Subscribe,
+                operation: None,
                 source,
             })?;
         Ok(Self { transport, router })
@@ -71,14 +77,15 @@ impl Client {
 }
 
 /// Routes inbound messages to the registered things and tracks the connection's epoch.
-#[derive(Debug)]
 pub(crate) struct Router {
-    things: RwLock<HashMap<ThingName, Weak<Shared>>>,
+    things: RwLock<HashMap<ThingName, Arc<Shared>>>,
     /// Incremented by every reconnect that did not resume the session; a thing whose
     /// subscription is older than the current epoch re-subscribes before its next request.
     epoch: AtomicU64,
     token_prefix: String,
     token_counter: AtomicU64,
+    /// Replies dropped because they carried no client token (counted for the debug log).
+    unattributed: AtomicU64,
 }
 
 impl Router {
@@ -90,6 +97,7 @@ impl Router {
             epoch: AtomicU64::new(0),
             token_prefix: format!("{:016x}", hasher.finish()),
             token_counter: AtomicU64::new(0),
+            unattributed: AtomicU64::new(0),
         }
     }
 
@@ -103,38 +111,71 @@ impl Router {
         self.epoch.load(Ordering::Acquire)
     }
 
-    /// Registers a thing; `None` if a live registration already exists.
-    pub(crate) fn register(&self, shared: &Arc<Shared>) -> Option<()> {
-        let mut things = self.things.write();
-        let entry = things.entry(shared.thing.clone()).or_default();
-        if entry.strong_count() > 0 {
-            return None;
-        }
-        *entry = Arc::downgrade(shared);
-        Some(())
+    /// Counts a reply dropped for want of a client token; returns the count so far.
+    pub(crate) fn count_unattributed(&self) -> u64 {
+        self.unattributed.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// Removes a thing's registration if it is dead (its last `Jobs` was dropped).
-    pub(crate) fn unregister_dead(&self, thing: &ThingName) {
+    /// Registers a thing; `false` if the thing is already registered.
+    fn register(&self, shared: &Arc<Shared>) -> bool {
+        let mut things = self.things.write();
+        if things.contains_key(&shared.thing) {
+            return false;
+        }
+        things.insert(shared.thing.clone(), Arc::clone(shared));
+        true
+    }
+
+    /// Removes exactly this registration of its thing (a newer one stays).
+    fn unregister(&self, shared: &Arc<Shared>) {
         let mut things = self.things.write();
         if things
-            .get(thing)
-            .is_some_and(|weak| weak.strong_count() == 0)
+            .get(&shared.thing)
+            .is_some_and(|current| Arc::ptr_eq(current, shared))
         {
-            things.remove(thing);
+            things.remove(&shared.thing);
         }
     }
 
     fn lookup(&self, thing: &str) -> Option<Arc<Shared>> {
-        self.things.read().get(thing).and_then(Weak::upgrade)
+        self.things.read().get(thing).cloned()
     }
 
     fn all(&self) -> Vec<Arc<Shared>> {
-        self.things
-            .read()
-            .values()
-            .filter_map(Weak::upgrade)
-            .collect()
+        self.things.read().values().cloned().collect()
+    }
+}
+
+/// One registration of a thing on a client, shared by every clone of its
+/// [`Jobs`](crate::Jobs). Dropping the last clone unregisters the thing at once (a new `Jobs`
+/// of it can be built right after, whatever the delivery thread is doing).
+pub(crate) struct Registration {
+    pub(crate) shared: Arc<Shared>,
+    router: Arc<Router>,
+}
+
+impl Registration {
+    /// Registers `thing` on `router`.
+    pub(crate) fn new(router: &Arc<Router>, thing: ThingName) -> Result<Self, InvalidInput> {
+        let shared = Arc::new(Shared::new(thing));
+        if !router.register(&shared) {
+            return Err(InvalidInput::DuplicateThing(shared.thing.clone()));
+        }
+        Ok(Self {
+            shared,
+            router: Arc::clone(router),
+        })
+    }
+
+    /// Unregisters the thing now (before the last clone is dropped).
+    pub(crate) fn unregister(&self) {
+        self.router.unregister(&self.shared);
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.router.unregister(&self.shared);
     }
 }
 
@@ -145,7 +186,7 @@ impl MessageSink for Router {
             return;
         };
         match self.lookup(parsed.thing()) {
-            Some(shared) => shared.handle(parsed, topic, payload),
+            Some(shared) => shared.handle(parsed, topic, payload, || self.count_unattributed()),
             None => debug!("ignoring message for unregistered thing on {topic}"),
         }
     }

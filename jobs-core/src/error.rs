@@ -4,36 +4,11 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::time::Duration;
 
-use crate::model::{ExecutionState, JobStatus, RejectCode};
+use crate::Operation;
+use crate::model::ExecutionState;
+use crate::names::ThingName;
 use crate::transport::TransportError;
-
-/// The Jobs operation a call performed; part of [`Error::Timeout`] and [`Error::Rejected`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Operation {
-    /// Subscribing to the thing's reply and event topics.
-    Subscribe,
-    /// GetPendingJobExecutions ([`Jobs::list`](crate::Jobs::list)).
-    GetPending,
-    /// StartNextPendingJobExecution ([`Jobs::start_next`](crate::Jobs::start_next)).
-    StartNext,
-    /// DescribeJobExecution ([`Job::describe`](crate::Job::describe), [`Jobs::describe_next`](crate::Jobs::describe_next)).
-    Describe,
-    /// UpdateJobExecution ([`Job::update`](crate::Job::update)).
-    Update,
-}
-
-impl fmt::Display for Operation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Subscribe => "subscribe",
-            Self::GetPending => "get pending",
-            Self::StartNext => "start next",
-            Self::Describe => "describe",
-            Self::Update => "update",
-        })
-    }
-}
+use crate::{JobStatus, RejectCode};
 
 /// What the service said on a `/rejected` topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,7 +88,8 @@ pub enum InvalidInput {
         /// What is wrong with it.
         reason: NameError,
     },
-    /// A `statusDetails` value outside 1–1024 characters, or with a control character.
+    /// A `statusDetails` value outside 1–1024 characters, or with a character of Unicode
+    /// category Other (`\p{C}`).
     StatusDetailValue {
         /// The key whose value was refused.
         key: String,
@@ -136,23 +112,32 @@ pub enum InvalidInput {
         /// The limit in bytes.
         limit: usize,
     },
-    /// This client already has a [`Jobs`](crate::Jobs) for the thing; clone that one instead.
-    DuplicateThing(String),
+    /// This client already has a [`Jobs`](crate::Jobs) for the thing; clone that one instead
+    /// (clones share the thing's state), or [`close`](crate::Jobs::close) it first.
+    DuplicateThing(ThingName),
+    /// The thing's [`Jobs`](crate::Jobs) was closed with [`Jobs::close`](crate::Jobs::close);
+    /// build a new one to use it again.
+    Closed(ThingName),
 }
 
 impl fmt::Display for InvalidInput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::ThingName { value, reason } => write!(f, "thing name {value:?} {reason}"),
-            Self::JobId { value, reason } => write!(f, "job id {value:?} {reason}"),
+            Self::ThingName { value, reason } => {
+                write!(f, "invalid thing name {value:?}: {reason}")
+            }
+            Self::JobId { value, reason } => write!(f, "invalid job id {value:?}: {reason}"),
             Self::StatusDetailKey { key, reason } => {
-                write!(f, "status detail key {key:?} {reason}")
+                write!(f, "invalid status detail key {key:?}: {reason}")
             }
             Self::StatusDetailValue { key, reason } => {
-                write!(f, "status detail value of {key:?} {reason}")
+                write!(f, "invalid status detail value of {key:?}: {reason}")
             }
             Self::StepTimeout { minutes } => {
-                write!(f, "step timeout of {minutes} minutes is outside 1 to 10080")
+                write!(
+                    f,
+                    "invalid step timeout: {minutes} minutes is outside 1 to 10080"
+                )
             }
             Self::StepTimeoutCancelOutsideUpdate => {
                 f.write_str("a step timer can only be cancelled by an update")
@@ -161,14 +146,92 @@ impl fmt::Display for InvalidInput {
             Self::PayloadTooLarge { size, limit } => {
                 write!(f, "request of {size} bytes exceeds the {limit} byte limit")
             }
-            Self::DuplicateThing(thing) => write!(f, "thing {thing:?} is already registered"),
+            Self::DuplicateThing(thing) => write!(
+                f,
+                "thing {thing} already has a Jobs on this client: clone that one (clones share its state) or close it first"
+            ),
+            Self::Closed(thing) => write!(f, "the Jobs of thing {thing} was closed"),
         }
     }
 }
 
 impl StdError for InvalidInput {}
 
+/// Why a reply or a job document could not be decoded.
+#[derive(Debug)]
+pub struct DecodeError {
+    kind: DecodeKind,
+}
+
+#[derive(Debug)]
+enum DecodeKind {
+    /// Not JSON, or JSON of the wrong shape: the parser's own explanation.
+    Json(serde_json::Error),
+    /// A field the operation needs is absent.
+    MissingField(&'static str),
+    /// A field holds a value that contradicts the request.
+    Unexpected {
+        field: &'static str,
+        expected: String,
+        found: String,
+    },
+}
+
+impl DecodeError {
+    pub(crate) fn json(error: serde_json::Error) -> Self {
+        Self {
+            kind: DecodeKind::Json(error),
+        }
+    }
+
+    pub(crate) fn missing(field: &'static str) -> Self {
+        Self {
+            kind: DecodeKind::MissingField(field),
+        }
+    }
+
+    pub(crate) fn unexpected(field: &'static str, expected: &str, found: &str) -> Self {
+        Self {
+            kind: DecodeKind::Unexpected {
+                field,
+                expected: expected.to_owned(),
+                found: found.to_owned(),
+            },
+        }
+    }
+
+    /// The field that was missing, when that is what was wrong.
+    pub fn missing_field(&self) -> Option<&'static str> {
+        match self.kind {
+            DecodeKind::MissingField(field) => Some(field),
+            _ => None,
+        }
+    }
+}
+
+/// Says what was wrong; for malformed JSON, in the parser's words (which name the field and
+/// the position).
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            DecodeKind::Json(error) => write!(f, "{error}"),
+            DecodeKind::MissingField(field) => write!(f, "missing field {field}"),
+            DecodeKind::Unexpected {
+                field,
+                expected,
+                found,
+            } => write!(f, "{field} is {found:?}, expected {expected:?}"),
+        }
+    }
+}
+
+impl StdError for DecodeError {}
+
 /// Any failure of a Jobs call.
+///
+/// `Display` says what went wrong in one line, including the parts of this crate
+/// ([`InvalidInput`], [`TransportError`], [`DecodeError`]); `source()` returns only what those
+/// wrap from elsewhere (a backend's own error), so printing the chain never repeats a line.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -179,28 +242,37 @@ pub enum Error {
         /// What the service said (boxed: it is large and errors travel by value).
         rejection: Box<Rejection>,
     },
-    /// Neither an accepted nor a rejected reply arrived in time. The request may still have been
-    /// applied by the service.
+    /// The call's deadline passed before its reply arrived (or before the broker acknowledged
+    /// its SUBSCRIBE or PUBLISH). The request may still have been applied by the service —
+    /// unless the deadline passed before the request was published, which the client never
+    /// does afterwards.
     Timeout {
-        /// The operation that timed out.
-        operation: Operation,
-        /// How long the call waited.
+        /// The operation that timed out; `None` while subscribing or unsubscribing the thing's
+        /// topics ([`Jobs::new`](crate::Jobs::new), [`Jobs::close`](crate::Jobs::close)).
+        operation: Option<Operation>,
+        /// The call's timeout.
         waited: Duration,
     },
-    /// The transport failed: offline, connection lost mid-call, or no acknowledgement.
+    /// The transport failed: offline, connection lost mid-call, a refused subscription, a
+    /// transport that already serves another client.
     Transport {
-        /// The operation that failed.
-        operation: Operation,
+        /// The operation that failed; `None` outside a Jobs request (installing the client's
+        /// sink, subscribing or unsubscribing the thing's topics).
+        operation: Option<Operation>,
         /// The transport's error.
         source: TransportError,
     },
-    /// A reply arrived but could not be decoded.
+    /// A reply for this call arrived (its topic and client token match) but its content is
+    /// malformed or incomplete. Replies that cannot be attributed to a call are dropped and
+    /// logged at debug level instead; the call then ends by its timeout.
     Decode {
-        /// The topic of the undecodable reply.
+        /// The topic of the reply.
         topic: String,
-        /// The decoder's error.
-        source: serde_json::Error,
+        /// What is wrong with it.
+        reason: DecodeError,
     },
+    /// A job document does not fit the type asked of [`Document::parse`](crate::Document::parse).
+    Document(DecodeError),
     /// A request could not be encoded. The library's own request types always encode; this
     /// reports the impossible instead of panicking.
     Encode {
@@ -222,9 +294,17 @@ impl Error {
         }
     }
 
-    /// True if no reply arrived in time.
+    /// True if the call's deadline passed (or a transport gave up waiting for an
+    /// acknowledgement).
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Self::Timeout { .. })
+        matches!(
+            self,
+            Self::Timeout { .. }
+                | Self::Transport {
+                    source: TransportError::Timeout,
+                    ..
+                }
+        )
     }
 
     /// True if retrying later, with backoff, may succeed: the service throttled the request or
@@ -258,13 +338,29 @@ impl fmt::Display for Error {
                     None => Ok(()),
                 }
             }
-            Self::Timeout { operation, waited } => {
-                write!(f, "{operation} got no reply within {waited:?}")
-            }
-            Self::Transport { operation, .. } => write!(f, "{operation} failed in the transport"),
-            Self::Decode { topic, .. } => write!(f, "undecodable reply on {topic}"),
+            Self::Timeout {
+                operation: Some(operation),
+                waited,
+            } => write!(f, "{operation} got no reply within {waited:?}"),
+            Self::Timeout {
+                operation: None,
+                waited,
+            } => write!(
+                f,
+                "the broker did not acknowledge the subscription within {waited:?}"
+            ),
+            Self::Transport {
+                operation: Some(operation),
+                source,
+            } => write!(f, "{operation} failed: {source}"),
+            Self::Transport {
+                operation: None,
+                source,
+            } => write!(f, "transport failed: {source}"),
+            Self::Decode { topic, reason } => write!(f, "undecodable reply on {topic}: {reason}"),
+            Self::Document(reason) => write!(f, "job document does not fit: {reason}"),
             Self::Encode { operation, .. } => write!(f, "{operation} request could not be encoded"),
-            Self::InvalidInput(_) => f.write_str("invalid input"),
+            Self::InvalidInput(input) => write!(f, "{input}"),
         }
     }
 }
@@ -272,9 +368,8 @@ impl fmt::Display for Error {
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
-            Self::Transport { source, .. } => Some(source),
-            Self::Decode { source, .. } | Self::Encode { source, .. } => Some(source),
-            Self::InvalidInput(source) => Some(source),
+            Self::Transport { source, .. } => source.source(),
+            Self::Encode { source, .. } => Some(source),
             _ => None,
         }
     }
@@ -300,13 +395,98 @@ mod tests {
     }
 
     #[test]
-    fn display_does_not_repeat_the_source() {
+    fn every_variant_says_what_was_wrong_in_one_line() {
+        let thing = crate::ThingName::new("x/+/#").unwrap_err();
+        let decode = serde_json::from_str::<crate::model::ExecutionReply>(
+            r#"{"execution":{"status":"QUEUED"}}"#,
+        )
+        .unwrap_err();
+        let cases: Vec<(Error, &str)> = vec![
+            (
+                Error::Rejected {
+                    operation: Operation::Update,
+                    rejection: Box::new(Rejection {
+                        code: RejectCode::VersionMismatch,
+                        message: Some("expected version 3, current version 4".into()),
+                        execution_state: None,
+                    }),
+                },
+                "update rejected with VersionMismatch: expected version 3, current version 4",
+            ),
+            (
+                Error::Timeout {
+                    operation: Some(Operation::GetPending),
+                    waited: Duration::from_millis(50),
+                },
+                "get pending got no reply within 50ms",
+            ),
+            (
+                Error::Timeout {
+                    operation: None,
+                    waited: Duration::from_millis(100),
+                },
+                "the broker did not acknowledge the subscription within 100ms",
+            ),
+            (
+                Error::Transport {
+                    operation: None,
+                    source: TransportError::SubscriptionRefused {
+                        filter: "$aws/things/t/jobs/notify".into(),
+                    },
+                },
+                "transport failed: subscription to $aws/things/t/jobs/notify refused",
+            ),
+            (
+                Error::Decode {
+                    topic: "$aws/things/t/jobs/start-next/accepted".into(),
+                    reason: DecodeError::json(decode),
+                },
+                "undecodable reply on $aws/things/t/jobs/start-next/accepted: missing field `jobId`",
+            ),
+            (
+                Error::Decode {
+                    topic: "$aws/things/t/jobs/j/get/accepted".into(),
+                    reason: DecodeError::missing("execution"),
+                },
+                "undecodable reply on $aws/things/t/jobs/j/get/accepted: missing field execution",
+            ),
+            (
+                Error::InvalidInput(thing),
+                "invalid thing name \"x/+/#\": '/' (U+002F) at byte 1 is not allowed",
+            ),
+        ];
+        for (error, starts) in cases {
+            let text = error.to_string();
+            assert!(text.starts_with(starts), "{text:?} vs {starts:?}");
+            assert!(!text.contains('\n'), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn display_says_what_is_wrong_in_one_line_and_the_chain_does_not_repeat_it() {
         let error = Error::from(InvalidInput::StepTimeout { minutes: 0 });
-        assert_eq!(error.to_string(), "invalid input");
-        let source = error.source().map(ToString::to_string);
         assert_eq!(
-            source.as_deref(),
-            Some("step timeout of 0 minutes is outside 1 to 10080")
+            error.to_string(),
+            "invalid step timeout: 0 minutes is outside 1 to 10080"
+        );
+        assert!(error.source().is_none());
+        let error = Error::Transport {
+            operation: Some(Operation::GetPending),
+            source: TransportError::NotConnected,
+        };
+        assert_eq!(error.to_string(), "get pending failed: not connected");
+        assert!(error.source().is_none());
+        let error = Error::Transport {
+            operation: None,
+            source: TransportError::backend("socket closed by peer"),
+        };
+        assert_eq!(
+            error.to_string(),
+            "transport failed: the MQTT backend failed"
+        );
+        assert_eq!(
+            error.source().map(ToString::to_string).as_deref(),
+            Some("socket closed by peer")
         );
     }
 }

@@ -2,14 +2,12 @@
 
 use std::time::Duration;
 
-use crate::error::{Error, InvalidInput, Operation};
+use crate::Operation;
+use crate::error::{DecodeError, Error, InvalidInput};
 use crate::jobs::Jobs;
-use crate::model::{
-    Document, ExecutionState, JobExecution, JobExecutionSummary, JobStatus, UpdateReply,
-    UpdateRequest,
-};
+use crate::model::{ExecutionState, JobExecution, JobExecutionSummary, UpdateReply, UpdateRequest};
 use crate::names::{JobId, StatusDetails, StepTimeout};
-use crate::topics::RequestKind;
+use crate::{Document, ExecutionNumber, JobStatus, Version};
 
 /// One job execution of a thing, with the service's last known view of it: the seed's
 /// `Job(thing, jobid)`.
@@ -28,10 +26,7 @@ pub struct Job {
 
 impl Job {
     pub(crate) fn new(jobs: Jobs, id: JobId) -> Self {
-        let execution = JobExecution {
-            job_id: Some(id.clone()),
-            ..JobExecution::default()
-        };
+        let execution = JobExecution::new(id.clone());
         Self {
             jobs,
             id,
@@ -41,12 +36,8 @@ impl Job {
     }
 
     /// A job from a GetPending summary; `started` says which list it came from.
-    pub(crate) fn from_summary(
-        jobs: Jobs,
-        summary: JobExecutionSummary,
-        started: bool,
-    ) -> Option<Self> {
-        let mut job = Self::new(jobs, summary.job_id?);
+    pub(crate) fn from_summary(jobs: Jobs, summary: JobExecutionSummary, started: bool) -> Self {
+        let mut job = Self::new(jobs, summary.job_id);
         let execution = &mut job.execution;
         execution.status = Some(if started {
             JobStatus::InProgress
@@ -58,17 +49,16 @@ impl Job {
         execution.last_updated_at = summary.last_updated_at;
         execution.version_number = summary.version_number;
         execution.execution_number = summary.execution_number;
-        Some(job)
+        job
     }
 
-    pub(crate) fn from_execution(jobs: Jobs, execution: JobExecution) -> Option<Self> {
-        let id = execution.job_id.clone()?;
-        Some(Self {
+    pub(crate) fn from_execution(jobs: Jobs, execution: JobExecution) -> Self {
+        Self {
             jobs,
-            id,
+            id: execution.job_id.clone(),
             execution,
             use_expected_version: false,
-        })
+        }
     }
 
     /// The job's ID.
@@ -81,13 +71,15 @@ impl Job {
         self.execution.status.as_ref()
     }
 
-    /// The execution's version, if the latest reply told it.
-    pub fn version(&self) -> Option<i64> {
+    /// The execution's version, if known: from the latest describe, start-next, list or
+    /// update reply (every update asks for the new state, unless
+    /// [`Update::include_job_execution_state`] turned that off).
+    pub fn version(&self) -> Option<Version> {
         self.execution.version_number
     }
 
     /// The execution number, if known.
-    pub fn execution_number(&self) -> Option<i64> {
+    pub fn execution_number(&self) -> Option<ExecutionNumber> {
         self.execution.execution_number
     }
 
@@ -108,11 +100,21 @@ impl Job {
     }
 
     /// Sends `expectedVersion` (the version learnt from the latest reply) with every update, so
-    /// an update fails with `VersionMismatch` if the execution changed meanwhile. When on,
-    /// updates also ask for the new state, so the next version is known. Defaults to off: a
-    /// stale version causes spurious rejections.
+    /// an update fails with `VersionMismatch` if the execution changed meanwhile. Defaults to
+    /// off: a stale version causes spurious rejections.
     pub fn set_expected_version(&mut self, on: bool) {
         self.use_expected_version = on;
+    }
+
+    /// The time each call of this job waits. Defaults to the timeout of the [`Jobs`] it came
+    /// from (see [`Jobs::with_timeout`]).
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.jobs = self.jobs.with_timeout(timeout);
+    }
+
+    /// The time each call of this job waits.
+    pub fn timeout(&self) -> Duration {
+        self.jobs.timeout
     }
 
     /// Describes the execution (latest execution number) with its document and refreshes this
@@ -125,26 +127,31 @@ impl Job {
         self.describe_with(Describe::new())
     }
 
-    /// [`describe`](Self::describe) with an execution number, without the document, or with its
-    /// own timeout.
+    /// [`describe`](Self::describe) with an execution number, or without the document.
     ///
     /// # Errors
-    /// As for [`describe`](Self::describe).
+    /// As for [`describe`](Self::describe); [`Error::Decode`] when the reply has no
+    /// `execution` or one for another job.
     pub fn describe_with(&mut self, options: Describe) -> Result<(), Error> {
-        let timeout = options.timeout.unwrap_or(self.jobs.timeout);
         let reply = self.jobs.describe(
             Some(&self.id),
             options.execution_number,
             options.include_job_document,
-            timeout,
         )?;
-        if let Some(execution) = reply.execution {
-            let document = self.execution.job_document.take();
-            self.execution = execution;
-            self.execution.job_id = Some(self.id.clone());
-            if self.execution.job_document.is_none() && !options.include_job_document {
-                self.execution.job_document = document;
-            }
+        let Some(execution) = &reply.body.execution else {
+            return Err(reply.invalid(DecodeError::missing("execution")));
+        };
+        if execution.job_id != self.id {
+            return Err(reply.invalid(DecodeError::unexpected(
+                "execution.jobId",
+                self.id.as_str(),
+                execution.job_id.as_str(),
+            )));
+        }
+        let document = self.execution.job_document.take();
+        self.execution = execution.clone();
+        if self.execution.job_document.is_none() && !options.include_job_document {
+            self.execution.job_document = document;
         }
         Ok(())
     }
@@ -166,17 +173,23 @@ impl Job {
         self.update_with(update)
     }
 
-    /// Sends an UpdateJobExecution with all its options and refreshes this view from the reply.
+    /// Sends an UpdateJobExecution with all its options and refreshes this view from the reply:
+    /// status, status details and version (from the reply's `executionState`, which every
+    /// update asks for unless told not to).
     ///
     /// On `VersionMismatch` and `InvalidStateTransition` the state the service reported is
     /// taken over before the error is returned, so a retry uses the current version.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] (status a device may not set, oversized request),
-    /// [`Error::Rejected`], [`Error::Timeout`], [`Error::Transport`], [`Error::Decode`].
+    /// [`Error::InvalidInput`] (status a device may not set, invalid status details — those
+    /// read from a reply are checked again —, oversized request), [`Error::Rejected`],
+    /// [`Error::Timeout`], [`Error::Transport`], [`Error::Decode`].
     pub fn update_with(&mut self, update: Update) -> Result<(), Error> {
         if !update.status.is_settable_by_device() {
             return Err(InvalidInput::StatusNotSettable(update.status).into());
+        }
+        if let Some(details) = &update.status_details {
+            details.validate()?;
         }
         let expected_version = if self.use_expected_version {
             self.version()
@@ -188,26 +201,21 @@ impl Job {
             status_details: update.status_details.clone(),
             expected_version,
             execution_number: update.execution_number,
-            include_job_execution_state: (update.include_state || self.use_expected_version)
-                .then_some(true),
+            include_job_execution_state: update.include_state.then_some(true),
             include_job_document: update.include_job_document.then_some(true),
             step_timeout_in_minutes: update.step_timeout.map(StepTimeout::as_minutes),
             client_token: None,
         };
-        let result = self.jobs.request::<UpdateReply>(
-            Operation::Update,
-            RequestKind::Update,
-            Some(self.id.as_str()),
-            update.timeout.unwrap_or(self.jobs.timeout),
-            |token| {
-                serde_json::to_vec(&UpdateRequest {
-                    client_token: Some(token.into()),
-                    ..request.clone()
-                })
-            },
-        );
+        let result =
+            self.jobs
+                .request::<UpdateReply>(Operation::Update, Some(self.id.as_str()), |token| {
+                    serde_json::to_vec(&UpdateRequest {
+                        client_token: Some(token.into()),
+                        ..request.clone()
+                    })
+                });
         let reply = match result {
-            Ok(reply) => reply,
+            Ok(reply) => reply.body,
             Err(error) => {
                 if let Some(state) = error.rejection().and_then(|r| r.execution_state.clone()) {
                     self.take_state(state);
@@ -219,7 +227,8 @@ impl Job {
         if update.status_details.is_some() {
             self.execution.status_details = update.status_details;
         }
-        // The new version is only known if the reply carries the state.
+        // The new version is only known if the reply carries the state (it does unless the
+        // update did not ask for it).
         self.execution.version_number = None;
         if let Some(state) = reply.execution_state {
             self.take_state(state);
@@ -246,9 +255,8 @@ impl Job {
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct Describe {
-    execution_number: Option<i64>,
+    execution_number: Option<ExecutionNumber>,
     include_job_document: bool,
-    timeout: Option<Duration>,
 }
 
 impl Default for Describe {
@@ -256,20 +264,19 @@ impl Default for Describe {
         Self {
             execution_number: None,
             include_job_document: true,
-            timeout: None,
         }
     }
 }
 
 impl Describe {
-    /// The latest execution, with its document, with the default timeout.
+    /// The latest execution, with its document.
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Describes this execution number. Defaults to the latest execution.
-    pub fn execution_number(mut self, execution_number: i64) -> Self {
-        self.execution_number = Some(execution_number);
+    pub fn execution_number(mut self, execution_number: impl Into<ExecutionNumber>) -> Self {
+        self.execution_number = Some(execution_number.into());
         self
     }
 
@@ -277,12 +284,6 @@ impl Describe {
     /// is kept.
     pub fn include_job_document(mut self, include: bool) -> Self {
         self.include_job_document = include;
-        self
-    }
-
-    /// This call's timeout. Defaults to the `Jobs` timeout.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
         self
     }
 }
@@ -294,10 +295,9 @@ pub struct Update {
     status: JobStatus,
     status_details: Option<StatusDetails>,
     step_timeout: Option<StepTimeout>,
-    execution_number: Option<i64>,
+    execution_number: Option<ExecutionNumber>,
     include_job_document: bool,
     include_state: bool,
-    timeout: Option<Duration>,
 }
 
 impl Update {
@@ -310,8 +310,7 @@ impl Update {
             step_timeout: None,
             execution_number: None,
             include_job_document: false,
-            include_state: false,
-            timeout: None,
+            include_state: true,
         }
     }
 
@@ -329,8 +328,8 @@ impl Update {
     }
 
     /// Updates this execution number. Defaults to the latest execution.
-    pub fn execution_number(mut self, execution_number: i64) -> Self {
-        self.execution_number = Some(execution_number);
+    pub fn execution_number(mut self, execution_number: impl Into<ExecutionNumber>) -> Self {
+        self.execution_number = Some(execution_number.into());
         self
     }
 
@@ -341,15 +340,10 @@ impl Update {
     }
 
     /// Asks for the new execution state (and so the new version) in the reply. Defaults to
-    /// `false`, or `true` when [`Job::set_expected_version`] is on.
+    /// `true` (the service's default is `false`; asking costs a few bytes and keeps
+    /// [`Job::version`] known). With `false`, [`Job::version`] is `None` after the update.
     pub fn include_job_execution_state(mut self, include: bool) -> Self {
         self.include_state = include;
-        self
-    }
-
-    /// This call's timeout. Defaults to the `Jobs` timeout.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
         self
     }
 }

@@ -1,30 +1,27 @@
 //! [`Jobs`]: the Jobs of one thing — pending list, start-next, describe of `$next`, events.
 
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use log::{debug, trace};
 use serde::de::DeserializeOwned;
 
-use crate::client::Client;
-use crate::error::{Error, InvalidInput, Operation, Rejection};
+use crate::client::{Client, Registration};
+use crate::engine::{self, Accepted, Deadline};
+use crate::error::{Error, InvalidInput};
 use crate::job::Job;
 use crate::model::{
-    ErrorReply, ExecutionReply, GetPendingRequest, JobExecutionsChanged, NextJobExecutionChanged,
-    PendingJobs, RejectCode, StartNextRequest,
+    ExecutionReply, GetPendingRequest, JobExecutionsChanged, NextJobExecutionChanged, PendingJobs,
+    StartNextRequest,
 };
 use crate::names::{JobId, NEXT_JOB, StatusDetails, StepTimeout, ThingName};
-use crate::pending::Expected;
 use crate::shared::Shared;
-use crate::topics::{ReplyKind, RequestKind};
-use crate::transport::{QoS, SubscribeOutcome, TransportError};
+use crate::transport::TransportError;
+use crate::{ExecutionNumber, Operation, RejectCode};
 
 /// The default time a call waits for its reply.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The largest MQTT payload AWS IoT Core accepts.
-const MAX_PAYLOAD: usize = 128 * 1024;
 
 /// An event the service pushed to the thing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,29 +38,41 @@ pub enum Event {
 ///
 /// Construction subscribes once, in one SUBSCRIBE, to the six filters that cover every reply
 /// and event of the thing, and waits for the SUBACK before anything is published. Cloning is
-/// cheap and shares the state. When the last clone is dropped the thing is unregistered from
-/// the client; its filters stay subscribed on the connection and serve a later `Jobs` of the
-/// same thing.
+/// cheap and shares the state. [`close`](Self::close) unsubscribes the filters and ends the
+/// thing's registration; dropping the last clone ends the registration at once, without
+/// unsubscribing (that would block) — the filters then stay subscribed until the connection
+/// ends, and serve a later `Jobs` of the same thing.
 ///
 /// # Threading
 /// `Jobs` is `Send + Sync`, and every method may be called from many threads at once: each call
 /// waits on its own condition variable for the reply carrying its own client token.
 ///
 /// # Timeouts
-/// Every blocking call is bounded: by the default set with [`JobsBuilder::timeout`]
-/// ([`DEFAULT_TIMEOUT`] unless set), or by the `_timeout` variant's argument. The time counts
-/// from the start of the call, including any re-subscription and the publish.
+/// Every blocking call waits at most the handle's timeout: [`DEFAULT_TIMEOUT`] unless set with
+/// [`JobsBuilder::timeout`], and for any call [`with_timeout`](Self::with_timeout) gives a
+/// handle with another one (`jobs.with_timeout(d).list()`). The time counts from the start of
+/// the call and covers everything it does: re-subscribing, the publish and its PUBACK, and the
+/// reply. Nothing is published after the deadline.
 ///
 /// # Reconnects
 /// When the transport reconnects without resuming the session, [`changed`](Self::changed)
 /// becomes `true` (notifications may have been missed) and the next call re-subscribes before
 /// publishing. When the connection drops, calls waiting for a reply fail at once with
 /// [`TransportError::ConnectionLost`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Jobs {
     pub(crate) client: Client,
-    pub(crate) shared: Arc<Shared>,
+    registration: Arc<Registration>,
     pub(crate) timeout: Duration,
+}
+
+impl fmt::Debug for Jobs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Jobs")
+            .field("thing", &self.shared().thing)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Configures and builds a [`Jobs`]; see [`Jobs::builder`].
@@ -76,34 +85,29 @@ pub struct JobsBuilder<'a> {
 }
 
 impl JobsBuilder<'_> {
-    /// The default time each call waits for its reply. Defaults to [`DEFAULT_TIMEOUT`] (10 s).
+    /// The time each call waits for its reply. Defaults to [`DEFAULT_TIMEOUT`] (10 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
-    /// Validates the thing name, subscribes and waits for the SUBACK.
+    /// Validates the thing name, subscribes and waits for the SUBACK, at most the timeout.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for a bad thing name or one this client already serves;
+    /// [`Error::InvalidInput`] for a bad thing name ([`InvalidInput::ThingName`]) or one this
+    /// client already serves ([`InvalidInput::DuplicateThing`]: clone that `Jobs` instead);
     /// [`Error::Transport`] when subscribing failed or a filter was refused;
-    /// [`Error::Timeout`] when the subscription did not complete within the timeout.
+    /// [`Error::Timeout`] when the SUBACK did not come within the timeout.
     pub fn build(self) -> Result<Jobs, Error> {
-        let deadline = deadline_after(self.timeout);
+        let deadline = Deadline::after(self.timeout);
         let thing = ThingName::new(self.thing)?;
-        let shared = Arc::new(Shared::new(
-            thing.clone(),
-            Arc::downgrade(&self.client.router),
-        ));
-        if self.client.router.register(&shared).is_none() {
-            return Err(InvalidInput::DuplicateThing(thing.to_string()).into());
-        }
+        let registration = Arc::new(Registration::new(&self.client.router, thing)?);
         let jobs = Jobs {
             client: self.client.clone(),
-            shared,
+            registration,
             timeout: self.timeout,
         };
-        jobs.ensure_subscribed(deadline, self.timeout)?;
+        engine::ensure_subscribed(&jobs.client, jobs.shared(), None, deadline)?;
         Ok(jobs)
     }
 }
@@ -113,27 +117,42 @@ impl Jobs {
     ///
     /// # Errors
     /// As for [`JobsBuilder::build`].
-    pub fn new(client: &Client, thing: &str) -> Result<Self, Error> {
+    pub fn new(client: &Client, thing: impl AsRef<str>) -> Result<Self, Error> {
         Self::builder(client, thing).build()
     }
 
-    /// Starts configuring the Jobs of `thing`.
-    pub fn builder<'a>(client: &'a Client, thing: &str) -> JobsBuilder<'a> {
+    /// Starts configuring the Jobs of `thing` (a `&str` or a [`ThingName`]).
+    pub fn builder(client: &Client, thing: impl AsRef<str>) -> JobsBuilder<'_> {
         JobsBuilder {
             client,
-            thing: thing.to_owned(),
+            thing: thing.as_ref().to_owned(),
             timeout: DEFAULT_TIMEOUT,
         }
     }
 
-    /// The thing these jobs belong to.
-    pub fn thing_name(&self) -> &ThingName {
-        &self.shared.thing
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.registration.shared
     }
 
-    /// The default per-call timeout.
+    /// The thing these jobs belong to.
+    pub fn thing_name(&self) -> &ThingName {
+        &self.shared().thing
+    }
+
+    /// The time each call of this handle waits.
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// A handle on the same thing (a clone) whose calls wait at most `timeout`: the one way to
+    /// give any call its own timeout, as in `jobs.with_timeout(Duration::from_millis(500)).list()`.
+    /// [`Job`]s obtained from it inherit the timeout.
+    #[must_use]
+    pub fn with_timeout(&self, timeout: Duration) -> Self {
+        Self {
+            timeout,
+            ..self.clone()
+        }
     }
 
     /// Returns `true` if the service reported a change since the last call, and clears the flag.
@@ -142,39 +161,27 @@ impl Jobs {
     /// (so a polling loop lists once at start-up) and after a reconnect that did not resume the
     /// session (notifications may have been missed). Never blocks.
     pub fn changed(&self) -> bool {
-        self.shared.changed.swap(false, Ordering::AcqRel)
+        self.shared().changed.swap(false, Ordering::AcqRel)
     }
 
     /// Lists the pending executions: the IN_PROGRESS ones, then the QUEUED ones (at most 10 in
     /// all, as the service caps the list).
     ///
     /// # Errors
-    /// [`Error::Rejected`], [`Error::Timeout`], [`Error::Transport`], [`Error::Decode`].
+    /// [`Error::Rejected`], [`Error::Timeout`], [`Error::Transport`]; [`Error::Decode`] when
+    /// the reply is malformed (a summary without `jobId`, for example).
     pub fn list(&self) -> Result<Vec<Job>, Error> {
-        self.list_timeout(self.timeout)
-    }
-
-    /// [`list`](Self::list) with its own timeout.
-    ///
-    /// # Errors
-    /// As for [`list`](Self::list).
-    pub fn list_timeout(&self, timeout: Duration) -> Result<Vec<Job>, Error> {
-        let pending: PendingJobs = self.request(
-            Operation::GetPending,
-            RequestKind::GetPending,
-            None,
-            timeout,
-            |token| {
-                serde_json::to_vec(&GetPendingRequest {
-                    client_token: Some(token.into()),
-                })
-            },
-        )?;
+        let reply: Accepted<PendingJobs> = self.request(Operation::GetPending, None, |token| {
+            serde_json::to_vec(&GetPendingRequest {
+                client_token: Some(token.into()),
+            })
+        })?;
+        let pending = reply.body;
         let in_progress = pending.in_progress_jobs.into_iter().map(|s| (s, true));
         let queued = pending.queued_jobs.into_iter().map(|s| (s, false));
         Ok(in_progress
             .chain(queued)
-            .filter_map(|(summary, started)| Job::from_summary(self.clone(), summary, started))
+            .map(|(summary, started)| Job::from_summary(self.clone(), summary, started))
             .collect())
     }
 
@@ -188,34 +195,34 @@ impl Jobs {
         self.start_next_with(StartNext::new())
     }
 
-    /// [`start_next`](Self::start_next) with status details, a step timer or its own timeout.
+    /// [`start_next`](Self::start_next) with status details or a step timer.
     ///
     /// # Errors
-    /// As for [`list`](Self::list), and [`Error::InvalidInput`] for [`StepTimeout::CANCEL`].
+    /// As for [`list`](Self::list); [`Error::InvalidInput`] for [`StepTimeout::CANCEL`] or
+    /// status details that break the rules (details read from a reply are checked again).
     pub fn start_next_with(&self, options: StartNext) -> Result<Option<Job>, Error> {
         if options.step_timeout.is_some_and(StepTimeout::is_cancel) {
             return Err(InvalidInput::StepTimeoutCancelOutsideUpdate.into());
+        }
+        if let Some(details) = &options.status_details {
+            details.validate()?;
         }
         let request = StartNextRequest {
             status_details: options.status_details,
             step_timeout_in_minutes: options.step_timeout.map(StepTimeout::as_minutes),
             client_token: None,
         };
-        let reply: ExecutionReply = self.request(
-            Operation::StartNext,
-            RequestKind::StartNext,
-            None,
-            options.timeout.unwrap_or(self.timeout),
-            |token| {
+        let reply: Accepted<ExecutionReply> =
+            self.request(Operation::StartNext, None, |token| {
                 serde_json::to_vec(&StartNextRequest {
                     client_token: Some(token.into()),
                     ..request.clone()
                 })
-            },
-        )?;
+            })?;
         Ok(reply
+            .body
             .execution
-            .and_then(|e| Job::from_execution(self.clone(), e)))
+            .map(|execution| Job::from_execution(self.clone(), execution)))
     }
 
     /// Describes the next pending execution (`$next`), with its document. Returns `None` when
@@ -227,18 +234,11 @@ impl Jobs {
     /// # Errors
     /// As for [`list`](Self::list).
     pub fn describe_next(&self) -> Result<Option<Job>, Error> {
-        self.describe_next_timeout(self.timeout)
-    }
-
-    /// [`describe_next`](Self::describe_next) with its own timeout.
-    ///
-    /// # Errors
-    /// As for [`list`](Self::list).
-    pub fn describe_next_timeout(&self, timeout: Duration) -> Result<Option<Job>, Error> {
-        match self.describe(None, None, true, timeout) {
+        match self.describe(None, None, true) {
             Ok(reply) => Ok(reply
+                .body
                 .execution
-                .and_then(|e| Job::from_execution(self.clone(), e))),
+                .map(|execution| Job::from_execution(self.clone(), execution))),
             Err(Error::Rejected { rejection, .. })
                 if rejection.code == RejectCode::ResourceNotFound =>
             {
@@ -248,231 +248,109 @@ impl Jobs {
         }
     }
 
-    /// A handle on the execution of job `id`, without asking the service anything yet: the
-    /// seed's `Job(thing, jobid)`. Call [`Job::describe`] to fill it.
+    /// A handle on the execution of job `id` (a `&str` or a [`JobId`]), without asking the
+    /// service anything yet: the seed's `Job(thing, jobid)`. Call [`Job::describe`] to fill it.
     ///
     /// # Errors
-    /// [`InvalidInput::JobId`] for an ID outside 1–64 characters of `[a-zA-Z0-9_-]`.
-    pub fn job(&self, id: &str) -> Result<Job, InvalidInput> {
-        Ok(Job::new(self.clone(), JobId::new(id)?))
+    /// [`Error::InvalidInput`] ([`InvalidInput::JobId`]) for an ID outside 1–64 characters of
+    /// `[a-zA-Z0-9_-]`.
+    pub fn job(&self, id: impl AsRef<str>) -> Result<Job, Error> {
+        Ok(Job::new(self.clone(), JobId::new(id.as_ref())?))
     }
 
     /// Takes the oldest buffered event without blocking.
     pub fn try_next_event(&self) -> Option<Event> {
-        self.shared.events.lock().pop_front()
+        self.shared().events.lock().pop_front()
     }
 
-    /// Waits up to `timeout` for the next `notify` or `notify-next` event; `Ok(None)` when none
-    /// came. Events are buffered (up to 64, oldest dropped first) from construction on.
+    /// Waits up to this handle's timeout for the next `notify` or `notify-next` event;
+    /// `Ok(None)` when none came (`jobs.with_timeout(d).next_event()` waits `d`). Events are
+    /// buffered (up to 64, oldest dropped first) from construction on.
     ///
     /// After a reconnect that did not resume the session it restores the subscriptions first,
     /// so a device that only waits for events keeps hearing them.
     ///
     /// # Errors
-    /// [`Error::Transport`] or [`Error::Timeout`] when restoring the subscriptions failed.
-    pub fn next_event(&self, timeout: Duration) -> Result<Option<Event>, Error> {
-        let deadline = deadline_after(timeout);
+    /// [`Error::Transport`] or [`Error::Timeout`] when restoring the subscriptions failed;
+    /// [`Error::InvalidInput`] ([`InvalidInput::Closed`]) after [`close`](Self::close).
+    pub fn next_event(&self) -> Result<Option<Event>, Error> {
+        let deadline = Deadline::after(self.timeout);
+        let shared = self.shared();
         loop {
-            self.ensure_subscribed(deadline, timeout)?;
+            engine::check_open(shared)?;
+            engine::ensure_subscribed(&self.client, shared, None, deadline)?;
             let epoch = self.client.router.epoch();
-            let mut events = self.shared.events.lock();
+            let mut events = shared.events.lock();
             loop {
                 if let Some(event) = events.pop_front() {
                     return Ok(Some(event));
                 }
-                if self.client.router.epoch() != epoch {
+                if self.client.router.epoch() != epoch || shared.closed.load(Ordering::Acquire) {
                     break;
                 }
-                if self
-                    .shared
-                    .wake
-                    .wait_until(&mut events, deadline)
-                    .timed_out()
-                {
+                if shared.wake.wait_until(&mut events, deadline.at).timed_out() {
                     return Ok(events.pop_front());
                 }
             }
         }
     }
 
+    /// Releases the thing: unsubscribes its six filters (waiting at most this handle's
+    /// timeout for the UNSUBACK) and ends its registration, so a gateway that stops serving a
+    /// thing stops paying its subscription quota. Every clone of this `Jobs` is closed too:
+    /// their calls fail with [`InvalidInput::Closed`], and a waiting
+    /// [`next_event`](Self::next_event) returns that error. A new `Jobs` of the thing can be
+    /// built right away.
+    ///
+    /// # Errors
+    /// [`Error::Transport`] or [`Error::Timeout`] when the UNSUBSCRIBE failed; the thing is
+    /// closed and unregistered all the same (its filters go with the session).
+    pub fn close(self) -> Result<(), Error> {
+        let deadline = Deadline::after(self.timeout);
+        let shared = self.shared();
+        if shared.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.registration.unregister();
+        {
+            let _events = shared.events.lock();
+            shared.wake.notify_all();
+        }
+        shared.pending.fail_all(|| TransportError::NotConnected);
+        engine::unsubscribe(&self.client, shared, deadline)
+    }
+
     pub(crate) fn describe(
         &self,
         job: Option<&JobId>,
-        execution_number: Option<i64>,
+        execution_number: Option<ExecutionNumber>,
         include_job_document: bool,
-        timeout: Duration,
-    ) -> Result<ExecutionReply, Error> {
+    ) -> Result<Accepted<ExecutionReply>, Error> {
         let job = job.map_or(NEXT_JOB, JobId::as_str);
-        self.request(
-            Operation::Describe,
-            RequestKind::Describe,
-            Some(job),
-            timeout,
-            |token| {
-                serde_json::to_vec(&crate::model::DescribeRequest {
-                    execution_number,
-                    include_job_document: Some(include_job_document),
-                    client_token: Some(token.into()),
-                })
-            },
-        )
+        self.request(Operation::Describe, Some(job), |token| {
+            serde_json::to_vec(&crate::model::DescribeRequest {
+                execution_number,
+                include_job_document: Some(include_job_document),
+                client_token: Some(token.into()),
+            })
+        })
     }
 
-    /// Publishes one request and waits for its reply: register under a fresh token, publish
-    /// with no lock held, wait on the call's own condvar, decode.
+    /// One request with this handle's timeout; see [`engine::request`].
     pub(crate) fn request<T: DeserializeOwned>(
         &self,
         operation: Operation,
-        kind: RequestKind,
         job: Option<&str>,
-        timeout: Duration,
         encode: impl FnOnce(&str) -> Result<Vec<u8>, serde_json::Error>,
-    ) -> Result<T, Error> {
-        let deadline = deadline_after(timeout);
-        self.ensure_subscribed(deadline, timeout)?;
-        let topic = self.shared.topics.request(kind, job);
-        let token = self.client.router.next_token();
-        let registration = self.shared.pending.register(
-            token,
-            Expected {
-                request: kind,
-                job: job.map(Into::into),
-            },
-        );
-        let payload =
-            encode(registration.token()).map_err(|source| Error::Encode { operation, source })?;
-        if payload.len() > MAX_PAYLOAD {
-            return Err(InvalidInput::PayloadTooLarge {
-                size: payload.len(),
-                limit: MAX_PAYLOAD,
-            }
-            .into());
-        }
-        debug!(
-            "{operation} for {}: publishing with token {}",
-            self.shared.thing,
-            registration.token()
-        );
-        trace!(
-            "{operation} request on {topic}: {}",
-            String::from_utf8_lossy(&payload)
-        );
-        // Nothing is published once the call's deadline has passed: the caller is told it timed
-        // out, and a request it was told about must not be applied behind its back.
-        if Instant::now() >= deadline {
-            return Err(Error::Timeout {
-                operation,
-                waited: timeout,
-            });
-        }
-        self.client
-            .transport
-            .publish(&topic, &payload, QoS::AtLeastOnce, deadline)
-            .map_err(|source| transport_error(operation, source, deadline, timeout))?;
-        let reply = match registration.wait_until(deadline) {
-            None => {
-                return Err(Error::Timeout {
-                    operation,
-                    waited: timeout,
-                });
-            }
-            Some(Err(source)) => return Err(Error::Transport { operation, source }),
-            Some(Ok(reply)) => reply,
-        };
-        let reply_topic = || {
-            let suffix = match reply.kind {
-                ReplyKind::Accepted => "/accepted",
-                ReplyKind::Rejected => "/rejected",
-            };
-            format!("{topic}{suffix}")
-        };
-        match reply.kind {
-            ReplyKind::Accepted => decode(&reply.payload, reply_topic),
-            ReplyKind::Rejected => {
-                let error: ErrorReply = decode(&reply.payload, reply_topic)?;
-                debug!(
-                    "{operation} for {} rejected with {}",
-                    self.shared.thing, error.code
-                );
-                Err(Error::Rejected {
-                    operation,
-                    rejection: Box::new(Rejection {
-                        code: error.code,
-                        message: error.message,
-                        execution_state: error.execution_state,
-                    }),
-                })
-            }
-        }
-    }
-
-    /// Makes sure the thing's filters are subscribed in the current connection epoch. One caller
-    /// subscribes (with no lock held); concurrent callers wait for its result.
-    fn ensure_subscribed(&self, deadline: Instant, timeout: Duration) -> Result<(), Error> {
-        let operation = Operation::Subscribe;
-        let epoch = self.client.router.epoch();
-        {
-            let mut state = self.shared.subscription.lock();
-            loop {
-                if state.epoch == Some(epoch) {
-                    return Ok(());
-                }
-                if !state.in_progress {
-                    state.in_progress = true;
-                    break;
-                }
-                if self
-                    .shared
-                    .subscribed
-                    .wait_until(&mut state, deadline)
-                    .timed_out()
-                {
-                    return Err(Error::Timeout {
-                        operation,
-                        waited: timeout,
-                    });
-                }
-            }
-        }
-        let result = self.subscribe_filters(deadline);
-        let mut state = self.shared.subscription.lock();
-        state.in_progress = false;
-        if result.is_ok() {
-            state.epoch = Some(epoch);
-        }
-        self.shared.subscribed.notify_all();
-        result.map_err(|source| transport_error(operation, source, deadline, timeout))
-    }
-
-    fn subscribe_filters(&self, deadline: Instant) -> Result<(), TransportError> {
-        let filters = self.shared.topics.filters();
-        let filters: Vec<&str> = filters.iter().map(String::as_str).collect();
-        debug!(
-            "subscribing {} filters for {}",
-            filters.len(),
-            self.shared.thing
-        );
-        let outcomes = self
-            .client
-            .transport
-            .subscribe(&filters, QoS::AtLeastOnce, deadline)?;
-        if outcomes.len() != filters.len() {
-            return Err(TransportError::backend(format!(
-                "SUBACK has {} codes for {} filters",
-                outcomes.len(),
-                filters.len()
-            )));
-        }
-        match filters
-            .iter()
-            .zip(&outcomes)
-            .find(|(_, o)| **o == SubscribeOutcome::Refused)
-        {
-            Some((filter, _)) => Err(TransportError::SubscriptionRefused {
-                filter: (*filter).to_owned(),
-            }),
-            None => Ok(()),
-        }
+    ) -> Result<Accepted<T>, Error> {
+        engine::request(
+            &self.client,
+            self.shared(),
+            operation,
+            job,
+            Deadline::after(self.timeout),
+            encode,
+        )
     }
 }
 
@@ -482,11 +360,10 @@ impl Jobs {
 pub struct StartNext {
     status_details: Option<StatusDetails>,
     step_timeout: Option<StepTimeout>,
-    timeout: Option<Duration>,
 }
 
 impl StartNext {
-    /// No details, no step timer, the default timeout.
+    /// No details, no step timer.
     pub fn new() -> Self {
         Self::default()
     }
@@ -502,41 +379,4 @@ impl StartNext {
         self.step_timeout = Some(step_timeout);
         self
     }
-
-    /// This call's timeout. Defaults to the `Jobs` timeout.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-}
-
-fn deadline_after(timeout: Duration) -> Instant {
-    let now = Instant::now();
-    // A timeout too large to represent waits a year: bounded, and longer than any real use.
-    now.checked_add(timeout)
-        .unwrap_or(now + Duration::from_secs(365 * 24 * 3600))
-}
-
-/// A transport failure of `operation`; a transport timeout at or after the call's deadline is
-/// the call's own timeout.
-fn transport_error(
-    operation: Operation,
-    source: TransportError,
-    deadline: Instant,
-    timeout: Duration,
-) -> Error {
-    match source {
-        TransportError::Timeout if Instant::now() >= deadline => Error::Timeout {
-            operation,
-            waited: timeout,
-        },
-        source => Error::Transport { operation, source },
-    }
-}
-
-fn decode<T: DeserializeOwned>(payload: &[u8], topic: impl FnOnce() -> String) -> Result<T, Error> {
-    serde_json::from_slice(payload).map_err(|source| Error::Decode {
-        topic: topic(),
-        source,
-    })
 }

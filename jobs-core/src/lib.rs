@@ -41,19 +41,36 @@
 //! ```
 //!
 //! # Threading
-//! [`Client`], [`Jobs`] and [`Job`] are `Send + Sync`. The library spawns no threads. Inbound
+//! [`Client`], [`Jobs`] and [`Job`] are `Send + Sync` and spawn no threads (only the optional
+//! [`runner`] does, for its handlers and its event wait). Inbound
 //! messages are handled on the transport's delivery thread, which only parses, records and wakes
 //! the waiting caller; no lock is held while calling the transport.
 //!
 //! # Timeouts
-//! Every blocking call waits at most the timeout of its [`Jobs`] (10 s unless set with
-//! [`JobsBuilder::timeout`]) or the one given to its `_timeout` / `_with` variant. A reply that
-//! arrives after its call gave up is dropped and logged at debug level.
+//! Every blocking call waits at most the timeout of its [`Jobs`] handle: 10 s unless set with
+//! [`JobsBuilder::timeout`]; `jobs.with_timeout(d)` gives any call its own
+//! (`jobs.with_timeout(d).list()`, `jobs.with_timeout(d).next_event()`). The one deadline
+//! covers the whole call — re-subscribing, the PUBACK, the reply — and reaches the transport,
+//! which never waits past it; nothing is published once it has passed. A reply that arrives
+//! after its call gave up is dropped and logged at debug level.
+//!
+//! # Replies
+//! Only a reply on exactly the call's reply topic carrying the call's fresh client token
+//! completes the call. A reply without a token cannot be attributed and is dropped (counted in
+//! a debug log). An attributed reply that is malformed or incomplete — an execution or summary
+//! without `jobId`, a describe without `execution`, a job document that would not parse — fails
+//! the call with [`Error::Decode`], naming the field; it is never read as an empty answer.
 //!
 //! # Errors
 //! One [`Error`] for every call: [`Error::Rejected`] with the service's code, message and
 //! execution state; [`Error::Timeout`]; [`Error::Transport`]; [`Error::Decode`];
-//! [`Error::InvalidInput`] for input refused before anything was published.
+//! [`Error::InvalidInput`] for input refused before anything was published (validated with the
+//! AWS rules of [`validate`]). `Display` says what was wrong in one line.
+//!
+//! # The job runner
+//! [`runner::Runner`] is the device's job loop on top of this API: handlers by operation,
+//! exactly one terminal report per execution through timeouts, reconnects, cancels and
+//! reboots, and a bounded stop.
 //!
 //! # Logging
 //! Through the `log` crate: connection changes at info, each call at debug, request payloads at
@@ -62,23 +79,32 @@
 //! [AWS IoT Jobs]: https://docs.aws.amazon.com/iot/latest/developerguide/jobs-mqtt-api.html
 
 mod client;
+mod document;
+mod engine;
 mod error;
 mod job;
 mod jobs;
 pub mod model;
 mod names;
+mod numbers;
+mod operation;
 mod pending;
+pub mod runner;
 mod shared;
+mod status;
 pub mod topics;
-pub mod transport;
+mod transport;
 pub mod validate;
 
 pub use client::Client;
-pub use error::{Error, InvalidInput, NameError, Operation, Rejection};
+pub use document::Document;
+pub use error::{DecodeError, Error, InvalidInput, NameError, Rejection};
 pub use job::{Describe, Job, Update};
 pub use jobs::{DEFAULT_TIMEOUT, Event, Jobs, JobsBuilder, StartNext};
-pub use model::{Document, JobStatus, RejectCode};
 pub use names::{JobId, StatusDetails, StepTimeout, ThingName};
+pub use numbers::{ExecutionNumber, Timestamp, Version};
+pub use operation::Operation;
+pub use status::{JobStatus, RejectCode};
 pub use transport::{
     ConnectionEvent, MessageSink, MqttTransport, QoS, SubscribeOutcome, TransportError,
 };

@@ -1,198 +1,29 @@
 //! The wire model of the Jobs device API: every request, response, event and rejection.
 //!
-//! Decoding is tolerant (unknown fields ignored, documented fields optional, integers accepted as
-//! numbers or numeric strings, unknown statuses and codes kept verbatim); encoding is exact
-//! (numbers as numbers, unset options absent). Wire spellings live only in serde attributes.
+//! Decoding is tolerant (unknown fields ignored, documented fields optional, versions,
+//! execution numbers and timestamps accepted as numbers or numeric strings — see [`Version`],
+//! [`ExecutionNumber`], [`Timestamp`] —, unknown statuses and codes kept verbatim); encoding
+//! is exact (numbers as numbers, unset options absent). Wire spellings live only in serde
+//! attributes.
 //!
 //! The structs are `#[non_exhaustive]` because AWS adds fields over time; build them with
-//! `Default` and assign the public fields.
+//! `Default` (or `new` where a field is required) and assign the public fields. The values
+//! used everywhere — [`JobStatus`], [`RejectCode`], [`Document`] — live at the crate root.
 
-use std::fmt;
-
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use crate::names::{JobId, StatusDetails};
-
-/// The status of a job execution.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[non_exhaustive]
-pub enum JobStatus {
-    /// Waiting to be started.
-    Queued,
-    /// Started by the device.
-    InProgress,
-    /// Finished successfully (terminal).
-    Succeeded,
-    /// Failed; may be retried by a retry configuration (terminal).
-    Failed,
-    /// A step or in-progress timer expired (terminal).
-    TimedOut,
-    /// The device refused to run the job (terminal, never retried).
-    Rejected,
-    /// The thing is no longer a target of the job (terminal).
-    Removed,
-    /// The job or execution was cancelled (terminal).
-    Canceled,
-    /// A status this library does not know, kept verbatim.
-    #[serde(untagged)]
-    Unknown(String),
-}
-
-impl JobStatus {
-    /// True for statuses that end an execution. Unknown statuses count as not terminal.
-    pub fn is_terminal(&self) -> bool {
-        matches!(
-            self,
-            Self::Succeeded
-                | Self::Failed
-                | Self::TimedOut
-                | Self::Rejected
-                | Self::Removed
-                | Self::Canceled
-        )
-    }
-
-    /// True for the statuses a device may set with Update: `IN_PROGRESS`, `SUCCEEDED`,
-    /// `FAILED`, `REJECTED`.
-    pub fn is_settable_by_device(&self) -> bool {
-        matches!(
-            self,
-            Self::InProgress | Self::Succeeded | Self::Failed | Self::Rejected
-        )
-    }
-}
-
-/// Writes the wire spelling, for example `IN_PROGRESS`.
-impl fmt::Display for JobStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_wire_name(self, f)
-    }
-}
-
-/// The `code` of a rejection.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[non_exhaustive]
-pub enum RejectCode {
-    /// The topic is inside the Jobs namespace but maps to no API.
-    InvalidTopic,
-    /// The payload is not valid UTF-8 JSON.
-    InvalidJson,
-    /// The payload's content is invalid; the message says why.
-    InvalidRequest,
-    /// The requested status is not allowed from the current one (or the execution is terminal).
-    InvalidStateTransition,
-    /// The execution does not exist.
-    ResourceNotFound,
-    /// `expectedVersion` differs from the stored version.
-    VersionMismatch,
-    /// The service failed internally; retry with backoff.
-    InternalError,
-    /// The request rate was exceeded; retry with backoff.
-    RequestThrottled,
-    /// Describe of an execution in a terminal state.
-    TerminalStateReached,
-    /// A code this library does not know, kept verbatim.
-    #[serde(untagged)]
-    Unknown(String),
-}
-
-impl RejectCode {
-    /// True for the codes worth retrying with backoff: `RequestThrottled` and `InternalError`.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::RequestThrottled | Self::InternalError)
-    }
-}
-
-/// Writes the wire spelling, for example `VersionMismatch`.
-impl fmt::Display for RejectCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_wire_name(self, f)
-    }
-}
-
-/// Writes a unit-like enum's serde spelling, so the spelling lives only in serde attributes.
-fn write_wire_name<T: Serialize + fmt::Debug>(
-    value: &T,
-    f: &mut fmt::Formatter<'_>,
-) -> fmt::Result {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(name)) => f.write_str(&name),
-        _ => write!(f, "{value:?}"),
-    }
-}
-
-/// A job document, kept as the raw JSON text the service sent.
-///
-/// Parsing is left to the caller ([`parse`](Self::parse), [`to_value`](Self::to_value)): a 32 KB
-/// document costs several times more to turn into a `serde_json::Value` than to carry raw.
-/// `Debug` shows only the length, because documents often carry pre-signed URLs and secrets.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Document(Box<RawValue>);
-
-impl Document {
-    /// Wraps JSON text after checking that it is valid JSON.
-    ///
-    /// # Errors
-    /// The parser's error when `json` is not one valid JSON value.
-    pub fn from_json(json: impl Into<String>) -> Result<Self, serde_json::Error> {
-        RawValue::from_string(json.into()).map(Self)
-    }
-
-    /// Serialises a value into a document.
-    ///
-    /// # Errors
-    /// The serialiser's error (for example a map with non-string keys).
-    pub fn from_serialize<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
-        serde_json::value::to_raw_value(value).map(Self)
-    }
-
-    /// The raw JSON text.
-    pub fn as_json(&self) -> &str {
-        self.0.get()
-    }
-
-    /// Parses the document into any deserialisable type.
-    ///
-    /// # Errors
-    /// The parser's error when the document does not fit `T`.
-    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        serde_json::from_str(self.0.get())
-    }
-
-    /// Parses the document into a `serde_json::Value`.
-    ///
-    /// # Errors
-    /// Never for a document received from the wire; kept fallible for symmetry with `parse`.
-    pub fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
-        self.parse()
-    }
-}
-
-impl PartialEq for Document {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.get() == other.0.get()
-    }
-}
-
-impl Eq for Document {}
-
-impl fmt::Debug for Document {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Document({} bytes)", self.0.get().len())
-    }
-}
+use crate::{Document, ExecutionNumber, JobStatus, RejectCode, Timestamp, Version};
 
 /// A job execution as sent in StartNext and Describe replies and in `notify-next`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `jobId` is required: a reply or event whose execution lacks it does not decode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct JobExecution {
     /// The job's ID.
-    pub job_id: Option<JobId>,
+    pub job_id: JobId,
     /// The thing's name (documented, but usually absent).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thing_name: Option<String>,
@@ -206,91 +37,82 @@ pub struct JobExecution {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_details: Option<StatusDetails>,
     /// When the execution was queued, in seconds since the epoch.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::timestamp"
-    )]
-    pub queued_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued_at: Option<Timestamp>,
     /// When the execution started, in seconds since the epoch (absent until started).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::timestamp"
-    )]
-    pub started_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
     /// When the execution last changed, in seconds since the epoch.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::timestamp"
-    )]
-    pub last_updated_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_updated_at: Option<Timestamp>,
     /// Seconds left before a timer moves the execution to `TIMED_OUT`, when a timer applies.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::integer"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub approximate_seconds_before_timed_out: Option<i64>,
     /// The version, incremented by each device update.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::integer"
-    )]
-    pub version_number: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_number: Option<Version>,
     /// Identifies this execution of the job on this thing.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::integer"
-    )]
-    pub execution_number: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_number: Option<ExecutionNumber>,
 }
 
 /// A pending execution as listed by GetPending and `notify` (no status, no document).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `jobId` is required: a list or event with a summary that lacks it does not decode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct JobExecutionSummary {
     /// The job's ID.
-    pub job_id: Option<JobId>,
+    pub job_id: JobId,
     /// When the execution was queued, in seconds since the epoch.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::timestamp"
-    )]
-    pub queued_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued_at: Option<Timestamp>,
     /// When the execution started (absent until started).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::timestamp"
-    )]
-    pub started_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
     /// When the execution last changed.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::timestamp"
-    )]
-    pub last_updated_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_updated_at: Option<Timestamp>,
     /// The version, incremented by each device update.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::integer"
-    )]
-    pub version_number: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_number: Option<Version>,
     /// Identifies this execution of the job on this thing.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::integer"
-    )]
-    pub execution_number: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_number: Option<ExecutionNumber>,
+}
+
+impl JobExecution {
+    /// An execution of `job_id` with nothing else known.
+    pub fn new(job_id: JobId) -> Self {
+        Self {
+            job_id,
+            thing_name: None,
+            job_document: None,
+            status: None,
+            status_details: None,
+            queued_at: None,
+            started_at: None,
+            last_updated_at: None,
+            approximate_seconds_before_timed_out: None,
+            version_number: None,
+            execution_number: None,
+        }
+    }
+}
+
+impl JobExecutionSummary {
+    /// A summary of an execution of `job_id` with nothing else known.
+    pub fn new(job_id: JobId) -> Self {
+        Self {
+            job_id,
+            queued_at: None,
+            started_at: None,
+            last_updated_at: None,
+            version_number: None,
+            execution_number: None,
+        }
+    }
 }
 
 /// `executionState` of Update replies, `VersionMismatch` and `InvalidStateTransition`.
@@ -305,12 +127,8 @@ pub struct ExecutionState {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_details: Option<StatusDetails>,
     /// Its version.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::integer"
-    )]
-    pub version_number: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_number: Option<Version>,
 }
 
 /// GetPendingJobExecutions request on `…/jobs/get`.
@@ -332,11 +150,7 @@ pub struct StartNextRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_details: Option<StatusDetails>,
     /// Step timer in minutes, 1–10080.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::integer"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub step_timeout_in_minutes: Option<i64>,
     /// Correlation token, echoed in the reply.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -349,12 +163,8 @@ pub struct StartNextRequest {
 #[non_exhaustive]
 pub struct DescribeRequest {
     /// The execution to describe (omitted: the latest).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::integer"
-    )]
-    pub execution_number: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_number: Option<ExecutionNumber>,
     /// Whether to include the job document (the service's default is `true`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub include_job_document: Option<bool>,
@@ -375,19 +185,11 @@ pub struct UpdateRequest {
     pub status_details: Option<StatusDetails>,
     /// Optimistic lock: the update fails with `VersionMismatch` unless this is the stored
     /// version. Sent as a number; a numeric string is accepted when decoding.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::integer"
-    )]
-    pub expected_version: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_version: Option<Version>,
     /// The execution to update (omitted: the latest).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::integer"
-    )]
-    pub execution_number: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_number: Option<ExecutionNumber>,
     /// Ask for `executionState` in the accepted reply (service default `false`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub include_job_execution_state: Option<bool>,
@@ -395,11 +197,7 @@ pub struct UpdateRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub include_job_document: Option<bool>,
     /// Step timer in minutes, 1–10080, or `-1` to cancel it.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::integer"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub step_timeout_in_minutes: Option<i64>,
     /// Correlation token, echoed in the reply.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -418,12 +216,8 @@ pub struct PendingJobs {
     #[serde(default)]
     pub queued_jobs: Vec<JobExecutionSummary>,
     /// When the reply was sent, in seconds since the epoch.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::timestamp"
-    )]
-    pub timestamp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Timestamp>,
     /// The request's token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_token: Option<String>,
@@ -438,12 +232,8 @@ pub struct ExecutionReply {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub execution: Option<JobExecution>,
     /// When the reply was sent, in seconds since the epoch.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::timestamp"
-    )]
-    pub timestamp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Timestamp>,
     /// The request's token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_token: Option<String>,
@@ -461,12 +251,8 @@ pub struct UpdateReply {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub job_document: Option<Document>,
     /// When the reply was sent, in seconds since the epoch.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::timestamp"
-    )]
-    pub timestamp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Timestamp>,
     /// The request's token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_token: Option<String>,
@@ -486,12 +272,8 @@ pub struct ErrorReply {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_token: Option<String>,
     /// When the reply was sent, in seconds since the epoch.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::timestamp"
-    )]
-    pub timestamp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Timestamp>,
     /// The execution's state, with `VersionMismatch` and `InvalidStateTransition`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub execution_state: Option<ExecutionState>,
@@ -515,12 +297,8 @@ impl ErrorReply {
 #[non_exhaustive]
 pub struct JobExecutionsChanged {
     /// When the event was sent, in seconds since the epoch.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::timestamp"
-    )]
-    pub timestamp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Timestamp>,
     /// The pending executions by status; empty when nothing is pending.
     #[serde(default)]
     pub jobs: PendingByStatus,
@@ -543,18 +321,12 @@ pub struct PendingByStatus {
 #[non_exhaustive]
 pub struct NextJobExecutionChanged {
     /// When the event was sent, in seconds since the epoch.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "lenient::timestamp"
-    )]
-    pub timestamp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Timestamp>,
     /// The new head of the queue, with its document; absent when the queue became empty.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub execution: Option<JobExecution>,
 }
-
-mod lenient;
 
 #[cfg(test)]
 mod tests {
@@ -587,7 +359,7 @@ mod tests {
     fn requests_encode_numbers_as_numbers_and_leave_unset_options_out() {
         let request = UpdateRequest {
             status: Some(JobStatus::Succeeded),
-            expected_version: Some(3),
+            expected_version: Some(Version::new(3)),
             client_token: Some("t".into()),
             ..UpdateRequest::default()
         };
@@ -605,16 +377,16 @@ mod tests {
     fn expected_version_is_accepted_as_a_numeric_string() {
         let request: UpdateRequest =
             serde_json::from_str(r#"{"status":"QUEUED","expectedVersion":"1"}"#).unwrap();
-        assert_eq!(request.expected_version, Some(1));
+        assert_eq!(request.expected_version, Some(Version::new(1)));
         assert!(serde_json::from_str::<UpdateRequest>(r#"{"expectedVersion":"1.0.1"}"#).is_err());
     }
 
     #[test]
     fn millisecond_timestamps_are_read_as_seconds() {
         let reply: PendingJobs = serde_json::from_str(r#"{"timestamp":1489096425069}"#).unwrap();
-        assert_eq!(reply.timestamp, Some(1_489_096_425));
+        assert_eq!(reply.timestamp, Some(Timestamp::new(1_489_096_425)));
         let reply: PendingJobs = serde_json::from_str(r#"{"timestamp":1517016948}"#).unwrap();
-        assert_eq!(reply.timestamp, Some(1_517_016_948));
+        assert_eq!(reply.timestamp, Some(Timestamp::new(1_517_016_948)));
     }
 
     #[test]
@@ -626,11 +398,11 @@ mod tests {
                "versionNumber":1,"executionNumber":2}],"timestamp":1750000500,"clientToken":"k3x9-0001"}"#,
         )
         .unwrap();
-        assert_eq!(pending.in_progress_jobs[0].version_number, Some(3));
         assert_eq!(
-            pending.queued_jobs[0].job_id.as_ref().unwrap().as_str(),
-            "rotate-logs"
+            pending.in_progress_jobs[0].version_number,
+            Some(Version::new(3))
         );
+        assert_eq!(pending.queued_jobs[0].job_id.as_str(), "rotate-logs");
 
         let reply: ExecutionReply = serde_json::from_str(
             r#"{"execution":{"jobId":"rotate-logs","status":"IN_PROGRESS","statusDetails":{"phase":"archive"},
@@ -643,7 +415,7 @@ mod tests {
         assert_eq!(execution.status, Some(JobStatus::InProgress));
         assert_eq!(execution.approximate_seconds_before_timed_out, Some(1200));
         assert_eq!(
-            execution.job_document.unwrap().to_value().unwrap(),
+            execution.job_document.unwrap().to_value(),
             json!({"action":"rotate","keep":5})
         );
 
@@ -669,8 +441,38 @@ mod tests {
         )
         .unwrap();
         let state = rejected.execution_state.unwrap();
-        assert_eq!(state.version_number, Some(4));
+        assert_eq!(state.version_number, Some(Version::new(4)));
         assert_eq!(state.status_details.unwrap().get("image"), Some("2.4.0"));
+    }
+
+    #[test]
+    fn a_document_that_would_not_parse_is_refused_when_received_or_made() {
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        for document in [deep.as_str(), "1e400", r#"{"a":[-1e999]}"#] {
+            let reply = format!(r#"{{"execution":{{"jobId":"j","jobDocument":{document}}}}}"#);
+            assert!(
+                serde_json::from_str::<ExecutionReply>(&reply).is_err(),
+                "{document}"
+            );
+            assert!(Document::from_json(document).is_err(), "{document}");
+        }
+        let fine = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+        let document = Document::from_json(fine).unwrap();
+        assert!(document.to_value().is_array());
+        assert_eq!(
+            Document::from_json("1e300").unwrap().to_value(),
+            json!(1e300)
+        );
+    }
+
+    #[test]
+    fn an_execution_or_summary_without_a_job_id_does_not_decode() {
+        let error = serde_json::from_str::<ExecutionReply>(r#"{"execution":{"status":"QUEUED"}}"#)
+            .unwrap_err();
+        assert!(error.to_string().contains("jobId"), "{error}");
+        assert!(
+            serde_json::from_str::<PendingJobs>(r#"{"queuedJobs":[{"versionNumber":1}]}"#).is_err()
+        );
     }
 
     #[test]

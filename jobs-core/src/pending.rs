@@ -11,20 +11,22 @@ use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::topics::{ReplyKind, RequestKind};
+use crate::Operation;
+use crate::topics::ReplyKind;
 use crate::transport::TransportError;
 
-/// The reply a call expects: the request kind and, for Describe and Update, the job level of
-/// the topic (`$next` included).
+/// The reply a call expects: the operation and, for Describe and Update, the job level of
+/// the topic (`$next` included). Only a reply on exactly this topic, carrying the call's
+/// token, completes the call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Expected {
-    pub(crate) request: RequestKind,
+    pub(crate) operation: Operation,
     pub(crate) job: Option<String>,
 }
 
 impl Expected {
-    fn matches(&self, request: RequestKind, job: Option<&str>) -> bool {
-        self.request == request && self.job.as_deref() == job
+    fn matches(&self, operation: Operation, job: Option<&str>) -> bool {
+        self.operation == operation && self.job.as_deref() == job
     }
 }
 
@@ -88,7 +90,7 @@ impl Pending {
     pub(crate) fn complete(
         &self,
         token: &str,
-        request: RequestKind,
+        operation: Operation,
         job: Option<&str>,
         reply: impl FnOnce() -> Reply,
     ) -> Completion {
@@ -96,36 +98,11 @@ impl Pending {
             let mut slots = self.slots.lock();
             match slots.get(token) {
                 None => return Completion::NoMatch,
-                Some(slot) if !slot.expected.matches(request, job) => {
+                Some(slot) if !slot.expected.matches(operation, job) => {
                     return Completion::WrongTopic;
                 }
                 Some(_) => slots.remove(token),
             }
-        };
-        if let Some(slot) = slot {
-            slot.fill(Ok(reply()));
-        }
-        Completion::Delivered
-    }
-
-    /// Delivers a reply that carries no usable token to the one call waiting on its topic, if
-    /// exactly one does; otherwise nobody can tell whose it is and it is dropped.
-    pub(crate) fn complete_sole(
-        &self,
-        request: RequestKind,
-        job: Option<&str>,
-        reply: impl FnOnce() -> Reply,
-    ) -> Completion {
-        let slot = {
-            let mut slots = self.slots.lock();
-            let mut waiting = slots
-                .iter()
-                .filter(|(_, slot)| slot.expected.matches(request, job));
-            let sole = match (waiting.next(), waiting.next()) {
-                (Some((token, _)), None) => token.clone(),
-                _ => return Completion::NoMatch,
-            };
-            slots.remove(&sole)
         };
         if let Some(slot) = slot {
             slot.fill(Ok(reply()));
@@ -191,7 +168,7 @@ mod tests {
 
     fn describe(job: &str) -> Expected {
         Expected {
-            request: RequestKind::Describe,
+            operation: Operation::Describe,
             job: Some(job.into()),
         }
     }
@@ -208,7 +185,7 @@ mod tests {
         let pending = Pending::default();
         let registration = pending.register("t1".into(), describe("a"));
         assert_eq!(
-            pending.complete("t1", RequestKind::Describe, Some("a"), reply),
+            pending.complete("t1", Operation::Describe, Some("a"), reply),
             Completion::Delivered
         );
         let outcome = registration.wait_until(Instant::now());
@@ -226,11 +203,11 @@ mod tests {
         let pending = Pending::default();
         let registration = pending.register("t1".into(), describe("a"));
         assert_eq!(
-            pending.complete("t1", RequestKind::Describe, Some("a1"), reply),
+            pending.complete("t1", Operation::Describe, Some("a1"), reply),
             Completion::WrongTopic
         );
         assert_eq!(
-            pending.complete("t1", RequestKind::Update, Some("a"), reply),
+            pending.complete("t1", Operation::Update, Some("a"), reply),
             Completion::WrongTopic
         );
         assert!(
@@ -246,7 +223,7 @@ mod tests {
         drop(pending.register("t1".into(), describe("a")));
         assert_eq!(pending.len(), 0);
         assert_eq!(
-            pending.complete("t1", RequestKind::Describe, Some("a"), reply),
+            pending.complete("t1", Operation::Describe, Some("a"), reply),
             Completion::NoMatch
         );
     }
@@ -256,34 +233,13 @@ mod tests {
         let pending = Pending::default();
         let _registration = pending.register("t1".into(), describe("a"));
         assert_eq!(
-            pending.complete("t1", RequestKind::Describe, Some("a"), reply),
+            pending.complete("t1", Operation::Describe, Some("a"), reply),
             Completion::Delivered
         );
         assert_eq!(
-            pending.complete("t1", RequestKind::Describe, Some("a"), reply),
+            pending.complete("t1", Operation::Describe, Some("a"), reply),
             Completion::NoMatch
         );
-    }
-
-    #[test]
-    fn a_tokenless_reply_goes_to_the_sole_call_on_its_topic_only() {
-        let pending = Pending::default();
-        let a = pending.register("t1".into(), describe("a"));
-        assert_eq!(
-            pending.complete_sole(RequestKind::Describe, Some("b"), reply),
-            Completion::NoMatch
-        );
-        let _a2 = pending.register("t2".into(), describe("a"));
-        assert_eq!(
-            pending.complete_sole(RequestKind::Describe, Some("a"), reply),
-            Completion::NoMatch
-        );
-        drop(_a2);
-        assert_eq!(
-            pending.complete_sole(RequestKind::Describe, Some("a"), reply),
-            Completion::Delivered
-        );
-        assert!(a.wait_until(Instant::now()).is_some());
     }
 
     #[test]

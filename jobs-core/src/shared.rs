@@ -5,7 +5,6 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::sync::Weak;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use log::{debug, warn};
@@ -13,7 +12,6 @@ use parking_lot::{Condvar, Mutex};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::client::Router;
 use crate::jobs::Event;
 use crate::names::ThingName;
 use crate::pending::{Completion, Pending, Reply};
@@ -44,7 +42,8 @@ pub(crate) struct Shared {
     pub(crate) subscription: Mutex<Subscription>,
     /// Signalled when a subscription attempt ends.
     pub(crate) subscribed: Condvar,
-    router: Weak<Router>,
+    /// Set by [`Jobs::close`](crate::Jobs::close): every later call of any clone is refused.
+    pub(crate) closed: AtomicBool,
 }
 
 #[derive(Deserialize)]
@@ -54,7 +53,7 @@ struct TokenOnly<'a> {
 }
 
 impl Shared {
-    pub(crate) fn new(thing: ThingName, router: Weak<Router>) -> Self {
+    pub(crate) fn new(thing: ThingName) -> Self {
         Self {
             topics: ThingTopics::new(&thing),
             thing,
@@ -64,29 +63,43 @@ impl Shared {
             wake: Condvar::new(),
             subscription: Mutex::new(Subscription::default()),
             subscribed: Condvar::new(),
-            router,
+            closed: AtomicBool::new(false),
         }
     }
 
     /// Handles one inbound message of this thing, on the transport's delivery thread.
-    pub(crate) fn handle(&self, topic: JobsTopic<'_>, raw_topic: &str, payload: &[u8]) {
+    /// `unattributed` counts a reply that carries no token.
+    pub(crate) fn handle(
+        &self,
+        topic: JobsTopic<'_>,
+        raw_topic: &str,
+        payload: &[u8],
+        unattributed: impl FnOnce() -> u64,
+    ) {
         match topic {
             JobsTopic::Reply {
-                job, request, kind, ..
+                job,
+                operation,
+                kind,
+                ..
             } => {
                 let reply = || Reply {
                     kind,
                     payload: payload.to_vec(),
                 };
-                let completion = match serde_json::from_slice::<TokenOnly<'_>>(payload) {
-                    Ok(TokenOnly {
-                        client_token: Some(token),
-                    }) => self.pending.complete(&token, request, job, reply),
-                    // No token to route by (corrupt or token-less reply): it can only belong to
-                    // the one call waiting on this topic, if exactly one does.
-                    _ => self.pending.complete_sole(request, job, reply),
+                let Ok(TokenOnly {
+                    client_token: Some(token),
+                }) = serde_json::from_slice::<TokenOnly<'_>>(payload)
+                else {
+                    // Corrupt, or without a token: nobody can tell whose it is, and a foreign
+                    // reply must never complete a call.
+                    debug!(
+                        "dropping a reply without a client token on {raw_topic} ({} so far)",
+                        unattributed()
+                    );
+                    return;
                 };
-                match completion {
+                match self.pending.complete(&token, operation, job, reply) {
                     Completion::Delivered => {}
                     Completion::NoMatch => {
                         debug!("dropping late, duplicate or foreign reply on {raw_topic}")
@@ -98,6 +111,7 @@ impl Shared {
             }
             JobsTopic::Notify { .. } => self.event(raw_topic, payload, Event::JobsChanged),
             JobsTopic::NotifyNext { .. } => self.event(raw_topic, payload, Event::NextJobChanged),
+            JobsTopic::Request { .. } => debug!("ignoring a request on {raw_topic}"),
         }
     }
 
@@ -130,13 +144,5 @@ impl Shared {
         self.changed.store(true, Ordering::Release);
         let _events = self.events.lock();
         self.wake.notify_all();
-    }
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        if let Some(router) = self.router.upgrade() {
-            router.unregister_dead(&self.thing);
-        }
     }
 }

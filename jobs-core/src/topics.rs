@@ -5,24 +5,12 @@
 //! a reply for job `a1` can never be taken for one about job `a`, and job IDs such as `get` or
 //! `notify` are classified correctly.
 
+use crate::Operation;
 pub use crate::names::NEXT_JOB;
 use crate::names::{JobId, ThingName};
+use crate::validate;
 
 const PREFIX: &str = "$aws/things/";
-
-/// The request a reply answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum RequestKind {
-    /// `…/jobs/get`: GetPendingJobExecutions.
-    GetPending,
-    /// `…/jobs/start-next`: StartNextPendingJobExecution.
-    StartNext,
-    /// `…/jobs/{job}/get`: DescribeJobExecution.
-    Describe,
-    /// `…/jobs/{job}/update`: UpdateJobExecution.
-    Update,
-}
 
 /// Which of the two reply topics a reply came on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -37,10 +25,43 @@ pub enum ReplyKind {
     Rejected,
 }
 
-/// An inbound Jobs topic, split into its meaning. Borrowed from the topic string.
+impl ReplyKind {
+    /// The last topic level: `accepted` or `rejected`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+/// A Jobs topic, split into its meaning; borrowed from the topic string. The one classifier
+/// for both directions: the client classifies what it receives, the `jobs-mock` simulator
+/// what devices publish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum JobsTopic<'a> {
+    /// A request a device publishes: `…/jobs/get`, `…/jobs/start-next`, `…/jobs/{job}/get` or
+    /// `…/jobs/{job}/update`.
+    Request {
+        /// The thing the request is for.
+        thing: &'a str,
+        /// The job level of a Describe or Update topic: a job ID or `$next`.
+        job: Option<&'a str>,
+        /// The operation requested.
+        operation: Operation,
+    },
+    /// A reply: a request topic plus `/accepted` or `/rejected`.
+    Reply {
+        /// The thing the reply is for.
+        thing: &'a str,
+        /// The job level of a Describe or Update reply: a job ID or `$next`.
+        job: Option<&'a str>,
+        /// The operation it answers.
+        operation: Operation,
+        /// Accepted or rejected.
+        kind: ReplyKind,
+    },
     /// `$aws/things/{thing}/jobs/notify`.
     Notify {
         /// The thing the event is for.
@@ -51,23 +72,12 @@ pub enum JobsTopic<'a> {
         /// The thing the event is for.
         thing: &'a str,
     },
-    /// A reply: `…/jobs/get/{kind}`, `…/jobs/start-next/{kind}`, `…/jobs/{job}/get/{kind}` or
-    /// `…/jobs/{job}/update/{kind}`.
-    Reply {
-        /// The thing the reply is for.
-        thing: &'a str,
-        /// The job of a Describe or Update reply (`$next` for Describe of the next execution).
-        job: Option<&'a str>,
-        /// The request it answers.
-        request: RequestKind,
-        /// Accepted or rejected.
-        kind: ReplyKind,
-    },
 }
 
 impl<'a> JobsTopic<'a> {
-    /// Classifies `topic`, or returns `None` for anything that is not exactly a Jobs reply or
-    /// event topic of a syntactically valid thing and job.
+    /// Classifies `topic`, or returns `None` for anything that is not exactly a Jobs request,
+    /// reply or event topic of a syntactically valid thing and job (`$next` is accepted as the
+    /// job level of Describe and Update; the service decides what an Update of `$next` gets).
     pub fn parse(topic: &'a str) -> Option<Self> {
         let rest = topic.strip_prefix(PREFIX)?;
         let mut levels = rest.split('/');
@@ -75,60 +85,73 @@ impl<'a> JobsTopic<'a> {
         if levels.next()? != "jobs" || ThingName::new(thing).is_err() {
             return None;
         }
-        let parsed = match (levels.next()?, levels.next(), levels.next(), levels.next()) {
-            ("notify", None, None, None) => Self::Notify { thing },
-            ("notify-next", None, None, None) => Self::NotifyNext { thing },
-            ("get", Some(kind), None, None) => {
-                Self::reply(thing, None, RequestKind::GetPending, kind)?
-            }
-            ("start-next", Some(kind), None, None) => {
-                Self::reply(thing, None, RequestKind::StartNext, kind)?
-            }
-            (job, Some("get"), Some(kind), None) if is_job_level(job, true) => {
-                Self::reply(thing, Some(job), RequestKind::Describe, kind)?
-            }
-            (job, Some("update"), Some(kind), None) if is_job_level(job, false) => {
-                Self::reply(thing, Some(job), RequestKind::Update, kind)?
-            }
-            _ => return None,
-        };
+        let level = |l: Option<&'a str>| l;
+        let (first, second, third, fourth) = (
+            levels.next()?,
+            level(levels.next()),
+            level(levels.next()),
+            level(levels.next()),
+        );
         if levels.next().is_some() {
             return None;
         }
-        Some(parsed)
-    }
-
-    fn reply(
-        thing: &'a str,
-        job: Option<&'a str>,
-        request: RequestKind,
-        kind: &str,
-    ) -> Option<Self> {
-        let kind = match kind {
-            "accepted" => ReplyKind::Accepted,
-            "rejected" => ReplyKind::Rejected,
-            _ => return None,
-        };
-        Some(Self::Reply {
+        let request = |job, operation| Self::Request {
             thing,
             job,
-            request,
-            kind,
-        })
+            operation,
+        };
+        let reply = |job, operation, kind: &str| {
+            let kind = match kind {
+                "accepted" => ReplyKind::Accepted,
+                "rejected" => ReplyKind::Rejected,
+                _ => return None,
+            };
+            Some(Self::Reply {
+                thing,
+                job,
+                operation,
+                kind,
+            })
+        };
+        match (first, second, third, fourth) {
+            ("notify", None, None, None) => Some(Self::Notify { thing }),
+            ("notify-next", None, None, None) => Some(Self::NotifyNext { thing }),
+            ("get", None, None, None) => Some(request(None, Operation::GetPending)),
+            ("start-next", None, None, None) => Some(request(None, Operation::StartNext)),
+            ("get", Some(kind @ ("accepted" | "rejected")), None, None) => {
+                reply(None, Operation::GetPending, kind)
+            }
+            ("start-next", Some(kind @ ("accepted" | "rejected")), None, None) => {
+                reply(None, Operation::StartNext, kind)
+            }
+            (job, Some(op), third, None) if is_job_level(job) => {
+                let operation = match op {
+                    "get" => Operation::Describe,
+                    "update" => Operation::Update,
+                    _ => return None,
+                };
+                match third {
+                    None => Some(request(Some(job), operation)),
+                    Some(kind) => reply(Some(job), operation, kind),
+                }
+            }
+            _ => None,
+        }
     }
 
     /// The thing the topic belongs to.
     pub fn thing(&self) -> &'a str {
         match *self {
-            Self::Notify { thing } | Self::NotifyNext { thing } | Self::Reply { thing, .. } => {
-                thing
-            }
+            Self::Notify { thing }
+            | Self::NotifyNext { thing }
+            | Self::Request { thing, .. }
+            | Self::Reply { thing, .. } => thing,
         }
     }
 }
 
-fn is_job_level(level: &str, next_allowed: bool) -> bool {
-    (next_allowed && level == NEXT_JOB) || JobId::new(level).is_ok()
+fn is_job_level(level: &str) -> bool {
+    level == NEXT_JOB || validate::job_id(level).is_ok()
 }
 
 /// Topic builders for one thing.
@@ -152,13 +175,15 @@ impl ThingTopics {
         topic
     }
 
-    /// The request topic of `request`; `job` is needed for Describe and Update.
-    pub(crate) fn request(&self, request: RequestKind, job: Option<&str>) -> String {
-        match (request, job) {
-            (RequestKind::GetPending, _) => self.with("get"),
-            (RequestKind::StartNext, _) => self.with("start-next"),
-            (RequestKind::Describe, job) => self.with(&format!("{}/get", job.unwrap_or(NEXT_JOB))),
-            (RequestKind::Update, job) => self.with(&format!("{}/update", job.unwrap_or(NEXT_JOB))),
+    /// The request topic of `operation`; `job` (a job ID or `$next`) names the job of Describe
+    /// and Update, `$next` when `None`.
+    pub(crate) fn request(&self, operation: Operation, job: Option<&str>) -> String {
+        let job = job.unwrap_or(NEXT_JOB);
+        match operation {
+            Operation::GetPending => self.with("get"),
+            Operation::StartNext => self.with("start-next"),
+            Operation::Describe => self.with(&format!("{job}/get")),
+            Operation::Update => self.with(&format!("{job}/update")),
         }
     }
 
@@ -176,9 +201,10 @@ impl ThingTopics {
     }
 }
 
-/// Builds the request topic for `thing` (a public helper for ports, tools and simulators).
-pub fn request_topic(thing: &ThingName, request: RequestKind, job: Option<&JobId>) -> String {
-    ThingTopics::new(thing).request(request, job.map(JobId::as_str))
+/// Builds the request topic of `operation` for `thing` (a public helper for ports, tools and
+/// simulators); `job` is needed for Describe and Update (`None`: `$next`).
+pub fn request_topic(thing: &ThingName, operation: Operation, job: Option<&JobId>) -> String {
+    ThingTopics::new(thing).request(operation, job.map(JobId::as_str))
 }
 
 /// Builds `…/jobs/notify` for `thing`.
@@ -209,23 +235,23 @@ mod tests {
         );
         assert_eq!(notify_topic(&thing), "$aws/things/foobar/jobs/notify");
         assert_eq!(
-            t.request(RequestKind::StartNext, None),
+            t.request(Operation::StartNext, None),
             "$aws/things/foobar/jobs/start-next"
         );
         assert_eq!(
-            t.request(RequestKind::GetPending, None),
+            t.request(Operation::GetPending, None),
             "$aws/things/foobar/jobs/get"
         );
         assert_eq!(
-            t.request(RequestKind::Describe, None),
+            t.request(Operation::Describe, None),
             "$aws/things/foobar/jobs/$next/get"
         );
         assert_eq!(
-            t.request(RequestKind::Describe, Some("1234")),
+            t.request(Operation::Describe, Some("1234")),
             "$aws/things/foobar/jobs/1234/get"
         );
         assert_eq!(
-            t.request(RequestKind::Update, Some("1234")),
+            t.request(Operation::Update, Some("1234")),
             "$aws/things/foobar/jobs/1234/update"
         );
         assert_eq!(t.filters()[5], "$aws/things/foobar/jobs/+/update/+");
@@ -233,12 +259,12 @@ mod tests {
 
     #[test]
     fn the_c_library_matching_vectors_classify_exactly() {
+        use Operation::*;
         use ReplyKind::{Accepted, Rejected};
-        use RequestKind::*;
-        let reply = |job, request, kind| JobsTopic::Reply {
+        let reply = |job, operation, kind| JobsTopic::Reply {
             thing: "foobar",
             job,
-            request,
+            operation,
             kind,
         };
         let cases = [
@@ -304,8 +330,8 @@ mod tests {
             "$aws/things/foobarzz",
             "$aws/things/foobar/jobz/notify",
             "$awz/thingz/foobar/jobs/notify",
-            "$aws/things/foobar/jobs/$next/update/accepted",
-            "$aws/things/foobar/jobs/get",
+            "$aws/things/foobar/jobs/get/accepted/more",
+            "$aws/things/foobar/jobs/bad:id/get",
             "$aws/things/foobar/jobs/a/b/get/accepted",
             "$aws/things/foobar/jobs/notify/extra",
             "$aws/things/foo+bar/jobs/notify",
@@ -327,7 +353,7 @@ mod tests {
             Some(JobsTopic::Reply {
                 thing: "foobar",
                 job: Some("notify"),
-                request: RequestKind::Describe,
+                operation: Operation::Describe,
                 kind: ReplyKind::Accepted
             })
         );
@@ -336,8 +362,63 @@ mod tests {
             Some(JobsTopic::Reply {
                 thing: "foobar",
                 job: Some("get"),
-                request: RequestKind::Update,
+                operation: Operation::Update,
                 kind: ReplyKind::Rejected
+            })
+        );
+    }
+
+    #[test]
+    fn request_topics_classify_as_requests_including_next() {
+        let request = |job, operation| {
+            Some(JobsTopic::Request {
+                thing: "foobar",
+                job,
+                operation,
+            })
+        };
+        let t = foobar();
+        for (operation, job) in [
+            (Operation::GetPending, None),
+            (Operation::StartNext, None),
+            (Operation::Describe, Some("1234")),
+            (Operation::Update, Some("1234")),
+        ] {
+            assert_eq!(
+                JobsTopic::parse(&t.request(operation, job)),
+                request(job, operation)
+            );
+        }
+        assert_eq!(
+            JobsTopic::parse("$aws/things/foobar/jobs/$next/get"),
+            request(Some("$next"), Operation::Describe)
+        );
+        assert_eq!(
+            JobsTopic::parse("$aws/things/foobar/jobs/$next/update"),
+            request(Some("$next"), Operation::Update)
+        );
+        assert_eq!(
+            JobsTopic::parse("$aws/things/foobar/jobs/1234/delete"),
+            None
+        );
+    }
+
+    #[test]
+    fn job_ids_named_like_operations_are_job_ids_in_requests() {
+        assert_eq!(
+            JobsTopic::parse("$aws/things/foobar/jobs/get/get"),
+            Some(JobsTopic::Request {
+                thing: "foobar",
+                job: Some("get"),
+                operation: Operation::Describe
+            })
+        );
+        assert_eq!(
+            JobsTopic::parse("$aws/things/foobar/jobs/start-next/update"),
+            Some(JobsTopic::Request {
+                thing: "foobar",
+                job: Some("start-next"),
+                operation: Operation::Update
             })
         );
     }
@@ -347,7 +428,7 @@ mod tests {
         let thing = ThingName::new("t".repeat(128)).unwrap();
         let topic = format!(
             "{}/accepted",
-            ThingTopics::new(&thing).request(RequestKind::Update, Some(&"j".repeat(64)))
+            ThingTopics::new(&thing).request(Operation::Update, Some(&"j".repeat(64)))
         );
         assert_eq!(topic.len(), 226);
         assert_eq!(topic.matches('/').count(), 6);

@@ -230,7 +230,7 @@ impl fmt::Display for TransportError {
                 "the transport already serves a client (one client per transport; clone the client to share it)",
             ),
             Self::SubscriptionRefused { filter } => write!(f, "subscription to {filter} refused"),
-            Self::Backend(_) => f.write_str("transport failed"),
+            Self::Backend(_) => f.write_str("the MQTT backend failed"),
         }
     }
 }

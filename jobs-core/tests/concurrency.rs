@@ -42,7 +42,7 @@ fn eight_threads_with_many_calls_each_get_their_own_replies_on_one_jobs() {
                     let id = format!("job-{t}-{i}");
                     let mut job = jobs.job(&id).unwrap();
                     job.describe().unwrap();
-                    assert_eq!(job.execution().job_id.as_ref().unwrap().as_str(), id);
+                    assert_eq!(job.execution().job_id.as_str(), id);
                 }
             })
         })
@@ -69,9 +69,9 @@ fn replies_in_reverse_order_reach_the_right_waiting_threads() {
         .map(|t| {
             let jobs = s.jobs.clone();
             thread::spawn(move || {
-                let mut job = jobs.job(&format!("job-{t}")).unwrap();
+                let mut job = jobs.job(format!("job-{t}")).unwrap();
                 job.describe().unwrap();
-                job.execution().job_id.clone().unwrap().to_string()
+                job.execution().job_id.clone().to_string()
             })
         })
         .collect();
@@ -116,7 +116,7 @@ fn a_thousand_things_share_one_client() {
     broker.set_recording(false);
     let client = Client::new(broker.connect("gateway")).unwrap();
     let fleet: Vec<Jobs> = (0..1000)
-        .map(|i| Jobs::new(&client, &format!("thing-{i}")).unwrap())
+        .map(|i| Jobs::new(&client, format!("thing-{i}")).unwrap())
         .collect();
     broker.inject("$aws/things/thing-999/jobs/notify", br#"{"jobs":{}}"#);
     for jobs in &fleet {

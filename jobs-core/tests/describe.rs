@@ -4,6 +4,7 @@ mod common;
 
 use common::{SHORT, requests, setup, topic};
 use jobs_core::{Describe, Error, InvalidInput, JobStatus, Operation, RejectCode};
+use jobs_core::{ExecutionNumber, Timestamp, Version};
 use jobs_mock::Script;
 use serde_json::json;
 
@@ -24,12 +25,15 @@ fn describe_fills_version_status_document_details_and_timestamps() {
     let mut job = s.jobs.job("firmware").unwrap();
     assert!(job.version().is_none());
     job.describe().unwrap();
-    assert_eq!(job.version(), Some(3));
+    assert_eq!(job.version(), Some(Version::new(3)));
     assert_eq!(job.status(), Some(&JobStatus::InProgress));
-    assert_eq!(job.execution_number(), Some(1));
+    assert_eq!(job.execution_number(), Some(ExecutionNumber::new(1)));
     assert_eq!(job.status_details().unwrap().get("phase"), Some("verify"));
-    assert_eq!(job.execution().last_updated_at, Some(1750000460));
-    let document = job.document().unwrap().to_value().unwrap();
+    assert_eq!(
+        job.execution().last_updated_at,
+        Some(Timestamp::new(1750000460))
+    );
+    let document = job.document().unwrap().to_value();
     assert_eq!(document, json!({"action": "flash", "url": "https://x"}));
     let sent = &requests(&s.broker, "firmware/get")[0];
     assert_eq!(sent["includeJobDocument"], json!(true));
@@ -55,7 +59,7 @@ fn describe_without_the_document_keeps_the_known_document() {
             .execution_number(1),
     )
     .unwrap();
-    assert_eq!(job.version(), Some(4));
+    assert_eq!(job.version(), Some(Version::new(4)));
     assert!(job.document().is_some());
     let sent = &requests(&s.broker, "firmware/get")[1];
     assert_eq!(sent["includeJobDocument"], json!(false));
@@ -95,10 +99,8 @@ fn a_reply_for_job_a1_does_not_complete_a_call_about_job_a() {
             vec![(topic("a1/get/accepted"), body.to_string().into_bytes())]
         }),
     );
-    let mut job = s.jobs.job("a").unwrap();
-    let error = job
-        .describe_with(Describe::new().timeout(SHORT))
-        .unwrap_err();
+    let mut job = s.jobs.with_timeout(SHORT).job("a").unwrap();
+    let error = job.describe().unwrap_err();
     assert!(error.is_timeout());
 }
 
@@ -132,11 +134,14 @@ fn next_is_refused_as_a_job_id() {
     let s = setup();
     assert!(matches!(
         s.jobs.job("$next"),
-        Err(InvalidInput::JobId { .. })
+        Err(Error::InvalidInput(InvalidInput::JobId { .. }))
     ));
     assert!(matches!(
-        s.jobs.job(&"j".repeat(65)),
-        Err(InvalidInput::JobId { .. })
+        s.jobs.job("j".repeat(65)),
+        Err(Error::InvalidInput(InvalidInput::JobId { .. }))
     ));
-    assert!(matches!(s.jobs.job("a:b"), Err(InvalidInput::JobId { .. })));
+    assert!(matches!(
+        s.jobs.job("a:b"),
+        Err(Error::InvalidInput(InvalidInput::JobId { .. }))
+    ));
 }

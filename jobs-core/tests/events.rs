@@ -4,6 +4,7 @@ mod common;
 
 use common::{SHORT, setup, topic};
 use jobs_core::Event;
+use jobs_core::Timestamp;
 
 #[test]
 fn notify_sets_changed_and_is_delivered_as_a_typed_event() {
@@ -17,14 +18,11 @@ fn notify_sets_changed_and_is_delivered_as_a_typed_event() {
     );
     assert!(s.jobs.changed());
     assert!(!s.jobs.changed());
-    let Some(Event::JobsChanged(event)) = s.jobs.next_event(SHORT).unwrap() else {
+    let Some(Event::JobsChanged(event)) = s.jobs.with_timeout(SHORT).next_event().unwrap() else {
         panic!()
     };
-    assert_eq!(event.timestamp, Some(1750001000));
-    assert_eq!(
-        event.jobs.queued[0].job_id.as_ref().unwrap().as_str(),
-        "calibrate"
-    );
+    assert_eq!(event.timestamp, Some(Timestamp::new(1750001000)));
+    assert_eq!(event.jobs.queued[0].job_id.as_str(), "calibrate");
     assert!(event.jobs.in_progress.is_empty());
 }
 
@@ -67,7 +65,7 @@ fn notify_next_carries_the_execution_with_its_document() {
 #[test]
 fn next_event_returns_none_when_nothing_comes_in_time() {
     let s = setup();
-    assert_eq!(s.jobs.next_event(SHORT).unwrap(), None);
+    assert_eq!(s.jobs.with_timeout(SHORT).next_event().unwrap(), None);
 }
 
 #[test]

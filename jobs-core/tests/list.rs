@@ -4,6 +4,7 @@ mod common;
 
 use common::{requests, setup, topic};
 use jobs_core::{Error, JobStatus, Operation, RejectCode};
+use jobs_core::{ExecutionNumber, Timestamp, Version};
 use jobs_mock::Script;
 use serde_json::json;
 
@@ -24,10 +25,13 @@ fn list_returns_in_progress_jobs_then_queued_jobs_with_their_summaries() {
     let ids: Vec<&str> = jobs.iter().map(|j| j.id().as_str()).collect();
     assert_eq!(ids, ["firmware-2-4", "rotate-logs"]);
     assert_eq!(jobs[0].status(), Some(&JobStatus::InProgress));
-    assert_eq!(jobs[0].version(), Some(3));
-    assert_eq!(jobs[0].execution().started_at, Some(1750000400));
+    assert_eq!(jobs[0].version(), Some(Version::new(3)));
+    assert_eq!(
+        jobs[0].execution().started_at,
+        Some(Timestamp::new(1750000400))
+    );
     assert_eq!(jobs[1].status(), Some(&JobStatus::Queued));
-    assert_eq!(jobs[1].execution_number(), Some(2));
+    assert_eq!(jobs[1].execution_number(), Some(ExecutionNumber::new(2)));
     assert!(jobs[1].document().is_none());
 }
 

@@ -2,6 +2,7 @@
 
 mod common;
 
+use jobs_core::Timestamp;
 use std::thread;
 use std::time::Duration;
 
@@ -24,7 +25,7 @@ fn a_call_in_flight_fails_at_once_with_connection_lost_when_the_connection_drops
         }),
     );
     let jobs = s.jobs.clone();
-    let call = thread::spawn(move || jobs.list_timeout(Duration::from_secs(60)));
+    let call = thread::spawn(move || jobs.with_timeout(Duration::from_secs(60)).list());
     request_rx.recv_timeout(WAIT).unwrap();
     s.broker.drop_connection(THING);
     let error = call.join().unwrap().unwrap_err();
@@ -42,7 +43,11 @@ fn a_call_in_flight_fails_at_once_with_connection_lost_when_the_connection_drops
 fn calls_while_offline_fail_fast_with_not_connected() {
     let s = setup();
     s.broker.drop_connection(THING);
-    let error = s.jobs.list_timeout(Duration::from_secs(60)).unwrap_err();
+    let error = s
+        .jobs
+        .with_timeout(Duration::from_secs(60))
+        .list()
+        .unwrap_err();
     assert!(matches!(
         error,
         Error::Transport {
@@ -101,7 +106,7 @@ fn a_thread_waiting_for_events_resubscribes_after_a_reconnect_and_keeps_hearing_
     let (waiting_tx, waiting_rx) = crossbeam_channel::bounded(1);
     let waiter = thread::spawn(move || {
         waiting_tx.send(()).unwrap();
-        jobs.next_event(Duration::from_secs(30))
+        jobs.with_timeout(Duration::from_secs(30)).next_event()
     });
     waiting_rx.recv_timeout(WAIT).unwrap();
     s.broker.drop_connection(THING);
@@ -115,6 +120,6 @@ fn a_thread_waiting_for_events_resubscribes_after_a_reconnect_and_keeps_hearing_
         .inject(&topic("notify-next"), br#"{"timestamp":5}"#);
     let event = waiter.join().unwrap().unwrap();
     assert!(
-        matches!(event, Some(Event::NextJobChanged(e)) if e.execution.is_none() && e.timestamp == Some(5))
+        matches!(event, Some(Event::NextJobChanged(e)) if e.execution.is_none() && e.timestamp == Some(Timestamp::new(5)))
     );
 }

@@ -29,7 +29,7 @@ fn start_next_returns_the_started_execution_with_its_document() {
         Some(1200)
     );
     assert_eq!(
-        job.document().unwrap().to_value().unwrap(),
+        job.document().unwrap().to_value(),
         json!({"action": "rotate", "keep": 5})
     );
     let sent = &requests(&s.broker, "start-next")[0];

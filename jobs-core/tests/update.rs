@@ -6,11 +6,12 @@ use common::{last_update, setup, topic};
 use jobs_core::{
     Error, InvalidInput, JobStatus, Operation, RejectCode, StatusDetails, StepTimeout, Update,
 };
+use jobs_core::{ExecutionNumber, Version};
 use jobs_mock::Script;
 use serde_json::json;
 
 #[test]
-fn update_sends_the_status_and_details_and_nothing_unasked() {
+fn update_sends_the_status_details_and_a_request_for_the_new_state_and_nothing_else() {
     let s = setup();
     s.broker.script(
         &topic("fw/update"),
@@ -27,15 +28,83 @@ fn update_sends_the_status_and_details_and_nothing_unasked() {
         .keys()
         .map(String::as_str)
         .collect();
-    assert_eq!(keys, ["clientToken", "status", "statusDetails"]);
+    assert_eq!(
+        keys,
+        [
+            "clientToken",
+            "includeJobExecutionState",
+            "status",
+            "statusDetails"
+        ]
+    );
     assert_eq!(sent["status"], json!("IN_PROGRESS"));
+    assert_eq!(sent["includeJobExecutionState"], json!(true));
     assert_eq!(job.status(), Some(&JobStatus::InProgress));
     assert_eq!(job.status_details(), Some(&details));
     assert_eq!(
         job.version(),
         None,
-        "the minimal reply does not tell the new version"
+        "a reply without the asked-for state does not tell the new version"
     );
+}
+
+#[test]
+fn the_version_stays_known_after_an_accepted_update() {
+    let s = setup();
+    s.broker.script(
+        &topic("fw/get"),
+        Script::accept(
+            json!({"execution": {"jobId": "fw", "status": "QUEUED", "versionNumber": 1}}),
+        ),
+    );
+    s.broker.script(
+        &topic("fw/update"),
+        Script::accept(json!({"executionState": {"status": "IN_PROGRESS", "versionNumber": 2}})),
+    );
+    let mut job = s.jobs.job("fw").unwrap();
+    job.describe().unwrap();
+    assert_eq!(job.version(), Some(Version::new(1)));
+    job.update(JobStatus::InProgress, None).unwrap();
+    assert_eq!(job.version(), Some(Version::new(2)));
+}
+
+#[test]
+fn status_details_read_from_a_reply_are_checked_again_before_they_are_published() {
+    let s = setup();
+    s.broker.script(
+        &topic("fw/get"),
+        Script::accept(
+            json!({"execution": {"jobId": "fw", "statusDetails": {"step": "a\u{200B}b"}}}),
+        ),
+    );
+    let mut job = s.jobs.job("fw").unwrap();
+    job.describe().unwrap();
+    let details = job.status_details().cloned().unwrap();
+    let error = job
+        .update(JobStatus::InProgress, Some(&details))
+        .unwrap_err();
+    assert!(matches!(
+        error,
+        Error::InvalidInput(InvalidInput::StatusDetailValue { .. })
+    ));
+    assert!(s.broker.published_on(&topic("fw/update")).is_empty());
+}
+
+#[test]
+fn status_details_follow_the_aws_rules_in_characters_and_unicode_categories() {
+    for bad in ['\u{200B}', '\u{AD}', '\u{FEFF}', '\u{E000}'] {
+        let value = format!("x{bad}y");
+        assert!(
+            matches!(
+                StatusDetails::from_pairs([("k", value.as_str())]),
+                Err(InvalidInput::StatusDetailValue { .. })
+            ),
+            "U+{:04X}",
+            u32::from(bad)
+        );
+    }
+    assert!(StatusDetails::from_pairs([("k", "é".repeat(1024))]).is_ok());
+    assert!(StatusDetails::from_pairs([("k", "é".repeat(1025))]).is_err());
 }
 
 #[test]
@@ -96,15 +165,18 @@ fn expected_version_is_off_by_default_and_sends_the_learnt_version_when_on() {
     job.set_expected_version(true);
     job.update(JobStatus::InProgress, None).unwrap();
     let sent = last_update(&s.broker, "fw");
-    assert_eq!(sent.expected_version, Some(3));
+    assert_eq!(sent.expected_version, Some(Version::new(3)));
     assert_eq!(sent.include_job_execution_state, Some(true));
     assert_eq!(
         job.version(),
-        Some(4),
+        Some(Version::new(4)),
         "learnt from the reply's executionState"
     );
     job.update(JobStatus::Succeeded, None).unwrap();
-    assert_eq!(last_update(&s.broker, "fw").expected_version, Some(4));
+    assert_eq!(
+        last_update(&s.broker, "fw").expected_version,
+        Some(Version::new(4))
+    );
 }
 
 #[test]
@@ -125,13 +197,16 @@ fn version_mismatch_reports_and_takes_over_the_current_state() {
     assert_eq!(rejection.code, RejectCode::VersionMismatch);
     assert_eq!(
         rejection.execution_state.as_ref().unwrap().version_number,
-        Some(7)
+        Some(Version::new(7))
     );
     assert!(!error.is_retryable());
-    assert_eq!(job.version(), Some(7));
+    assert_eq!(job.version(), Some(Version::new(7)));
     assert_eq!(job.status(), Some(&JobStatus::InProgress));
     job.update(JobStatus::Succeeded, None).unwrap();
-    assert_eq!(last_update(&s.broker, "fw").expected_version, Some(7));
+    assert_eq!(
+        last_update(&s.broker, "fw").expected_version,
+        Some(Version::new(7))
+    );
 }
 
 #[test]
@@ -176,11 +251,11 @@ fn update_options_are_encoded_exactly() {
     .unwrap();
     let sent = last_update(&s.broker, "fw");
     assert_eq!(sent.step_timeout_in_minutes, Some(-1));
-    assert_eq!(sent.execution_number, Some(2));
+    assert_eq!(sent.execution_number, Some(ExecutionNumber::new(2)));
     assert_eq!(sent.include_job_document, Some(true));
     assert_eq!(sent.include_job_execution_state, Some(true));
-    assert_eq!(job.document().unwrap().to_value().unwrap(), json!({"v": 2}));
-    assert_eq!(job.version(), Some(9));
+    assert_eq!(job.document().unwrap().to_value(), json!({"v": 2}));
+    assert_eq!(job.version(), Some(Version::new(9)));
 }
 
 #[test]

@@ -6,12 +6,14 @@
 //!   says: accepted or rejected payloads, silence, late replies released on demand,
 //!   duplicates, corrupt or oversized payloads. It can inject events and drop and restore
 //!   connections. It is deterministic: no threads, sleeps or timers.
-//! - [`JobsService`] simulates the Jobs device API for any number of things — executions,
-//!   transitions, versions, `$next`, start-next, timers, `notify` / `notify-next` with their
-//!   empty forms, every rejection code — as a pure state machine on a virtual or system
-//!   [`Clock`]; [`Simulator`] runs it over any MQTT transport (the `MockBroker` here, a real
-//!   broker elsewhere). The [`service`] module documents its behaviour, including the choices
-//!   made where AWS documents none.
+//! - [`JobsService`] emulates AWS IoT Jobs for any number of things — executions,
+//!   transitions, versions, execution numbers, `$next`, start-next, timers, `notify` /
+//!   `notify-next` with their empty forms, every rejection code — as a pure state machine on a
+//!   virtual, real or N-times-faster [`Clock`], with the control plane as the AWS IoT API
+//!   ([`service::api`]: CreateJob, CancelJobExecution, ListJobExecutionsForJob, …);
+//!   [`Simulator`] runs it over any MQTT transport (the `MockBroker` here, a real broker
+//!   elsewhere). The [`service`] module documents its behaviour with the evidence for each
+//!   rule, including the choices made where AWS documents none.
 //! - [`conformance`] checks any [`MqttTransport`](jobs_core::MqttTransport) implementation
 //!   against the transport contract, rule by rule, over this crate's broker or (feature
 //!   `local-broker`) a real mosquitto.
@@ -58,6 +60,7 @@ pub use broker::{
 };
 pub use script::{Script, request_token};
 pub use service::{
-    Clock, ControlError, ExecutionInfo, JobSpec, JobsService, Outgoing, Quirks, REQUEST_FILTERS,
-    Simulator, SimulatorError,
+    ApiError, ApiErrorKind, Called, Clock, ControlError, ControlOperation, ExecutionInfo, JobSpec,
+    JobState, JobsService, Outgoing, Quirks, REQUEST_FILTERS, Simulator, SimulatorError,
+    TargetSelection,
 };

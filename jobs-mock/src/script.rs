@@ -28,8 +28,8 @@ pub struct Script {
 
 #[derive(Clone)]
 enum Action {
-    Json(ReplyKind, Value),
-    Raw(ReplyKind, Vec<u8>),
+    Json(ReplyKind, Arc<Value>),
+    Raw(ReplyKind, Arc<[u8]>),
     Silent,
     Custom(Arc<Responder>),
 }
@@ -71,7 +71,7 @@ impl Script {
 
     /// Answers on `/accepted` with `body` (a JSON object) plus the request's token.
     pub fn accept(body: Value) -> Self {
-        Self::new(Action::Json(ReplyKind::Accepted, body))
+        Self::new(Action::Json(ReplyKind::Accepted, Arc::new(body)))
     }
 
     /// Answers on `/rejected` with `{"code", "message"}` plus the request's token.
@@ -81,13 +81,13 @@ impl Script {
 
     /// Answers on `/rejected` with `body` (a JSON object) plus the request's token.
     pub fn reject_with(body: Value) -> Self {
-        Self::new(Action::Json(ReplyKind::Rejected, body))
+        Self::new(Action::Json(ReplyKind::Rejected, Arc::new(body)))
     }
 
     /// Answers on `/accepted` or `/rejected` with exactly these bytes (corrupt or oversized
     /// payloads); no token is added.
     pub fn raw(kind: ReplyKind, payload: impl Into<Vec<u8>>) -> Self {
-        Self::new(Action::Raw(kind, payload.into()))
+        Self::new(Action::Raw(kind, Arc::from(payload.into())))
     }
 
     /// Never answers.
@@ -96,7 +96,13 @@ impl Script {
     }
 
     /// Answers with whatever `responder` returns for the request's topic and payload: a list of
-    /// `(topic, payload)` messages, published as the broker.
+    /// `(topic, payload)` messages, published as the broker with QoS 1 (like
+    /// [`MockBroker::inject`](crate::MockBroker::inject)).
+    ///
+    /// The responder runs on the publishing thread, after the request was delivered to its
+    /// subscribers, with no broker lock held: it may use the broker (inject, read
+    /// [`published`](crate::MockBroker::published), add scripts). Calls for concurrent
+    /// requests may run at the same time.
     pub fn custom(
         responder: impl Fn(&str, &[u8]) -> Vec<(String, Vec<u8>)> + Send + Sync + 'static,
     ) -> Self {
@@ -159,21 +165,29 @@ impl ScriptEntry {
         self.script.times.is_none_or(|n| self.used < n) && topic_matches(&self.filter, topic)
     }
 
-    /// Computes the answer to one request and counts the use.
-    pub(crate) fn use_once(&mut self, topic: &str, request: &[u8]) -> Vec<Reply> {
+    /// Counts one use and returns the script to answer it with (a cheap clone), so that the
+    /// broker can compute the answer after releasing its lock.
+    pub(crate) fn claim(&mut self) -> Script {
         self.used += 1;
-        let script = &self.script;
+        self.script.clone()
+    }
+}
+
+impl Script {
+    /// Computes the answer to one request. Runs a [`custom`](Self::custom) responder, so the
+    /// broker calls it with no lock held.
+    pub(crate) fn answer(&self, topic: &str, request: &[u8]) -> Vec<Reply> {
         let reply_topic = |kind: &ReplyKind| match kind {
             ReplyKind::Accepted => format!("{topic}/accepted"),
             ReplyKind::Rejected => format!("{topic}/rejected"),
         };
-        let messages: Vec<(String, Vec<u8>)> = match &script.action {
+        let messages: Vec<(String, Vec<u8>)> = match &self.action {
             Action::Silent => Vec::new(),
-            Action::Raw(kind, bytes) => vec![(reply_topic(kind), bytes.clone())],
+            Action::Raw(kind, bytes) => vec![(reply_topic(kind), bytes.to_vec())],
             Action::Custom(responder) => responder(topic, request),
             Action::Json(kind, body) => {
-                let mut body = body.clone();
-                let token = match &script.token {
+                let mut body = Value::clone(body);
+                let token = match &self.token {
                     TokenMode::Echo => request_token(request),
                     TokenMode::Omit => None,
                     TokenMode::Fixed(token) => Some(token.clone()),
@@ -185,10 +199,10 @@ impl ScriptEntry {
             }
         };
         let mut replies = Vec::new();
-        for _ in 0..script.copies {
+        for _ in 0..self.copies {
             for (topic, payload) in &messages {
                 let (topic, payload) = (topic.clone(), payload.clone());
-                replies.push(if script.held {
+                replies.push(if self.held {
                     Reply::Held(topic, payload)
                 } else {
                     Reply::Now(topic, payload)

@@ -28,14 +28,10 @@ fn mock_transport_keeps_every_rule() {
 }
 
 #[test]
-fn mock_transport_skips_only_the_rules_needing_a_frozen_broker() {
+fn mock_transport_is_checked_against_every_rule() {
     let report = conformance::run(&mut MockHarness::new(), &config());
-    assert_eq!(report.skipped(), vec![Rule::DeadlineHonoured]);
-    assert!(
-        report
-            .to_string()
-            .contains("SKIPPED  deadline_honoured (the harness lacks freeze)")
-    );
+    assert!(report.skipped().is_empty(), "{report}");
+    assert!(!report.to_string().contains("SKIPPED"));
 }
 
 #[test]
@@ -56,6 +52,8 @@ fn rule_names_are_unique_snake_case() {
 /// How a [`Broken`] transport breaks the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flaw {
+    /// None: the mock transport as it is.
+    None,
     /// Returns `Granted` at once and never subscribes.
     AcksSubscribeBeforeBroker,
     /// Reports every reconnect with `session_present: None`.
@@ -72,6 +70,8 @@ enum Flaw {
     SwallowsConnectionLost,
     /// While offline, holds each publish until its deadline (as if queued for later).
     QueuesWhileOffline,
+    /// Returns `Ok` from a QoS 1 publish at once and publishes on a thread of its own.
+    AcksPublishBeforeBroker,
 }
 
 /// A `MockTransport` with one flaw; its own sink slot sits between the broker and the user.
@@ -189,6 +189,11 @@ impl MqttTransport for Broken {
         qos: QoS,
         deadline: Instant,
     ) -> Result<(), TransportError> {
+        if self.flaw == Flaw::AcksPublishBeforeBroker {
+            let (inner, topic, payload) = (self.inner.clone(), topic.to_owned(), payload.to_vec());
+            std::thread::spawn(move || inner.publish(&topic, &payload, qos, deadline));
+            return Ok(());
+        }
         let _lock = (self.flaw == Flaw::CallsSinkUnderLock).then(|| self.slot.sink.lock());
         match self
             .inner
@@ -209,6 +214,25 @@ impl MqttTransport for Broken {
 struct BrokenHarness {
     mock: MockHarness,
     flaw: Flaw,
+    freeze: bool,
+}
+
+impl BrokenHarness {
+    fn new(flaw: Flaw) -> Self {
+        Self {
+            mock: MockHarness::new(),
+            flaw,
+            freeze: true,
+        }
+    }
+
+    /// A healthy transport on a harness that cannot freeze its broker.
+    fn without_freeze() -> Self {
+        Self {
+            freeze: false,
+            ..Self::new(Flaw::None)
+        }
+    }
 }
 
 impl Harness for BrokenHarness {
@@ -227,7 +251,15 @@ impl Harness for BrokenHarness {
     }
 
     fn supports(&self, capability: Capability) -> bool {
-        self.mock.supports(capability)
+        (self.freeze || capability != Capability::Freeze) && self.mock.supports(capability)
+    }
+
+    fn freeze(&mut self) -> Result<(), HarnessError> {
+        self.mock.freeze()
+    }
+
+    fn thaw(&mut self) -> Result<(), HarnessError> {
+        self.mock.thaw()
     }
 
     fn drop_connections(&mut self) -> Result<(), HarnessError> {
@@ -245,10 +277,7 @@ impl Harness for BrokenHarness {
 
 /// Checks `rule` against a transport with `flaw`; it must fail, naming the rule.
 fn assert_breaks(flaw: Flaw, rule: Rule) -> String {
-    let mut harness = BrokenHarness {
-        mock: MockHarness::new(),
-        flaw,
-    };
+    let mut harness = BrokenHarness::new(flaw);
     match conformance::check(&mut harness, &config(), rule) {
         Outcome::Failed(message) => {
             assert!(
@@ -275,9 +304,20 @@ fn a_transport_dropping_the_session_flag_fails_reconnect_with_session() {
 }
 
 #[test]
-fn a_transport_ignoring_deadlines_fails_expired_deadline_sends_nothing() {
+fn a_transport_ignoring_deadlines_fails_expired_deadline_sends_nothing_and_deadline_honoured() {
     let message = assert_breaks(Flaw::IgnoresDeadline, Rule::ExpiredDeadlineSendsNothing);
     assert!(message.contains("expected Timeout"), "{message}");
+    let message = assert_breaks(Flaw::IgnoresDeadline, Rule::DeadlineHonoured);
+    assert!(message.contains("after its deadline"), "{message}");
+}
+
+#[test]
+fn a_transport_acknowledging_publish_before_the_broker_fails_deadline_honoured() {
+    let message = assert_breaks(Flaw::AcksPublishBeforeBroker, Rule::DeadlineHonoured);
+    assert!(
+        message.contains("returned Ok while the broker was frozen"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -316,10 +356,7 @@ fn a_transport_queueing_while_offline_fails_offline_fails_fast() {
 
 #[test]
 fn a_broken_transport_fails_only_the_rules_it_breaks() {
-    let mut harness = BrokenHarness {
-        mock: MockHarness::new(),
-        flaw: Flaw::IgnoresDeadline,
-    };
+    let mut harness = BrokenHarness::new(Flaw::IgnoresDeadline);
     let report = conformance::run(&mut harness, &config());
     let failed: Vec<Rule> = report
         .outcomes()
@@ -327,7 +364,10 @@ fn a_broken_transport_fails_only_the_rules_it_breaks() {
         .filter(|(_, o)| matches!(o, Outcome::Failed(_)))
         .map(|(r, _)| *r)
         .collect();
-    assert_eq!(failed, vec![Rule::ExpiredDeadlineSendsNothing]);
+    assert_eq!(
+        failed,
+        vec![Rule::ExpiredDeadlineSendsNothing, Rule::DeadlineHonoured]
+    );
     let panic = std::panic::catch_unwind(|| report.assert_conforms()).unwrap_err();
     let text = panic.downcast_ref::<String>().unwrap();
     assert!(text.contains("expired_deadline_sends_nothing: "), "{text}");
@@ -341,7 +381,7 @@ mod mock_transport_rule_by_rule {
     jobs_mock::conformance_tests!(
         harness: MockHarness::new(),
         config: config(),
-        skip: [DeadlineHonoured],
+        skip: [],
     );
 }
 
@@ -349,7 +389,7 @@ mod mock_transport_rule_by_rule {
 fn a_rule_skipped_without_being_listed_fails_its_test() {
     let panic = std::panic::catch_unwind(|| {
         conformance::assert_rule(
-            &mut MockHarness::new(),
+            &mut BrokenHarness::without_freeze(),
             &config(),
             Rule::DeadlineHonoured,
             &[],

@@ -9,6 +9,7 @@
 
 mod common;
 
+use jobs_core::Version;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,17 +60,18 @@ fn the_seed_device_loop_runs_a_job_to_success() {
     let mut job = pending.remove(0);
     job.describe().unwrap();
     assert_eq!(
-        job.document().unwrap().to_value().unwrap(),
+        job.document().unwrap().to_value(),
         serde_json::json!({"action": "calibrate"})
     );
     job.update(JobStatus::InProgress, Some(&details(&[("step", "1")])))
         .unwrap();
     job.update(JobStatus::Succeeded, Some(&details(&[("result", "ok")])))
         .unwrap();
-    assert!(
-        jobs.changed(),
-        "the notify of the finished job came before the reply"
-    );
+    // The service replies first, then sends the notify the update caused: wait for it.
+    let emptied = std::iter::from_fn(|| jobs.with_timeout(Duration::from_secs(5)).next_event().unwrap())
+        .find(|e| matches!(e, Event::JobsChanged(c) if c.jobs.queued.is_empty() && c.jobs.in_progress.is_empty()));
+    assert!(emptied.is_some(), "the notify of the finished job came");
+    assert!(jobs.changed());
     assert!(jobs.list().unwrap().is_empty());
 
     let state = simulator
@@ -104,7 +106,7 @@ fn start_next_with_a_step_timer_reports_the_time_left_and_times_out() {
     );
     while jobs.try_next_event().is_some() {}
 
-    simulator.advance_clock(Duration::from_secs(120)).unwrap();
+    simulator.advance_clock(Duration::from_secs(120));
     let events: Vec<Event> = std::iter::from_fn(|| jobs.try_next_event()).collect();
     assert!(events.iter().any(|e| matches!(e, Event::JobsChanged(c) if c.jobs.queued.is_empty() && c.jobs.in_progress.is_empty())));
     assert!(
@@ -112,8 +114,11 @@ fn start_next_with_a_step_timer_reports_the_time_left_and_times_out() {
             .iter()
             .any(|e| matches!(e, Event::NextJobChanged(n) if n.execution.is_none()))
     );
-    job.describe().unwrap();
-    assert_eq!(job.status(), Some(&JobStatus::TimedOut));
+    let error = job.describe().unwrap_err();
+    assert_eq!(
+        error.rejection().unwrap().code,
+        RejectCode::TerminalStateReached
+    );
     let error = job.update(JobStatus::Succeeded, None).unwrap_err();
     let rejection = error.rejection().unwrap();
     assert_eq!(rejection.code, RejectCode::InvalidStateTransition);
@@ -135,7 +140,7 @@ fn events_reach_the_device_before_the_control_call_returns() {
     }
     match jobs.try_next_event() {
         Some(Event::NextJobChanged(event)) => {
-            assert_eq!(event.execution.unwrap().job_id.unwrap().as_str(), "a");
+            assert_eq!(event.execution.unwrap().job_id.as_str(), "a");
         }
         other => panic!("expected notify-next, got {other:?}"),
     }
@@ -161,12 +166,12 @@ fn a_stale_expected_version_surfaces_as_version_mismatch_with_the_current_state(
     assert_eq!(rejection.code, RejectCode::VersionMismatch);
     assert_eq!(
         rejection.execution_state.as_ref().unwrap().version_number,
-        Some(2)
+        Some(Version::new(2))
     );
     second.update(JobStatus::Succeeded, None).unwrap();
     assert_eq!(
         second.version(),
-        Some(3),
+        Some(Version::new(3)),
         "the retry used the reported version"
     );
 }
@@ -219,7 +224,7 @@ fn several_threads_on_one_jobs_update_their_own_jobs_concurrently() {
                     let mut job = jobs.job(id).unwrap();
                     job.describe().unwrap();
                     assert_eq!(
-                        job.document().unwrap().to_value().unwrap(),
+                        job.document().unwrap().to_value(),
                         serde_json::json!({ "action": id })
                     );
                     job.update(JobStatus::InProgress, None).unwrap();
@@ -281,7 +286,7 @@ fn several_things_on_one_client_each_run_their_own_executions() {
 }
 
 #[test]
-fn a_removed_execution_is_reported_by_describe_and_refuses_updates() {
+fn a_removed_execution_is_terminal_for_describe_and_refuses_updates() {
     let (broker, simulator) = setup();
     let jobs = device(&broker, "pump-07");
     simulator.create_job(spec("a", &["pump-07"])).unwrap();
@@ -290,8 +295,11 @@ fn a_removed_execution_is_reported_by_describe_and_refuses_updates() {
         .remove_thing(&common::job("a"), &thing("pump-07"))
         .unwrap();
     assert!(jobs.changed());
-    job.describe().unwrap();
-    assert_eq!(job.status(), Some(&JobStatus::Removed));
+    let error = job.describe().unwrap_err();
+    assert_eq!(
+        error.rejection().unwrap().code,
+        RejectCode::TerminalStateReached
+    );
     let error = job.update(JobStatus::Succeeded, None).unwrap_err();
     assert_eq!(
         error.rejection().unwrap().code,

@@ -8,7 +8,7 @@ use jobs_core::{Document, JobStatus};
 use jobs_mock::{ControlError, JobSpec};
 
 #[test]
-fn created_jobs_are_queued_per_thing_in_creation_order_with_version_one() {
+fn created_jobs_are_queued_per_thing_in_creation_order_with_version_and_execution_number_one() {
     let mut service = service();
     create(&mut service, "a", &["pump-07", "pump-08"]);
     create(&mut service, "b", &["pump-07"]);
@@ -28,7 +28,7 @@ fn created_jobs_are_queued_per_thing_in_creation_order_with_version_one() {
         summary,
         [
             ("pump-07".into(), "a".into(), 1, 1),
-            ("pump-07".into(), "b".into(), 2, 1),
+            ("pump-07".into(), "b".into(), 1, 1),
             ("pump-08".into(), "a".into(), 1, 1),
         ]
     );
@@ -115,7 +115,7 @@ fn cancelling_a_job_cancels_its_pending_executions_and_sends_events() {
     assert_eq!(status("pump-09"), JobStatus::Succeeded, "terminal stays");
     assert_eq!(ids(&notifies(&out, "pump-07")[0].jobs.queued), ["b"]);
     let next = next_events(&out, "pump-07").remove(0);
-    assert_eq!(next.execution.unwrap().job_id.unwrap().as_str(), "b");
+    assert_eq!(next.execution.unwrap().job_id.as_str(), "b");
     assert_eq!(notifies(&out, "pump-08").len(), 1);
     assert!(next_events(&out, "pump-08")[0].execution.is_none());
     assert!(notifies(&out, "pump-09").is_empty());

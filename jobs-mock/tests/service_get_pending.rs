@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use jobs_core::model::PendingJobs;
+use jobs_core::{ExecutionNumber, Timestamp, Version};
 
 #[test]
 fn get_pending_with_nothing_pending_has_both_lists_present_and_empty() {
@@ -13,7 +14,7 @@ fn get_pending_with_nothing_pending_has_both_lists_present_and_empty() {
     assert_eq!(body["inProgressJobs"], serde_json::json!([]));
     assert_eq!(body["queuedJobs"], serde_json::json!([]));
     let pending: PendingJobs = answer.accepted();
-    assert_eq!(pending.timestamp, Some(T0));
+    assert_eq!(pending.timestamp, Some(Timestamp::new(T0)));
     assert_eq!(pending.client_token.as_deref(), Some("t-1"));
     assert!(answer.events.is_empty());
 }
@@ -36,15 +37,15 @@ fn get_pending_lists_in_progress_first_then_queued_in_creation_order() {
     assert_eq!(ids(&pending.in_progress_jobs), ["second"]);
     assert_eq!(ids(&pending.queued_jobs), ["first", "third"]);
     let started = &pending.in_progress_jobs[0];
-    assert_eq!(started.started_at, Some(T0));
-    assert_eq!(started.version_number, Some(2));
-    assert_eq!(started.execution_number, Some(2));
+    assert_eq!(started.started_at, Some(Timestamp::new(T0)));
+    assert_eq!(started.version_number, Some(Version::new(2)));
+    assert_eq!(started.execution_number, Some(ExecutionNumber::new(1)));
     let queued = &pending.queued_jobs[0];
     assert_eq!(queued.started_at, None);
-    assert_eq!(queued.queued_at, Some(T0));
-    assert_eq!(queued.last_updated_at, Some(T0));
-    assert_eq!(queued.version_number, Some(1));
-    assert_eq!(queued.execution_number, Some(1));
+    assert_eq!(queued.queued_at, Some(Timestamp::new(T0)));
+    assert_eq!(queued.last_updated_at, Some(Timestamp::new(T0)));
+    assert_eq!(queued.version_number, Some(Version::new(1)));
+    assert_eq!(queued.execution_number, Some(ExecutionNumber::new(1)));
 }
 
 #[test]

@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use jobs_core::RejectCode;
+use jobs_core::Timestamp;
 use jobs_core::model::{ErrorReply, PendingJobs};
 
 #[test]
@@ -22,7 +23,7 @@ fn a_payload_that_is_not_json_is_rejected_with_invalid_json() {
             RejectCode::InvalidJson,
             "{operation}: {payload}"
         );
-        assert_eq!(error.timestamp, Some(T0));
+        assert_eq!(error.timestamp, Some(Timestamp::new(T0)));
         assert_eq!(error.client_token, None);
     }
 }
@@ -123,7 +124,7 @@ fn an_unknown_topic_in_the_jobs_namespace_is_rejected_with_invalid_topic_on_its_
         let error: ErrorReply = reply.decode().unwrap();
         assert_eq!(error.code, RejectCode::InvalidTopic, "{topic}");
         assert_eq!(error.client_token.as_deref(), Some("it"));
-        assert_eq!(error.timestamp, Some(T0));
+        assert_eq!(error.timestamp, Some(Timestamp::new(T0)));
     }
 }
 
@@ -157,7 +158,7 @@ fn throttled_requests_are_rejected_with_request_throttled_then_served_again() {
         .rejected();
         assert_eq!(error.code, RejectCode::RequestThrottled);
         assert_eq!(error.client_token.as_deref(), Some("th"));
-        assert_eq!(error.timestamp, Some(T0));
+        assert_eq!(error.timestamp, Some(Timestamp::new(T0)));
     }
     let state = service.execution(&thing("pump-07"), &job("a")).unwrap();
     assert_eq!(

@@ -5,6 +5,7 @@ mod common;
 use common::*;
 use jobs_core::model::ExecutionReply;
 use jobs_core::{JobStatus, RejectCode};
+use jobs_core::{Timestamp, Version};
 
 #[test]
 fn start_next_with_nothing_pending_is_accepted_without_an_execution() {
@@ -17,7 +18,7 @@ fn start_next_with_nothing_pending_is_accepted_without_an_execution() {
     );
     let reply: ExecutionReply = answer.accepted();
     assert!(reply.execution.is_none());
-    assert_eq!(reply.timestamp, Some(T0));
+    assert_eq!(reply.timestamp, Some(Timestamp::new(T0)));
     assert_eq!(reply.client_token.as_deref(), Some("t"));
     let raw: serde_json::Value = answer.reply.decode().unwrap();
     assert!(raw.get("execution").is_none());
@@ -36,17 +37,17 @@ fn start_next_starts_the_oldest_queued_execution_with_details_step_timer_and_doc
     )
     .accepted();
     let execution = reply.execution.unwrap();
-    assert_eq!(execution.job_id.unwrap().as_str(), "first");
+    assert_eq!(execution.job_id.as_str(), "first");
     assert_eq!(execution.status, Some(JobStatus::InProgress));
     assert_eq!(
         execution.status_details.unwrap().get("phase"),
         Some("archive")
     );
-    assert_eq!(execution.version_number, Some(2));
-    assert_eq!(execution.started_at, Some(T0));
+    assert_eq!(execution.version_number, Some(Version::new(2)));
+    assert_eq!(execution.started_at, Some(Timestamp::new(T0)));
     assert_eq!(execution.approximate_seconds_before_timed_out, Some(1200));
     assert_eq!(
-        execution.job_document.unwrap().to_value().unwrap(),
+        execution.job_document.unwrap().to_value(),
         serde_json::json!({"action": "first"})
     );
 }
@@ -71,9 +72,9 @@ fn start_next_returns_an_in_progress_execution_unchanged() {
     )
     .accepted();
     let execution = again.execution.unwrap();
-    assert_eq!(execution.job_id.unwrap().as_str(), "first");
+    assert_eq!(execution.job_id.as_str(), "first");
     assert_eq!(execution.status_details.unwrap().get("phase"), Some("one"));
-    assert_eq!(execution.version_number, Some(2));
+    assert_eq!(execution.version_number, Some(Version::new(2)));
     assert_eq!(execution.approximate_seconds_before_timed_out, None);
 }
 
@@ -90,7 +91,7 @@ fn start_next_prefers_an_in_progress_execution_over_an_older_queued_one() {
     )
     .accepted::<serde_json::Value>();
     let reply: ExecutionReply = call(&mut service, "pump-07", "start-next", "{}").accepted();
-    assert_eq!(reply.execution.unwrap().job_id.unwrap().as_str(), "newer");
+    assert_eq!(reply.execution.unwrap().job_id.as_str(), "newer");
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::*;
 use jobs_core::model::{ExecutionReply, UpdateReply};
 use jobs_core::{JobStatus, RejectCode};
-use jobs_mock::{Clock, ControlError, JobsService};
+use jobs_mock::{Clock, JobsService};
 
 fn minutes(n: u64) -> Duration {
     Duration::from_secs(n * 60)
@@ -36,12 +36,10 @@ fn a_step_timer_from_start_next_times_the_execution_out_when_it_expires() {
         r#"{"stepTimeoutInMinutes":20}"#,
     )
     .accepted::<ExecutionReply>();
-    let out = service
-        .advance_clock(minutes(20) - Duration::from_secs(1))
-        .unwrap();
+    let out = service.advance_clock(minutes(20) - Duration::from_secs(1));
     assert!(out.is_empty());
     assert_eq!(status(&service, "a"), JobStatus::InProgress);
-    let out = service.advance_clock(Duration::from_secs(1)).unwrap();
+    let out = service.advance_clock(Duration::from_secs(1));
     assert_eq!(status(&service, "a"), JobStatus::TimedOut);
     let notify: serde_json::Value = notifies_raw(&out, "notify");
     assert_eq!(
@@ -56,7 +54,7 @@ fn a_step_timer_from_start_next_times_the_execution_out_when_it_expires() {
         state.version_number, 2,
         "service changes do not bump the version"
     );
-    assert_eq!(state.step_timeout_at, None);
+    assert_eq!(state.step_deadline_ms, None);
 }
 
 fn notifies_raw(out: &[jobs_mock::Outgoing], event: &str) -> serde_json::Value {
@@ -77,9 +75,9 @@ fn a_timed_out_head_hands_the_queue_to_the_next_execution() {
         r#"{"stepTimeoutInMinutes":1}"#,
     )
     .accepted::<ExecutionReply>();
-    let out = service.advance_clock(minutes(5)).unwrap();
+    let out = service.advance_clock(minutes(5));
     let next = next_events(&out, "pump-07").remove(0);
-    assert_eq!(next.execution.unwrap().job_id.unwrap().as_str(), "b");
+    assert_eq!(next.execution.unwrap().job_id.as_str(), "b");
     assert_eq!(ids(&notifies(&out, "pump-07")[0].jobs.queued), ["b"]);
 }
 
@@ -94,7 +92,7 @@ fn approximate_seconds_before_timed_out_counts_down_with_the_clock() {
         r#"{"stepTimeoutInMinutes":10}"#,
     )
     .accepted::<ExecutionReply>();
-    service.advance_clock(Duration::from_secs(150)).unwrap();
+    service.advance_clock(Duration::from_secs(150));
     let reply: ExecutionReply = call(&mut service, "pump-07", "a/get", "{}").accepted();
     assert_eq!(
         reply
@@ -111,7 +109,7 @@ fn the_in_progress_timer_starts_when_the_execution_starts_not_when_queued() {
     service
         .create_job(spec("a", &["pump-07"]).in_progress_timeout_minutes(30))
         .unwrap();
-    service.advance_clock(minutes(60)).unwrap();
+    service.advance_clock(minutes(60));
     assert_eq!(status(&service, "a"), JobStatus::Queued);
     let reply = start_next(&mut service, "pump-07");
     assert_eq!(
@@ -121,9 +119,9 @@ fn the_in_progress_timer_starts_when_the_execution_starts_not_when_queued() {
             .approximate_seconds_before_timed_out,
         Some(1800)
     );
-    service.advance_clock(minutes(29)).unwrap();
+    service.advance_clock(minutes(29));
     assert_eq!(status(&service, "a"), JobStatus::InProgress);
-    service.advance_clock(minutes(1)).unwrap();
+    service.advance_clock(minutes(1));
     assert_eq!(status(&service, "a"), JobStatus::TimedOut);
 }
 
@@ -148,8 +146,8 @@ fn a_step_timer_never_runs_past_the_in_progress_deadline() {
         Some(600)
     );
     let state = service.execution(&thing("pump-07"), &job("a")).unwrap();
-    assert_eq!(state.step_timeout_at, Some(T0 + 600));
-    assert_eq!(state.in_progress_timeout_at, Some(T0 + 600));
+    assert_eq!(state.step_deadline_ms, Some((T0 + 600) * 1000));
+    assert_eq!(state.in_progress_deadline_ms, Some((T0 + 600) * 1000));
 }
 
 #[test]
@@ -165,7 +163,7 @@ fn a_new_step_timer_on_update_replaces_the_old_one_without_touching_the_in_progr
         r#"{"stepTimeoutInMinutes":5}"#,
     )
     .accepted::<ExecutionReply>();
-    service.advance_clock(minutes(4)).unwrap();
+    service.advance_clock(minutes(4));
     update(
         &mut service,
         "pump-07",
@@ -173,16 +171,16 @@ fn a_new_step_timer_on_update_replaces_the_old_one_without_touching_the_in_progr
         r#"{"status":"IN_PROGRESS","stepTimeoutInMinutes":5}"#,
     )
     .accepted::<UpdateReply>();
-    service.advance_clock(minutes(4)).unwrap();
+    service.advance_clock(minutes(4));
     assert_eq!(
         status(&service, "a"),
         JobStatus::InProgress,
         "old timer replaced"
     );
     let state = service.execution(&thing("pump-07"), &job("a")).unwrap();
-    assert_eq!(state.step_timeout_at, Some(T0 + 540));
-    assert_eq!(state.in_progress_timeout_at, Some(T0 + 3600));
-    service.advance_clock(minutes(1)).unwrap();
+    assert_eq!(state.step_deadline_ms, Some((T0 + 540) * 1000));
+    assert_eq!(state.in_progress_deadline_ms, Some((T0 + 3600) * 1000));
+    service.advance_clock(minutes(1));
     assert_eq!(status(&service, "a"), JobStatus::TimedOut);
 }
 
@@ -204,7 +202,7 @@ fn a_step_timeout_of_minus_one_cancels_the_step_timer() {
         r#"{"status":"IN_PROGRESS","stepTimeoutInMinutes":-1}"#,
     )
     .accepted::<UpdateReply>();
-    service.advance_clock(minutes(600)).unwrap();
+    service.advance_clock(minutes(600));
     assert_eq!(status(&service, "a"), JobStatus::InProgress);
     let reply: ExecutionReply = call(&mut service, "pump-07", "a/get", "{}").accepted();
     assert_eq!(
@@ -227,7 +225,7 @@ fn updating_a_timed_out_execution_is_rejected_with_invalid_state_transition() {
         r#"{"stepTimeoutInMinutes":1}"#,
     )
     .accepted::<ExecutionReply>();
-    service.advance_clock(minutes(1)).unwrap();
+    service.advance_clock(minutes(1));
     let error = update(&mut service, "pump-07", "a", r#"{"status":"SUCCEEDED"}"#).rejected();
     assert_eq!(error.code, RejectCode::InvalidStateTransition);
     assert_eq!(
@@ -249,20 +247,16 @@ fn finishing_before_the_deadline_stops_the_timers() {
         r#"{"stepTimeoutInMinutes":1}"#,
     )
     .accepted::<ExecutionReply>();
-    assert_eq!(service.next_timer_deadline(), Some(T0 + 60));
+    assert_eq!(service.next_timer_deadline(), Some((T0 + 60) * 1000));
     update(&mut service, "pump-07", "a", r#"{"status":"SUCCEEDED"}"#).accepted::<UpdateReply>();
     assert_eq!(service.next_timer_deadline(), None);
-    assert!(service.advance_clock(minutes(10)).unwrap().is_empty());
+    assert!(service.advance_clock(minutes(10)).is_empty());
     assert_eq!(status(&service, "a"), JobStatus::Succeeded);
 }
 
 #[test]
-fn the_system_clock_cannot_be_advanced_and_fires_nothing_early() {
+fn the_system_clock_fires_nothing_early() {
     let mut service = JobsService::new(Clock::system());
-    assert_eq!(
-        service.advance_clock(Duration::from_secs(1)),
-        Err(ControlError::ClockNotVirtual)
-    );
     create(&mut service, "a", &["pump-07"]);
     call(
         &mut service,
@@ -273,4 +267,70 @@ fn the_system_clock_cannot_be_advanced_and_fires_nothing_early() {
     .accepted::<ExecutionReply>();
     assert!(service.fire_timers().is_empty());
     assert_eq!(status(&service, "a"), JobStatus::InProgress);
+}
+
+#[test]
+fn timers_keep_sub_second_deadlines_and_fire_on_time_not_early() {
+    let mut service = service();
+    create(&mut service, "a", &["pump-07"]);
+    service.advance_clock(Duration::from_millis(500));
+    call(
+        &mut service,
+        "pump-07",
+        "start-next",
+        r#"{"stepTimeoutInMinutes":1}"#,
+    )
+    .accepted::<ExecutionReply>();
+    // Started at T0 + 0.5 s (reported as T0): the deadline is T0 + 60.5 s.
+    assert_eq!(service.next_timer_deadline(), Some(T0 * 1000 + 60_500));
+    assert!(
+        service
+            .advance_clock(Duration::from_millis(59_999))
+            .is_empty()
+    );
+    assert_eq!(
+        status(&service, "a"),
+        JobStatus::InProgress,
+        "at T0 + 60.499 s"
+    );
+    let out = service.advance_clock(Duration::from_millis(1));
+    assert_eq!(status(&service, "a"), JobStatus::TimedOut, "at T0 + 60.5 s");
+    let notify: serde_json::Value = notifies_raw(&out, "notify");
+    assert_eq!(
+        notify["timestamp"],
+        T0 + 60,
+        "wire timestamps are whole seconds"
+    );
+}
+
+#[test]
+fn events_of_timers_that_expired_before_a_request_come_before_its_reply() {
+    // A clock 60 000 times faster than real time: a 1-minute timer is due after 1 ms.
+    let factor = std::num::NonZeroU32::new(60_000).unwrap();
+    let mut service = JobsService::new(Clock::scaled(factor));
+    create(&mut service, "a", &["pump-07"]);
+    call(
+        &mut service,
+        "pump-07",
+        "start-next",
+        r#"{"stepTimeoutInMinutes":1}"#,
+    )
+    .accepted::<ExecutionReply>();
+    let deadline = service.next_timer_deadline().unwrap();
+    let give_up = std::time::Instant::now() + Duration::from_secs(5);
+    while service.clock().now_millis() < deadline {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "the clock did not move"
+        );
+        std::hint::spin_loop();
+    }
+    let answer = call(&mut service, "pump-07", "get", "{}");
+    assert_eq!(
+        answer.events_before_reply, 2,
+        "notify and notify-next first"
+    );
+    let pending: jobs_core::model::PendingJobs = answer.accepted();
+    assert!(pending.in_progress_jobs.is_empty());
+    assert_eq!(status(&service, "a"), JobStatus::TimedOut);
 }

@@ -8,14 +8,15 @@
 
 mod common;
 
+use jobs_core::Timestamp;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
 use crossbeam_channel::{Receiver, Sender};
 use jobs_core::model::{JobExecutionsChanged, PendingJobs};
-use jobs_core::transport::{ConnectionEvent, MessageSink, MqttTransport, QoS, TransportError};
 use jobs_core::{Client, Jobs};
+use jobs_core::{ConnectionEvent, MessageSink, MqttTransport, QoS, TransportError};
 use jobs_mock::{
     Clock, JobsService, MockBroker, MockTransport, REQUEST_FILTERS, Simulator, SimulatorError,
 };
@@ -208,7 +209,10 @@ fn a_failed_publish_is_survived_and_later_requests_are_answered() {
     let client = Client::new(broker.connect("pump-07")).unwrap();
     let jobs = Jobs::new(&client, "pump-07").unwrap();
     broker.fail_next_publish(SERVICE, TransportError::Timeout);
-    let error = jobs.list_timeout(Duration::from_millis(50)).unwrap_err();
+    let error = jobs
+        .with_timeout(Duration::from_millis(50))
+        .list()
+        .unwrap_err();
     assert!(error.is_timeout(), "the reply was lost: {error:?}");
     assert!(jobs.list().unwrap().is_empty(), "the worker carries on");
 }
@@ -221,7 +225,10 @@ fn a_dropped_simulator_stops_answering() {
     let jobs = Jobs::new(&client, "pump-07").unwrap();
     assert!(jobs.list().is_ok());
     drop(simulator);
-    let error = jobs.list_timeout(Duration::from_millis(50)).unwrap_err();
+    let error = jobs
+        .with_timeout(Duration::from_millis(50))
+        .list()
+        .unwrap_err();
     assert!(error.is_timeout());
 }
 
@@ -260,7 +267,7 @@ fn a_simulator_on_the_system_clock_answers_with_current_timestamps() {
     let (_, payload) = rx.recv_timeout(WAIT).unwrap();
     let reply: PendingJobs = serde_json::from_slice(&payload).unwrap();
     let timestamp = reply.timestamp.unwrap();
-    assert!(timestamp >= before && timestamp <= simulator.now());
+    assert!(timestamp >= Timestamp::new(before) && timestamp <= Timestamp::new(simulator.now()));
 }
 
 #[test]
@@ -275,7 +282,7 @@ fn control_calls_report_their_errors_and_state_reads_see_the_service() {
             .remove_thing(&job("a"), &thing("pump-08"))
             .is_err()
     );
-    simulator.advance_clock(Duration::from_secs(60)).unwrap();
+    simulator.advance_clock(Duration::from_secs(60));
     assert_eq!(simulator.now(), T0 + 60);
     assert_eq!(simulator.executions().len(), 1);
     assert!(simulator.execution(&thing("pump-07"), &job("a")).is_some());
@@ -329,4 +336,63 @@ fn an_inline_simulator_serves_jobs_core_calls_from_many_threads() {
             });
         }
     });
+}
+
+#[test]
+fn on_a_scaled_clock_a_one_minute_step_timer_fires_well_under_a_second_later() {
+    let broker = MockBroker::new();
+    let factor = std::num::NonZeroU32::new(600).unwrap();
+    let service = JobsService::new(Clock::scaled(factor));
+    let simulator = Simulator::start(Arc::new(broker.connect(SERVICE)), service).unwrap();
+    simulator.create_job(spec("a", &["pump-07"])).unwrap();
+    let (device, rx) = recorder(
+        &broker,
+        "pump-07",
+        &[
+            "$aws/things/pump-07/jobs/start-next/accepted",
+            "$aws/things/pump-07/jobs/notify",
+        ],
+    );
+    let started = std::time::Instant::now();
+    device
+        .publish(
+            "$aws/things/pump-07/jobs/start-next",
+            br#"{"stepTimeoutInMinutes":1}"#,
+            QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(10),
+        )
+        .unwrap();
+    let (topic, _) = rx.recv_timeout(WAIT).unwrap();
+    assert!(topic.ends_with("start-next/accepted"));
+    let (topic, payload) = rx.recv_timeout(WAIT).unwrap();
+    let elapsed = started.elapsed();
+    assert!(topic.ends_with("/notify"));
+    let notify: JobExecutionsChanged = serde_json::from_slice(&payload).unwrap();
+    assert!(notify.jobs.in_progress.is_empty() && notify.jobs.queued.is_empty());
+    let state = simulator.execution(&thing("pump-07"), &job("a")).unwrap();
+    assert_eq!(state.status, jobs_core::JobStatus::TimedOut);
+    // 60 s / 600 = 100 ms of real time; never before it.
+    assert!(elapsed >= Duration::from_millis(100), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
+}
+
+#[test]
+fn simulator_control_operations_publish_their_events_before_returning() {
+    let broker = MockBroker::new();
+    let simulator = start(&broker);
+    let (_device, rx) = recorder(&broker, "pump-07", &["$aws/things/pump-07/jobs/notify"]);
+    let created = simulator.call_json(
+        jobs_mock::service::api::Operation::CreateJob,
+        serde_json::json!({"jobId": "a", "targets": ["pump-07"], "document": "{}"}),
+    );
+    assert_eq!(created.unwrap()["jobId"], "a");
+    assert!(rx.try_recv().is_ok(), "the notify was published");
+    let error = simulator
+        .call(jobs_mock::service::api::DescribeJob::new(job("zzz")))
+        .unwrap_err();
+    assert_eq!(error.kind, jobs_mock::ApiErrorKind::ResourceNotFound);
+    simulator.forget_thing(&thing("pump-07"));
+    assert!(simulator.executions().is_empty());
+    simulator.forget_everything();
+    assert!(rx.try_recv().is_err(), "forgetting sends nothing");
 }

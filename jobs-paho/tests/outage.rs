@@ -133,7 +133,7 @@ fn jobs_calls_fail_clearly_during_an_outage_and_succeed_after_automatic_reconnec
     }
     let timeout = Duration::from_secs(2);
     let started = Instant::now();
-    let during = jobs.list_timeout(timeout);
+    let during = jobs.with_timeout(timeout).list();
     assert!(started.elapsed() < timeout, "took {:?}", started.elapsed());
     assert!(
         matches!(
@@ -151,7 +151,7 @@ fn jobs_calls_fail_clearly_during_an_outage_and_succeed_after_automatic_reconnec
     // successful one has re-subscribed (jobs-core does it after the Connected event).
     let deadline = Instant::now() + RECONNECT;
     let pending = loop {
-        match jobs.list_timeout(Duration::from_secs(1)) {
+        match jobs.with_timeout(Duration::from_secs(1)).list() {
             Ok(pending) => break pending,
             Err(error) => assert!(
                 Instant::now() < deadline,
@@ -192,4 +192,71 @@ fn connecting_where_nothing_listens_fails_with_closed_not_tls() {
         matches!(error, jobs_paho::ConnectError::Closed(_)),
         "{error:?}"
     );
+}
+
+/// Stops the broker process (SIGSTOP) until dropped (SIGCONT): a broker that accepts bytes on
+/// its socket but never acknowledges, like one that hangs.
+struct Frozen(u32);
+
+impl Frozen {
+    #[expect(clippy::expect_used, reason = "test helper: no broker fails the test")]
+    fn new(broker: &LocalBroker) -> Self {
+        let pid = broker.pid().expect("the broker runs");
+        signal("-STOP", pid);
+        Self(pid)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal("-CONT", self.0);
+    }
+}
+
+#[expect(clippy::expect_used, reason = "test helper: no kill(1) fails the test")]
+fn signal(which: &str, pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args([which, &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {which} {pid}");
+}
+
+#[test]
+fn a_call_against_a_hung_broker_returns_timeout_by_its_deadline_not_the_operation_timeout() {
+    let broker = start_broker();
+    let client = Client::new(transport(&broker)).unwrap();
+    let jobs = Jobs::new(&client, unique("thing")).unwrap();
+    let short = Duration::from_millis(200);
+    let frozen = Frozen::new(&broker);
+    let started = Instant::now();
+    let error = jobs.with_timeout(short).list().unwrap_err();
+    let took = started.elapsed();
+    drop(frozen);
+    assert!(error.is_timeout(), "{error}");
+    assert!(
+        took >= short && took < short + Duration::from_secs(2),
+        "took {took:?}; the operation timeout is {WAIT:?}"
+    );
+}
+
+#[test]
+fn an_operation_whose_deadline_has_passed_sends_nothing() {
+    let broker = start_broker();
+    let sender = transport(&broker);
+    let listener = transport(&broker);
+    let (messages, _events) = channel_sink(&listener);
+    listener
+        .subscribe(&["late/#"], QoS::AtLeastOnce, Instant::now() + WAIT)
+        .unwrap();
+    let passed = Instant::now();
+    assert!(matches!(
+        sender.publish("late/1", b"x", QoS::AtLeastOnce, passed),
+        Err(TransportError::Timeout)
+    ));
+    sender
+        .publish("late/2", b"y", QoS::AtLeastOnce, Instant::now() + WAIT)
+        .unwrap();
+    let (topic, _) = messages.recv_timeout(WAIT).unwrap();
+    assert_eq!(topic, "late/2", "the late publish must not have been sent");
 }

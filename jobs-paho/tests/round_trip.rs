@@ -50,7 +50,7 @@ fn several_things_share_one_connection_and_call_concurrently() {
     let client = Client::new(transport(&broker)).unwrap();
     let things: Vec<Jobs> = (0..4)
         .map(|i| {
-            Jobs::builder(&client, &format!("thing-{i}"))
+            Jobs::builder(&client, format!("thing-{i}"))
                 .timeout(WAIT)
                 .build()
                 .unwrap()

@@ -165,7 +165,7 @@ fn run() -> Result<(), Box<dyn Error>> {
                 retry = true;
             }
         }
-        match jobs.next_event(args.wait) {
+        match jobs.with_timeout(args.wait).next_event() {
             Ok(Some(event)) => log::debug!("event: {event:?}"),
             Ok(None) => {}
             Err(error) => {

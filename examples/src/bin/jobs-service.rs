@@ -7,12 +7,17 @@
 //! control topic at run time. It logs to standard output what it does: the jobs it created,
 //! each control command, and every change of an execution's status (checked every 200 ms).
 //!
-//! Run it beside a broker (here a local mosquitto) and a device:
+//! It also serves the AWS IoT API over HTTP (`--http`), so jobs are created and inspected
+//! with the AWS CLI or boto3 exactly as on AWS (signatures are not checked; any credentials
+//! do). Run it beside a broker (here a local mosquitto) and a device:
 //! ```sh
 //! mosquitto -p 1883 &
-//! cargo run -p examples --features paho --bin jobs-service -- --jobs examples/jobs.json
+//! cargo run -p examples --features paho --bin jobs-service -- --http 127.0.0.1:8080
+//! aws iot create-job --endpoint-url http://127.0.0.1:8080 --region us-east-1 \
+//!     --job-id rotate-logs --targets pump-07 --document '{"action":"rotate-logs","keep":5}'
 //! cargo run -p examples --features paho --bin device -- --thing pump-07 --once
-//! mosquitto_pub -t jobs-service/control -m '{"command":"list","requestId":1}'
+//! aws iot list-job-executions-for-job --endpoint-url http://127.0.0.1:8080 --region us-east-1 \
+//!     --job-id rotate-logs
 //! ```
 //!
 //! Flags (all optional):
@@ -21,6 +26,11 @@
 //! - `--client-id ID` — the Simulator's MQTT client ID (default `jobs-service`); the control
 //!   connection uses `ID-control`.
 //! - `--jobs FILE` — jobs to create at start (format below; default none).
+//! - `--http ADDRESS` — serve the AWS IoT API on this address, such as `127.0.0.1:8080`
+//!   (port 0: a free port); it prints `http: listening on http://ADDRESS` (default: no HTTP).
+//! - `--time-scale N` — run the service's clock N times faster than real time (a whole number
+//!   ≥ 1, default 1): a 1-minute step timer fires after 60 / N seconds. Timestamps then run
+//!   ahead of the wall clock (after `t` seconds they read start + N × `t`).
 //! - `--no-stdin` — do not stop when standard input closes (for running detached).
 //!
 //! It runs until standard input reaches end of file (Ctrl-D, or the parent closing the pipe),
@@ -32,18 +42,19 @@
 //! {"jobs": [{"jobId": "rotate-logs", "document": {"action": "rotate-logs"},
 //!            "things": ["pump-07"], "inProgressTimeoutMinutes": 30}]}
 //! ```
-//! The control topic `jobs-service/control` takes JSON commands, answered on
-//! `jobs-service/control/result` (echoing `requestId`):
-//! `{"command": "create", <a jobs-file entry>}`, `{"command": "cancel", "jobId": ...}`,
-//! `{"command": "remove-thing", "jobId": ..., "thing": ...}`, `{"command": "list"}` (the reply
-//! carries every execution). See `examples/README.md` for the details.
+//! The control topic `jobs-service/control` takes the operations of the HTTP API as JSON,
+//! answered on `jobs-service/control/result` (echoing `requestId`):
+//! `{"operation": "CreateJob", "requestId": 1, "input": {"jobId": …, "targets": […],
+//! "document": "…"}}`. See `examples/README.md` for the details.
 
 use std::error::Error;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use examples::connect::{BrokerArgs, USAGE};
+use examples::http::HttpServer;
 use examples::logger;
 use examples::service::{CONTROL_TOPIC, ChangeLog, RESULT_TOPIC, handle_control, parse_jobs_file};
 use jobs_core::{ConnectionEvent, MessageSink, MqttTransport, QoS, SubscribeOutcome};
@@ -56,6 +67,8 @@ struct Args {
     broker: BrokerArgs,
     client_id: String,
     jobs: Option<String>,
+    http: Option<String>,
+    time_scale: NonZeroU32,
     stdin: bool,
 }
 
@@ -64,6 +77,8 @@ fn parse_args() -> Result<Args, String> {
         broker: BrokerArgs::default(),
         client_id: "jobs-service".to_owned(),
         jobs: None,
+        http: None,
+        time_scale: NonZeroU32::MIN,
         stdin: true,
     };
     let mut rest = std::env::args().skip(1);
@@ -74,11 +89,20 @@ fn parse_args() -> Result<Args, String> {
         match flag.as_str() {
             "--client-id" => args.client_id = rest.next().ok_or("--client-id needs a value")?,
             "--jobs" => args.jobs = Some(rest.next().ok_or("--jobs needs a value")?),
+            "--http" => args.http = Some(rest.next().ok_or("--http needs an address")?),
+            "--time-scale" => {
+                let value = rest.next().ok_or("--time-scale needs a value")?;
+                args.time_scale = value
+                    .parse()
+                    .map_err(|_| format!("--time-scale takes a whole number >= 1, not {value}"))?;
+            }
             "--no-stdin" => args.stdin = false,
             "--help" | "-h" => {
                 return Err(format!(
                     "usage: jobs-service [flags]\n{USAGE}\n  --client-id ID   MQTT client ID \
                      (default jobs-service)\n  --jobs FILE      jobs to create at start\n  \
+                     --http ADDRESS   serve the AWS IoT API over HTTP\n  \
+                     --time-scale N   run the clock N times faster\n  \
                      --no-stdin       keep running when standard input closes"
                 ));
             }
@@ -141,7 +165,10 @@ fn run() -> Result<(), Box<dyn Error>> {
     };
 
     let transport = args.broker.connect(&args.client_id)?;
-    let simulator = Simulator::start(Arc::new(transport), JobsService::new(Clock::system()))?;
+    let simulator = Arc::new(Simulator::start(
+        Arc::new(transport),
+        JobsService::new(Clock::scaled(args.time_scale)),
+    )?);
     let control = args
         .broker
         .connect(&format!("{}-control", args.client_id))?;
@@ -157,6 +184,15 @@ fn run() -> Result<(), Box<dyn Error>> {
         simulator.create_job(entry.to_spec()?)?;
         println!("created {} for {}", entry.job_id, entry.things.join(", "));
     }
+    let http = match &args.http {
+        Some(address) => {
+            let server = HttpServer::start(address, Arc::clone(&simulator))
+                .map_err(|e| format!("--http {address}: {e}"))?;
+            println!("http: listening on http://{}", server.address());
+            Some(server)
+        }
+        None => None,
+    };
     let mut changes = ChangeLog::new();
     for line in changes.changes(&simulator.executions()) {
         println!("{line}");
@@ -205,6 +241,7 @@ fn run() -> Result<(), Box<dyn Error>> {
         println!("{line}");
     }
     println!("standard input closed; stopping");
+    drop(http);
     drop(simulator);
     drop(control);
     Ok(())

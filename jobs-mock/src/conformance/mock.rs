@@ -9,8 +9,8 @@ use crate::MockBroker;
 const REFUSED_FILTER: &str = "conformance/refused";
 
 /// A [`Harness`] over a [`MockBroker`]: [`MockTransport`](crate::MockTransport)s under test,
-/// connections dropped and restored (with or without session) by client ID, and a refused
-/// filter. It is the reference the suite itself is tested against, and a model for harnesses
+/// connections dropped and restored (with or without session) by client ID, a frozen broker
+/// ([`MockBroker::freeze`]), and a refused filter. It is the reference the suite itself is tested against, and a model for harnesses
 /// that wrap the mock's transport.
 #[derive(Debug)]
 pub struct MockHarness {
@@ -53,6 +53,7 @@ impl Harness for MockHarness {
             capability,
             Capability::DropConnection
                 | Capability::ResumeSession
+                | Capability::Freeze
                 | Capability::RefuseFilter
                 | Capability::SessionFlag
         )
@@ -69,6 +70,16 @@ impl Harness for MockHarness {
         for client in &self.clients {
             self.broker.restore_connection(client, session_present);
         }
+        Ok(())
+    }
+
+    fn freeze(&mut self) -> Result<(), HarnessError> {
+        self.broker.freeze();
+        Ok(())
+    }
+
+    fn thaw(&mut self) -> Result<(), HarnessError> {
+        self.broker.thaw();
         Ok(())
     }
 

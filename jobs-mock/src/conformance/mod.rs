@@ -46,7 +46,7 @@
 //!     jobs_mock::conformance_tests!(
 //!         harness: MockHarness::new(),
 //!         config: Config::default(),
-//!         skip: [DeadlineHonoured],
+//!         skip: [], // MockHarness has every capability
 //!     );
 //! }
 //! ```

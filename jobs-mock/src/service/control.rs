@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use jobs_core::{Document, JobId, JobStatus, StatusDetails, ThingName};
 
+use super::job_record::{Cancellation, JobRecord, JobState, TargetSelection};
 use super::jobs_service::{JobsService, Outgoing};
-use super::state::Execution;
+use super::state::{Execution, seconds};
 
 /// In-progress timeout range in minutes (1 minute to 7 days).
 const IN_PROGRESS_TIMEOUT_RANGE: std::ops::RangeInclusive<i64> = 1..=10_080;
@@ -63,7 +64,8 @@ impl JobSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ControlError {
-    /// A job with this ID was already created (job IDs are unique, even after cancellation).
+    /// A job with this ID exists (job IDs are unique, even after the job ended, until it is
+    /// deleted).
     JobExists(JobId),
     /// [`JobsService::create_job`] was given no target thing.
     NoTargets(JobId),
@@ -81,8 +83,6 @@ pub enum ControlError {
         /// The job.
         job: JobId,
     },
-    /// [`JobsService::advance_clock`] on the system clock, which cannot be moved.
-    ClockNotVirtual,
 }
 
 impl fmt::Display for ControlError {
@@ -100,7 +100,6 @@ impl fmt::Display for ControlError {
             Self::UnknownExecution { thing, job } => {
                 write!(f, "thing {thing} has no execution of job {job}")
             }
-            Self::ClockNotVirtual => f.write_str("the system clock cannot be advanced"),
         }
     }
 }
@@ -124,7 +123,8 @@ pub struct ExecutionInfo {
     pub status_details: Option<StatusDetails>,
     /// The version: 1 when queued, +1 for each accepted device change.
     pub version_number: i64,
-    /// The execution number (per thing: 1, 2, … in creation order).
+    /// The execution number: 1 for the first execution of the job on the thing, + 1 for each
+    /// re-run.
     pub execution_number: i64,
     /// When it was queued (seconds since the epoch).
     pub queued_at: i64,
@@ -132,10 +132,12 @@ pub struct ExecutionInfo {
     pub started_at: Option<i64>,
     /// When it last changed.
     pub last_updated_at: i64,
-    /// When the step timer expires, if one runs.
-    pub step_timeout_at: Option<i64>,
-    /// When the in-progress timer expires, if one runs.
-    pub in_progress_timeout_at: Option<i64>,
+    /// Whether it was cancelled with `force` while IN_PROGRESS.
+    pub force_canceled: bool,
+    /// When the step timer expires, in milliseconds since the epoch, if one runs.
+    pub step_deadline_ms: Option<i64>,
+    /// When the in-progress timer expires, in milliseconds since the epoch, if one runs.
+    pub in_progress_deadline_ms: Option<i64>,
 }
 
 impl ExecutionInfo {
@@ -151,22 +153,24 @@ impl ExecutionInfo {
             queued_at: execution.queued_at,
             started_at: execution.started_at,
             last_updated_at: execution.last_updated_at,
-            step_timeout_at: execution.step_deadline,
-            in_progress_timeout_at: execution.in_progress_deadline,
+            force_canceled: execution.force_canceled,
+            step_deadline_ms: execution.step_deadline,
+            in_progress_deadline_ms: execution.in_progress_deadline,
         }
     }
 }
 
 impl JobsService {
-    /// Creates a job and queues an execution of it on every target thing, after any earlier
-    /// ones (queue order is creation order). Returns the events: `notify` for every thing, and
-    /// `notify-next` for things where the new execution became the head.
+    /// Creates a SNAPSHOT job and queues an execution of it on every target thing, after any
+    /// earlier ones (queue order is creation order). Returns the events: `notify` for every
+    /// thing, and `notify-next` for things where the new execution became the head. The
+    /// AWS-shaped equivalent is [`CreateJob`](super::api::CreateJob).
     ///
     /// # Errors
     /// [`ControlError::JobExists`], [`ControlError::NoTargets`],
     /// [`ControlError::InvalidTimeout`]; nothing is created then.
     pub fn create_job(&mut self, spec: JobSpec) -> Result<Vec<Outgoing>, ControlError> {
-        if self.jobs.contains(&spec.id) {
+        if self.jobs.contains_key(&spec.id) {
             return Err(ControlError::JobExists(spec.id));
         }
         if spec.things.is_empty() {
@@ -177,66 +181,62 @@ impl JobsService {
         {
             return Err(ControlError::InvalidTimeout { minutes });
         }
-        let now = self.clock.now();
-        let mut out = self.expire_timers(now);
-        self.jobs.insert(spec.id.clone());
+        let now_ms = self.clock.now_millis();
+        let now = seconds(now_ms);
+        let mut out = self.expire_timers(now_ms);
         let mut things = spec.things;
         let mut seen = std::collections::BTreeSet::new();
         things.retain(|thing| seen.insert(thing.clone()));
+        self.seq = self.seq.saturating_add(1);
+        self.jobs.insert(
+            spec.id.clone(),
+            JobRecord {
+                seq: self.seq,
+                document: spec.document,
+                targets: things.iter().map(ToString::to_string).collect(),
+                selection: TargetSelection::Snapshot,
+                description: None,
+                in_progress_timeout_minutes: spec.in_progress_timeout_minutes,
+                created_at: now,
+                last_updated_at: now,
+                cancellation: None,
+            },
+        );
         for thing in &things {
-            self.seq = self.seq.saturating_add(1);
-            let seq = self.seq;
-            self.mutate(thing, now, &mut out, |state| {
-                let execution_number = state.allocate_execution_number();
-                state.executions.push(Execution {
-                    job_id: spec.id.clone(),
-                    seq,
-                    document: spec.document.clone(),
-                    status: JobStatus::Queued,
-                    status_details: None,
-                    version_number: 1,
-                    execution_number,
-                    queued_at: now,
-                    started_at: None,
-                    last_updated_at: now,
-                    in_progress_timeout_minutes: spec.in_progress_timeout_minutes,
-                    step_deadline: None,
-                    in_progress_deadline: None,
-                });
-            });
+            self.queue_execution(&spec.id, thing, now_ms, &mut out);
         }
         Ok(out)
     }
 
-    /// Cancels a job: every execution of it that is not terminal becomes `CANCELED`. Returns
-    /// the events. Cancelling again changes nothing.
+    /// Cancels a job with `force`: every execution of it that is not terminal becomes
+    /// `CANCELED`. Returns the events. Cancelling again changes nothing. The AWS-shaped
+    /// equivalent is [`CancelJob`](super::api::CancelJob).
     ///
     /// # Errors
     /// [`ControlError::UnknownJob`].
     pub fn cancel_job(&mut self, job: &JobId) -> Result<Vec<Outgoing>, ControlError> {
-        if !self.jobs.contains(job) {
+        if !self.jobs.contains_key(job) {
             return Err(ControlError::UnknownJob(job.clone()));
         }
-        let now = self.clock.now();
-        let mut out = self.expire_timers(now);
-        let things: Vec<ThingName> = self
-            .things
-            .iter()
-            .filter(|(_, state)| state.get(job).is_some_and(Execution::is_pending))
-            .map(|(thing, _)| thing.clone())
-            .collect();
-        for thing in things {
-            self.mutate(&thing, now, &mut out, |state| {
-                if let Some(execution) = state.get_mut(job) {
-                    execution.finish(JobStatus::Canceled, now);
-                }
+        let now_ms = self.clock.now_millis();
+        let mut out = self.expire_timers(now_ms);
+        let counts = self.counts(job);
+        self.cancel_executions(job, true, now_ms, &mut out);
+        if let Some(record) = self.jobs.get_mut(job)
+            && record.state(&counts) == JobState::InProgress
+        {
+            record.cancellation = Some(Cancellation {
+                force: true,
+                reason_code: None,
+                comment: None,
             });
+            record.last_updated_at = seconds(now_ms);
         }
         Ok(out)
     }
 
-    /// Removes `thing` from the targets of `job`: its execution becomes `REMOVED` unless it is
-    /// already terminal (then nothing changes). Returns the events.
+    /// Removes `thing` from the targets of `job`: its latest execution becomes `REMOVED` unless
+    /// it is already terminal (then nothing changes). Returns the events.
     ///
     /// # Errors
     /// [`ControlError::UnknownExecution`].
@@ -245,39 +245,52 @@ impl JobsService {
         job: &JobId,
         thing: &ThingName,
     ) -> Result<Vec<Outgoing>, ControlError> {
-        if self.things.get(thing).and_then(|s| s.get(job)).is_none() {
+        if self
+            .things
+            .get(thing)
+            .and_then(|s| s.get(job, None))
+            .is_none()
+        {
             return Err(ControlError::UnknownExecution {
                 thing: thing.clone(),
                 job: job.clone(),
             });
         }
-        let now = self.clock.now();
-        let mut out = self.expire_timers(now);
-        self.mutate(thing, now, &mut out, |state| {
-            if let Some(execution) = state.get_mut(job).filter(|e| e.is_pending()) {
-                execution.finish(JobStatus::Removed, now);
+        let now_ms = self.clock.now_millis();
+        let mut out = self.expire_timers(now_ms);
+        self.mutate(thing, now_ms, &mut out, |state| {
+            if let Some(execution) = state.get_mut(job, None).filter(|e| e.is_pending()) {
+                execution.finish(JobStatus::Removed, seconds(now_ms));
             }
         });
         Ok(out)
     }
 
-    /// Moves the virtual clock forward by `by` (whole seconds; saturating) and fires every
-    /// timer that expired: those executions become `TIMED_OUT`. Returns the events.
-    ///
-    /// # Errors
-    /// [`ControlError::ClockNotVirtual`] on the system clock.
-    pub fn advance_clock(&mut self, by: Duration) -> Result<Vec<Outgoing>, ControlError> {
-        let seconds = i64::try_from(by.as_secs()).unwrap_or(i64::MAX);
-        let now = self
-            .clock
-            .advance(seconds)
-            .ok_or(ControlError::ClockNotVirtual)?;
-        Ok(self.expire_timers(now))
+    /// Moves the clock forward by `by` (millisecond precision; saturating) and fires every
+    /// timer that expired: those executions become `TIMED_OUT`. Returns the events. Works on
+    /// every [`Clock`](super::Clock); a real one keeps running from the new time.
+    pub fn advance_clock(&mut self, by: Duration) -> Vec<Outgoing> {
+        let now_ms = self.clock.advance(by);
+        self.expire_timers(now_ms)
     }
 
-    /// The state of the execution of `job` on `thing`, if it exists.
+    /// Forgets every job and execution and any pending fault injection, without events. The
+    /// clock and the quirks stay.
+    pub fn forget_everything(&mut self) {
+        self.jobs.clear();
+        self.things.clear();
+        self.clear_faults();
+    }
+
+    /// Forgets every execution on `thing` (and its execution numbers), without events. Its
+    /// jobs stay.
+    pub fn forget_thing(&mut self, thing: &ThingName) {
+        self.things.remove(thing);
+    }
+
+    /// The state of the latest execution of `job` on `thing`, if it exists.
     pub fn execution(&self, thing: &ThingName, job: &JobId) -> Option<ExecutionInfo> {
-        let execution = self.things.get(thing)?.get(job)?;
+        let execution = self.things.get(thing)?.get(job, None)?;
         Some(ExecutionInfo::new(thing, execution))
     }
 

@@ -7,12 +7,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use jobs_core::transport::{
+use jobs_core::{
     ConnectionEvent, MessageSink, MqttTransport, QoS, SubscribeOutcome, TransportError,
 };
 use jobs_core::{JobId, ThingName};
 use parking_lot::Mutex;
+use serde_json::Value;
 
+use super::api::{ApiError, ControlOperation, Operation};
 use super::control::{ControlError, ExecutionInfo, JobSpec};
 use super::jobs_service::{JobsService, Outgoing, Quirks};
 
@@ -24,7 +26,8 @@ pub const REQUEST_FILTERS: [&str; 4] = [
     "$aws/things/+/jobs/+/update",
 ];
 
-/// How often the worker checks timers when the service runs on the system clock.
+/// The longest the worker waits without checking timers when the service runs on a real
+/// clock (it otherwise wakes when the earliest timer is due).
 const TIMER_TICK: Duration = Duration::from_millis(500);
 
 /// The bound on each SUBSCRIBE and PUBLISH of the simulator.
@@ -137,9 +140,10 @@ impl MessageSink for Inline {
 /// [`start`](Self::start) installs a message sink on the transport, subscribes once (QoS 1)
 /// to [`REQUEST_FILTERS`], checks every outcome, and spawns one worker thread. The sink only
 /// hands messages to the worker over a channel; the worker runs the service and publishes its
-/// answers with QoS 1, events before the reply, in the order the requests arrived. On the
-/// system clock the worker also fires expired timers every half second. After a reconnect that
-/// did not resume the session the worker re-subscribes.
+/// answers with QoS 1, the reply before the events it caused, in the order the requests
+/// arrived. On a real clock the worker also fires each timer when it is due (it sleeps until
+/// the earliest deadline, at most half a second at a time). After a reconnect that did not
+/// resume the session the worker re-subscribes.
 ///
 /// The control methods lock the service, compute the events, release the lock and publish the
 /// events from the caller's thread before returning: on the [`MockBroker`](crate::MockBroker),
@@ -219,7 +223,7 @@ impl Simulator {
             .set_sink(Arc::new(Inbox { tx: tx.clone() }))
             .map_err(SimulatorError::Sink)?;
         subscribe(transport.as_ref()).map_err(SimulatorError::Subscribe)?;
-        let system_clock = !service.clock().is_virtual();
+        let real_clock = !service.clock().is_virtual();
         let service = Arc::new(Mutex::new(service));
         let (done_tx, done) = crossbeam_channel::bounded(1);
         let handle = {
@@ -228,7 +232,7 @@ impl Simulator {
             std::thread::Builder::new()
                 .name("jobs-simulator".into())
                 .spawn(move || {
-                    run(&service, transport.as_ref(), &rx, system_clock);
+                    run(&service, transport.as_ref(), &rx, real_clock);
                     // The receiver may be gone if the simulator gave up waiting.
                     let _ = done_tx.send(());
                 })
@@ -318,13 +322,43 @@ impl Simulator {
         self.control(|service| service.remove_thing(job, thing))
     }
 
-    /// Advances the virtual clock and fires expired timers; see
-    /// [`JobsService::advance_clock`]. The events are published before this returns.
+    /// Advances the clock and fires expired timers; see [`JobsService::advance_clock`]. The
+    /// events are published before this returns.
+    pub fn advance_clock(&self, by: Duration) {
+        let out = self.service.lock().advance_clock(by);
+        publish_all(self.transport.as_ref(), &out);
+    }
+
+    /// Runs a control-plane operation; see [`JobsService::call`]. The events are published
+    /// (with no lock held) before this returns, whether the operation succeeded or not.
     ///
     /// # Errors
-    /// As for [`JobsService::advance_clock`].
-    pub fn advance_clock(&self, by: Duration) -> Result<(), ControlError> {
-        self.control(|service| service.advance_clock(by))
+    /// The operation's [`ApiError`].
+    pub fn call<O: ControlOperation>(&self, request: O) -> Result<O::Output, ApiError> {
+        let called = self.service.lock().call(request);
+        publish_all(self.transport.as_ref(), &called.events);
+        called.result
+    }
+
+    /// Runs a control-plane operation given by name with JSON input; see
+    /// [`JobsService::call_json`]. The events are published before this returns.
+    ///
+    /// # Errors
+    /// The operation's [`ApiError`].
+    pub fn call_json(&self, operation: Operation, input: Value) -> Result<Value, ApiError> {
+        let called = self.service.lock().call_json(operation, input);
+        publish_all(self.transport.as_ref(), &called.events);
+        called.result
+    }
+
+    /// Forgets everything, without events; see [`JobsService::forget_everything`].
+    pub fn forget_everything(&self) {
+        self.service.lock().forget_everything();
+    }
+
+    /// Forgets one thing, without events; see [`JobsService::forget_thing`].
+    pub fn forget_thing(&self, thing: &ThingName) {
+        self.service.lock().forget_thing(thing);
     }
 
     /// Answers the next `n` requests with `RequestThrottled`; see
@@ -344,7 +378,7 @@ impl Simulator {
         self.service.lock().set_quirks(quirks);
     }
 
-    /// The current time of the service's clock, in seconds since the epoch.
+    /// The current time of the service's clock, in whole seconds since the epoch.
     pub fn now(&self) -> i64 {
         self.service.lock().clock().now()
     }
@@ -410,11 +444,18 @@ fn run(
     service: &Mutex<JobsService>,
     transport: &dyn MqttTransport,
     rx: &Receiver<Message>,
-    system_clock: bool,
+    real_clock: bool,
 ) {
     loop {
-        let message = if system_clock {
-            match rx.recv_timeout(TIMER_TICK) {
+        let message = if real_clock {
+            let wait = {
+                let service = service.lock();
+                service
+                    .next_timer_deadline()
+                    .and_then(|deadline| service.clock().real_time_until(deadline))
+                    .map_or(TIMER_TICK, |wait| wait.min(TIMER_TICK))
+            };
+            match rx.recv_timeout(wait) {
                 Ok(message) => Some(message),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => return,

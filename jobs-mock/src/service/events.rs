@@ -1,11 +1,12 @@
 //! When `notify` and `notify-next` are sent: a snapshot of a thing's pending list before a
 //! change, compared with the list after it.
 
+use jobs_core::Timestamp;
 use jobs_core::model::{JobExecutionsChanged, NextJobExecutionChanged, PendingByStatus};
 use jobs_core::{JobId, JobStatus, ThingName};
 
 use super::Outgoing;
-use super::state::ThingState;
+use super::state::{ThingState, seconds};
 
 /// A thing's pending list as it was before a change: (job, status), head first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +40,7 @@ pub(crate) fn changes(
     thing: &ThingName,
     before: &Snapshot,
     after: &ThingState,
-    now: i64,
+    now_ms: i64,
 ) -> Vec<Outgoing> {
     let current = Snapshot::of(after);
     let mut out = Vec::new();
@@ -54,10 +55,10 @@ pub(crate) fn changes(
         Some(job) != before.head() && current.pending.iter().any(|(j, s)| j == job && s != status)
     });
     if membership_changed || non_head_status_changed {
-        out.push(notify(thing, after, now));
+        out.push(notify(thing, after, seconds(now_ms)));
     }
     if before.head() != current.head() {
-        out.push(notify_next(thing, after, now));
+        out.push(notify_next(thing, after, now_ms));
     }
     out
 }
@@ -69,15 +70,15 @@ pub(crate) fn notify(thing: &ThingName, state: &ThingState, now: i64) -> Outgoin
     jobs.in_progress = in_progress;
     jobs.queued = queued;
     let mut event = JobExecutionsChanged::default();
-    event.timestamp = Some(now);
+    event.timestamp = Some(Timestamp::new(now));
     event.jobs = jobs;
     Outgoing::json(jobs_core::topics::notify_topic(thing), &event)
 }
 
 /// A `notify-next` (NextJobExecutionChanged) with the thing's current head and its document.
-pub(crate) fn notify_next(thing: &ThingName, state: &ThingState, now: i64) -> Outgoing {
+pub(crate) fn notify_next(thing: &ThingName, state: &ThingState, now_ms: i64) -> Outgoing {
     let mut event = NextJobExecutionChanged::default();
-    event.timestamp = Some(now);
-    event.execution = state.head().map(|e| e.to_wire(true, now));
+    event.timestamp = Some(Timestamp::new(seconds(now_ms)));
+    event.execution = state.head().map(|e| e.to_wire(true, now_ms));
     Outgoing::json(jobs_core::topics::notify_next_topic(thing), &event)
 }

@@ -1,7 +1,8 @@
 //! [`JobsService`]: the pure, synchronous core of the simulator — requests in, messages out.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
+use jobs_core::Timestamp;
 use jobs_core::model::{ErrorReply, ExecutionState};
 use jobs_core::{JobId, RejectCode, ThingName, validate};
 use serde::Serialize;
@@ -10,7 +11,8 @@ use serde_json::Value;
 
 use super::clock::Clock;
 use super::events::{self, Snapshot};
-use super::state::ThingState;
+use super::job_record::JobRecord;
+use super::state::{ThingState, seconds};
 use super::topic::{Api, Classified, classify};
 
 /// A message the simulator wants published: a reply or an event.
@@ -48,9 +50,9 @@ pub struct Quirks {
     /// Describe of `$next` with nothing pending is rejected with `ResourceNotFound` instead of
     /// accepted without `execution`. Defaults to `false`.
     pub idle_next_is_not_found: bool,
-    /// Describe of an execution in a terminal status is rejected with `TerminalStateReached`
-    /// instead of returning the execution. Defaults to `false`.
-    pub terminal_describe_is_rejected: bool,
+    /// Describe of an execution in a terminal status returns the execution instead of
+    /// rejecting it with `TerminalStateReached` (what AWS does). Defaults to `false`.
+    pub terminal_describe_returns_execution: bool,
     /// Update of a QUEUED execution straight to `SUCCEEDED` or `FAILED` is rejected with
     /// `InvalidStateTransition` instead of accepted. Defaults to `false`.
     pub queued_to_done_is_rejected: bool,
@@ -86,10 +88,10 @@ impl Reject {
 /// The simulated AWS IoT Jobs service for any number of things: a pure state machine.
 ///
 /// [`handle`](Self::handle) takes one request a device published and returns the messages the
-/// service publishes in answer — any events first (`notify`, then `notify-next`, per thing),
-/// then the reply on the request topic plus `/accepted` or `/rejected`. The control methods
-/// (create and cancel jobs, remove things, advance the clock, inject faults) return the events
-/// they cause. Nothing here spawns threads, blocks or does I/O: the [`Simulator`](super::Simulator)
+/// service publishes in answer — the reply on the request topic plus `/accepted` or
+/// `/rejected` first, then the events it caused (`notify`, then `notify-next`), as AWS does.
+/// The control methods (the AWS IoT control-plane operations of [`call`](Self::call), and the
+/// shortcuts such as [`create_job`](Self::create_job)) return the events they cause. Nothing here spawns threads, blocks or does I/O: the [`Simulator`](super::Simulator)
 /// runs it over an MQTT transport, and tests may drive it directly.
 ///
 /// Timers are evaluated against the [`Clock`] at the start of every call, so a timer that
@@ -99,7 +101,7 @@ pub struct JobsService {
     pub(crate) clock: Clock,
     pub(crate) quirks: Quirks,
     pub(crate) things: BTreeMap<ThingName, ThingState>,
-    pub(crate) jobs: BTreeSet<JobId>,
+    pub(crate) jobs: BTreeMap<JobId, JobRecord>,
     pub(crate) seq: u64,
     throttle_remaining: usize,
     fail_remaining: usize,
@@ -112,7 +114,7 @@ impl JobsService {
             clock,
             quirks: Quirks::default(),
             things: BTreeMap::new(),
-            jobs: BTreeSet::new(),
+            jobs: BTreeMap::new(),
             seq: 0,
             throttle_remaining: 0,
             fail_remaining: 0,
@@ -146,15 +148,23 @@ impl JobsService {
         self.fail_remaining = self.fail_remaining.saturating_add(n);
     }
 
+    /// Drops the outstanding injected faults.
+    pub(crate) fn clear_faults(&mut self) {
+        self.throttle_remaining = 0;
+        self.fail_remaining = 0;
+    }
+
     /// Handles one message a device published on `topic` and returns what the service
-    /// publishes in answer (events first, then the reply). Never panics, whatever the input.
+    /// publishes in answer: the events of timers that expired before it, the reply, then the
+    /// events the request caused. Never panics, whatever the input.
     ///
     /// Topics outside `$aws/things/{thing}/jobs/…`, and reply and event topics inside it, get
     /// no answer (only events of expired timers, if any). Other topics inside the namespace
     /// that name no API get `InvalidTopic` on the topic plus `/rejected`.
     pub fn handle(&mut self, topic: &str, payload: &[u8]) -> Vec<Outgoing> {
-        let now = self.clock.now();
-        let mut out = self.expire_timers(now);
+        let now_ms = self.clock.now_millis();
+        let now = seconds(now_ms);
+        let mut out = self.expire_timers(now_ms);
         let (thing, api) = match classify(topic) {
             Classified::Ignored => {
                 log::debug!("simulator ignores a message on {topic}");
@@ -173,6 +183,7 @@ impl JobsService {
         // Parsed once: the token of a rejection and the request itself both come from it.
         let request = serde_json::from_slice::<Value>(payload);
         let token = request.as_ref().ok().and_then(token_of);
+        let mut events = Vec::new();
         let result = if self.throttle_remaining > 0 {
             self.throttle_remaining -= 1;
             Err(Reject::new(
@@ -186,7 +197,7 @@ impl JobsService {
                 "internal error (simulated)",
             ))
         } else {
-            self.dispatch(&thing, api, &request, now, &mut out)
+            self.dispatch(&thing, api, &request, now_ms, &mut events)
         };
         match result {
             Ok(body) => out.push(Outgoing {
@@ -195,6 +206,7 @@ impl JobsService {
             }),
             Err(reject) => out.push(rejected(topic, token, reject, now)),
         }
+        out.extend(events);
         out
     }
 
@@ -203,25 +215,25 @@ impl JobsService {
         thing: &ThingName,
         api: Api,
         payload: &Result<Value, serde_json::Error>,
-        now: i64,
+        now_ms: i64,
         out: &mut Vec<Outgoing>,
     ) -> Result<Vec<u8>, Reject> {
         match api {
             Api::GetPending => {
                 let (request, token) = parse(payload)?;
-                Ok(self.get_pending(thing, &request, token, now))
+                Ok(self.get_pending(thing, &request, token, now_ms))
             }
             Api::StartNext => {
                 let (request, token) = parse(payload)?;
-                self.start_next(thing, request, token, now, out)
+                self.start_next(thing, request, token, now_ms, out)
             }
             Api::Describe(job) => {
                 let (request, token) = parse(payload)?;
-                self.describe(thing, &job, &request, token, now)
+                self.describe(thing, &job, &request, token, now_ms)
             }
             Api::Update(job) => {
                 let (request, token) = parse(payload)?;
-                self.update(thing, &job, request, token, now, out)
+                self.update(thing, &job, request, token, now_ms, out)
             }
         }
     }
@@ -230,11 +242,13 @@ impl JobsService {
     /// Called at the start of every request and control call; a host running on the system
     /// clock also calls it periodically (the [`Simulator`](super::Simulator) does).
     pub fn fire_timers(&mut self) -> Vec<Outgoing> {
-        let now = self.clock.now();
-        self.expire_timers(now)
+        let now_ms = self.clock.now_millis();
+        self.expire_timers(now_ms)
     }
 
-    /// The earliest timer deadline of any execution, in seconds since the epoch.
+    /// The earliest timer deadline of any execution, in milliseconds since the epoch (timers
+    /// keep sub-second precision: one fires when the clock reaches it, not at the whole second
+    /// before).
     pub fn next_timer_deadline(&self) -> Option<i64> {
         self.things
             .values()
@@ -242,33 +256,35 @@ impl JobsService {
             .min()
     }
 
-    pub(crate) fn expire_timers(&mut self, now: i64) -> Vec<Outgoing> {
+    pub(crate) fn expire_timers(&mut self, now_ms: i64) -> Vec<Outgoing> {
         let due: Vec<ThingName> = self
             .things
             .iter()
-            .filter(|(_, state)| state.next_deadline().is_some_and(|d| d <= now))
+            .filter(|(_, state)| state.next_deadline().is_some_and(|d| d <= now_ms))
             .map(|(thing, _)| thing.clone())
             .collect();
         let mut out = Vec::new();
         for thing in due {
-            self.mutate(&thing, now, &mut out, |state| state.expire_timers(now));
+            self.mutate(&thing, now_ms, &mut out, |state| {
+                state.expire_timers(now_ms)
+            });
         }
         out
     }
 
     /// Runs `change` on the state of `thing` (created empty if unknown) and appends the
-    /// `notify` / `notify-next` events the change causes.
+    /// `notify` / `notify-next` events the change causes (`now_ms` in milliseconds).
     pub(crate) fn mutate<R>(
         &mut self,
         thing: &ThingName,
-        now: i64,
+        now_ms: i64,
         out: &mut Vec<Outgoing>,
         change: impl FnOnce(&mut ThingState) -> R,
     ) -> R {
         let state = self.things.entry(thing.clone()).or_default();
         let before = Snapshot::of(state);
         let result = change(state);
-        out.extend(events::changes(thing, &before, state, now));
+        out.extend(events::changes(thing, &before, state, now_ms));
         result
     }
 }
@@ -325,7 +341,7 @@ fn rejected(request_topic: &str, token: Option<String>, reject: Reject, now: i64
     let mut body = ErrorReply::new(reject.code);
     body.message = Some(reject.message);
     body.client_token = token;
-    body.timestamp = Some(now);
+    body.timestamp = Some(Timestamp::new(now));
     body.execution_state = reject.state;
     Outgoing::json(format!("{request_topic}/rejected"), &body)
 }

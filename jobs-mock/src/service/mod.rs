@@ -1,58 +1,100 @@
-//! A stateful simulator of the AWS IoT Jobs device API, for any number of things.
+//! A stateful emulator of AWS IoT Jobs for any number of things: the device API over MQTT,
+//! and the control plane as the AWS IoT API.
 //!
-//! [`JobsService`] is the pure core: it holds every execution per (thing, job) — status,
-//! status details, version and execution numbers, timestamps from a [`Clock`], the job
-//! document, timer deadlines — answers requests with the replies and events the protocol
-//! prescribes, and offers a control plane ([`JobsService::create_job`],
-//! [`JobsService::cancel_job`], [`JobsService::remove_thing`], [`JobsService::advance_clock`],
-//! fault injection, state inspection). [`Simulator`] runs it over any
-//! [`MqttTransport`](jobs_core::MqttTransport): the in-memory [`MockBroker`](crate::MockBroker)
-//! in tests, a real broker when hosted live.
+//! [`JobsService`] is the pure core: it holds every job (document, targets, target selection,
+//! timeout, cancellation) and every execution per (thing, job, execution number) — status,
+//! status details, version, timestamps from a [`Clock`], timer deadlines — answers device
+//! requests with the replies and events the protocol prescribes, and runs the control plane:
+//! the AWS IoT operations of [`api`] ([`JobsService::call`], [`JobsService::call_json`]: the
+//! one dispatcher behind `jobs-service`'s HTTP API and MQTT control topic), shortcuts such as
+//! [`JobsService::create_job`], fault injection and state inspection. [`Simulator`] runs it
+//! over any [`MqttTransport`](jobs_core::MqttTransport): the in-memory
+//! [`MockBroker`](crate::MockBroker) in tests, a real broker when hosted live.
 //!
-//! # Behaviour
+//! # Behaviour, with its evidence
+//! Each rule says where it comes from: **measured** on the live service (by us or by the
+//! authors of the MiniStack emulator, as cited in the protocol reference), **documented** by
+//! AWS (developer guide, API reference, botocore's service models), or **our choice** where
+//! nothing is known.
+//!
+//! - **Execution numbers** count per (thing, job): the first execution of every job on a thing
+//!   is 1; a re-run of the same job on the same thing gets the last number + 1. Documented
+//!   ("identifies one execution of the job on this device") and shown by AWS's Python sample,
+//!   which prints `execution_number=1` for two different jobs on one thing. Numbers are never
+//!   given out twice, even after DeleteJobExecution (our choice; AWS says they *may* be reused).
+//! - **Re-runs**: a job runs again on a thing where its execution ended when the thing is
+//!   targeted again — AssociateTargetsWithJob on a CONTINUOUS job (measured: a thing re-joining
+//!   a continuous job's group gets `executionNumber` + 1). Describe and Update with an explicit
+//!   `executionNumber` reach any execution; without one, the latest.
+//! - **Reply first, then events**: for one request the accepted/rejected reply is published
+//!   before the `notify` / `notify-next` it caused (measured). Events of timers that expired
+//!   before the request come before its reply.
+//! - **Describe of a terminal execution** (SUCCEEDED, FAILED, REJECTED, TIMED_OUT, CANCELED,
+//!   REMOVED) is rejected with `TerminalStateReached`, message "Job Execution has reached
+//!   terminal state. It is neither IN_PROGRESS nor QUEUED", no `executionState` (measured,
+//!   quoted from the real service in a troubleshooting guide, and documented as
+//!   `TerminalStateException` for DescribeJobExecution in botocore's `iot-jobs-data` model).
+//!   [`Quirks::terminal_describe_returns_execution`] returns the execution instead. The
+//!   control plane's DescribeJobExecution returns executions in every status (documented).
+//! - **Statuses a device may not set** (QUEUED, CANCELED, TIMED_OUT, REMOVED) are rejected
+//!   with `InvalidStateTransition` with `executionState`; an unknown status string, or none,
+//!   with `InvalidRequest` (measured). A terminal execution cannot be updated:
+//!   `InvalidStateTransition` (documented).
+//! - **`statusDetails`** are validated with `jobs_core`'s rules, shared with the client
+//!   ([`jobs_core::StatusDetails::from_pairs`], [`jobs_core::validate`]): keys 1–128 of
+//!   `[a-zA-Z0-9:_-]`, values 1–1024 characters with none of Unicode category Other (`\p{C}`)
+//!   (documented patterns); no limit on the number of pairs (none is documented).
+//! - **Versions** start at 1 when queued; start-next's QUEUED→IN_PROGRESS and every accepted
+//!   device update add 1 (documented: versions count device updates; observed values 1 then
+//!   2). Service-made changes (TIMED_OUT, CANCELED, REMOVED) keep the version (measured for
+//!   REMOVED; our choice for the others).
+//! - **Timers**: the job's in-progress timer starts when the execution becomes IN_PROGRESS;
+//!   a step timer never runs past it; on expiry the execution becomes TIMED_OUT with the usual
+//!   events (documented). Deadlines keep millisecond precision although wire timestamps are
+//!   whole seconds, so a timer fires when its deadline is reached, not up to a second early
+//!   (our choice; AWS documents that it may fire up to 60 s *late*, which is not emulated).
+//!   Expiry is checked at the start of every request and control call, when the clock is
+//!   advanced, and — on a real clock — by the [`Simulator`]'s worker when the earliest deadline
+//!   is due. `approximateSecondsBeforeTimedOut` is the time left on the earlier timer, in whole
+//!   seconds rounded up.
+//! - **Time**: timestamps come from the [`Clock`]: virtual (moved only by
+//!   [`JobsService::advance_clock`] or AdvanceClock), or real and optionally N times faster
+//!   ([`Clock::scaled`]), whose timestamps then run ahead of the wall clock.
 //! - **GetPendingJobExecutions** lists `inProgressJobs` then `queuedJobs` (both always
-//!   present), IN_PROGRESS first, then queue (creation) order, at most 10 in all.
+//!   present), IN_PROGRESS first, then queue (creation) order, at most 10 in all (documented).
 //! - **StartNextPendingJobExecution** returns the IN_PROGRESS execution unchanged if there is
 //!   one (its details and timers untouched), else starts the oldest QUEUED one (status details
 //!   and step timer applied, version +1); accepted without `execution` when nothing is
-//!   pending. The execution includes `jobDocument`.
+//!   pending. The execution includes `jobDocument` (documented).
 //! - **DescribeJobExecution** takes a job ID or `$next` (answered on the `$next` topics);
-//!   `includeJobDocument` defaults to `true`; an `executionNumber` that is not the
-//!   execution's gives `ResourceNotFound`, as does an unknown execution. With `$next` the
+//!   `includeJobDocument` defaults to `true` (documented); an `executionNumber` that names no
+//!   execution gives `ResourceNotFound`, as does an unknown execution. With `$next` the
 //!   `executionNumber` is ignored.
 //! - **UpdateJobExecution** accepts `IN_PROGRESS`, `SUCCEEDED`, `FAILED` and `REJECTED`;
 //!   `expectedVersion` as a number or numeric string; `includeJobExecutionState` and
-//!   `includeJobDocument` (both default `false`); `statusDetails` replace the stored ones and
-//!   are validated with the device-API rules; `stepTimeoutInMinutes` 1–10080 starts a new step
-//!   timer (capped at the in-progress deadline), `-1` cancels it. Each accepted update adds 1
-//!   to `versionNumber`.
-//! - **Versions** start at 1 when queued; start-next's QUEUED→IN_PROGRESS and every accepted
-//!   update add 1. Service-made changes (TIMED_OUT, CANCELED, REMOVED) do not: the docs say
-//!   versions count device updates.
-//! - **Execution numbers** count per thing (1, 2, … in creation order), as in the reference's
-//!   worked example. There are no retries, so each job has one execution per thing.
-//! - **Timers**: the job's in-progress timer starts when the execution becomes IN_PROGRESS;
-//!   a step timer never runs past it. On expiry the execution becomes `TIMED_OUT` (terminal)
-//!   with the usual events. Expiry is checked at the start of every request and control call,
-//!   when [`JobsService::advance_clock`] moves the virtual clock, and every half second by the
-//!   [`Simulator`] on the system clock. `approximateSecondsBeforeTimedOut` is the time left on
-//!   the earlier of the two timers, present while a timer runs.
+//!   `includeJobDocument` (both default `false`); `statusDetails` replace the stored ones;
+//!   `stepTimeoutInMinutes` 1–10080 starts a new step timer (capped at the in-progress
+//!   deadline), `-1` cancels it (documented).
 //! - **Events**: `notify` is sent when an execution is queued, reaches a terminal status, or
 //!   changes status while not at the head of the pending list; `notify-next` when the head of
 //!   the list changes (to another execution, or to none: the empty form `{"timestamp":…}`).
-//!   `notify` lists at most 10 executions; with nothing pending it is `{"timestamp":…,"jobs":{}}`.
+//!   `notify` lists at most 10 executions; with nothing pending it is `{"timestamp":…,"jobs":{}}`
+//!   (documented). Control operations that change executions (CreateJob, CancelJob,
+//!   CancelJobExecution, DeleteJobExecution, DeleteJob, AssociateTargetsWithJob) send them
+//!   too; Reset sends nothing.
 //! - **Rejections** echo the request's `clientToken` when it is a string, and always carry
-//!   `timestamp`; `VersionMismatch` and `InvalidStateTransition` carry `executionState`.
-//!   Checks run in this order: topic (`InvalidTopic`); injected faults (`RequestThrottled`,
-//!   then `InternalError`); JSON (`InvalidJson`); shape, token and field values
-//!   (`InvalidRequest`); existence (`ResourceNotFound`); `expectedVersion`
+//!   `timestamp`; `VersionMismatch` and `InvalidStateTransition` carry `executionState`
+//!   (documented). Checks run in this order (our choice): topic (`InvalidTopic`); injected
+//!   faults (`RequestThrottled`, then `InternalError`); JSON (`InvalidJson`); shape, token and
+//!   field values (`InvalidRequest`); existence (`ResourceNotFound`); `expectedVersion`
 //!   (`VersionMismatch`); the transition (`InvalidStateTransition`); a `-1` step timeout
 //!   without a step timer (`InvalidRequest`).
-//! - **Order of messages**: for one request, events come before the reply; so a device whose
-//!   update call returned has already received the `notify` its update caused.
+//! - **The control plane** ([`api`]) follows botocore's model of the `iot` service for
+//!   members, shapes, exceptions and HTTP statuses (documented); what each operation does,
+//!   including our choices, is on its request type.
 //!
 //! # Uncertain behaviours
-//! Where AWS is silent or contradicts itself (protocol reference §13), the simulator does this;
+//! Where AWS is silent or contradicts itself (protocol reference §13), the emulator does this;
 //! the switches in [`Quirks`] select the other plausible answer where one exists.
 //!
 //! 1. **Describe `$next` with nothing pending** (§13.4): accepted without `execution`.
@@ -62,44 +104,48 @@
 //! 3. **QUEUED→SUCCEEDED / FAILED directly** (§13.7): accepted (no `startedAt` is set).
 //!    [`Quirks::queued_to_done_is_rejected`] answers `InvalidStateTransition` instead.
 //!    QUEUED→REJECTED is always accepted (it is in the lifecycle diagram).
-//! 4. **Statuses a device may not set**: a known one (`QUEUED`, `TIMED_OUT`, `REMOVED`,
-//!    `CANCELED` — also the `CANCELED` one AWS sample claims) gives `InvalidStateTransition`
-//!    with `executionState`; an unknown string gives `InvalidRequest`; a missing `status`
-//!    gives `InvalidRequest`.
-//! 5. **`TerminalStateReached`** (§13.5): Describe returns terminal executions as they are.
-//!    [`Quirks::terminal_describe_is_rejected`] answers `TerminalStateReached` instead.
-//! 6. **`InvalidTopic`** (§13.6): sent on the request topic plus `/rejected`, for any topic
+//! 4. **`InvalidTopic`** (§13.6): sent on the request topic plus `/rejected`, for any topic
 //!    `$aws/things/{thing}/jobs/…` that names no API — an unknown operation, a job level that
 //!    is neither a job ID nor `$next`, an invalid thing name. Reply and event topics (ending
-//!    in `/accepted` or `/rejected`, `notify`, `notify-next`) are ignored, so the simulator
+//!    in `/accepted` or `/rejected`, `notify`, `notify-next`) are ignored, so the emulator
 //!    never answers its own messages.
-//! 7. **`notify` on QUEUED→IN_PROGRESS of the head** (§13.8): not sent (AWS's worked example);
+//! 5. **`notify` on QUEUED→IN_PROGRESS of the head** (§13.8): not sent (AWS's worked example);
 //!    the head did not change either, so nothing is sent at all. A non-head execution moving
 //!    to IN_PROGRESS (by Update) does send `notify` ("changes to a non-terminal status"), and
 //!    `notify-next` too if it becomes the head.
-//! 8. **Invalid `clientToken`** (§13.2; empty, over 64 bytes or not printable ASCII):
+//! 6. **Invalid `clientToken`** (§13.2; empty, over 64 bytes or not printable ASCII):
 //!    `InvalidRequest`, echoing the token as sent. A token that is not a string gives
 //!    `InvalidRequest` with no token.
-//! 9. **Empty payload**: not valid JSON, so `InvalidJson` (`{}` is the empty request).
-//! 10. **VersionMismatch vs InvalidStateTransition**: a stale `expectedVersion` on a terminal
-//!     execution gives `VersionMismatch` (the lock is checked before the transition).
-//! 11. **StartNext with `stepTimeoutInMinutes` when an execution is already IN_PROGRESS**: the
-//!     execution is returned unchanged; the step timer is not replaced (only Update does that).
-//! 12. **QoS of responses and events** (§13.9): the [`Simulator`] publishes everything with
+//! 7. **Empty payload**: not valid JSON, so `InvalidJson` (`{}` is the empty request).
+//! 8. **VersionMismatch vs InvalidStateTransition**: a stale `expectedVersion` on a terminal
+//!    execution gives `VersionMismatch` (the lock is checked before the transition).
+//! 9. **StartNext with `stepTimeoutInMinutes` when an execution is already IN_PROGRESS**: the
+//!    execution is returned unchanged; the step timer is not replaced (only Update does that).
+//! 10. **QoS of responses and events** (§13.9): the [`Simulator`] publishes everything with
 //!     QoS 1.
-//! 13. **Timestamps** (§13.14): seconds.
-//! 14. **`statusDetails` limits** (§13.11): no limit on the number of pairs.
+//! 11. **Timestamps** (§13.14): seconds.
+//!
+//! # Not emulated
+//! Thing and thing-group registries (any valid thing name is a target; thing-group targets are
+//! refused), job documents in S3 (`documentSource`), document substitutions, job templates,
+//! rollout, abort, retry and scheduling configurations, namespaces, tags, presigned URLs,
+//! request-rate limits, the up-to-60-s lateness of real timers, and request signatures (the
+//! HTTP API checks none).
 
+pub mod api;
 mod clock;
 mod control;
 mod driver;
 mod events;
+mod job_record;
 mod jobs_service;
 mod requests;
 mod state;
 mod topic;
 
+pub use api::{ApiError, ApiErrorKind, Called, ControlOperation};
 pub use clock::Clock;
 pub use control::{ControlError, ExecutionInfo, JobSpec};
 pub use driver::{REQUEST_FILTERS, Simulator, SimulatorError};
+pub use job_record::{JobState, TargetSelection};
 pub use jobs_service::{JobsService, Outgoing, Quirks};

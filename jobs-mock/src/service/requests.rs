@@ -4,14 +4,19 @@ use jobs_core::model::{
     DescribeRequest, ExecutionReply, GetPendingRequest, PendingJobs, StartNextRequest, UpdateReply,
     UpdateRequest,
 };
+use jobs_core::{ExecutionNumber, Timestamp};
 use jobs_core::{JobStatus, RejectCode, StatusDetails, ThingName};
 
 use super::jobs_service::{JobsService, Outgoing, Reject, encode};
-use super::state::{Execution, ThingState};
+use super::state::{Execution, ThingState, seconds};
 use super::topic::JobRef;
 
 /// `stepTimeoutInMinutes` range (1 minute to 7 days).
 const STEP_TIMEOUT_RANGE: std::ops::RangeInclusive<i64> = 1..=10_080;
+
+/// The message of AWS's `TerminalStateReached` (quoted from the real service).
+pub(crate) const TERMINAL_STATE_MESSAGE: &str =
+    "Job Execution has reached terminal state. It is neither IN_PROGRESS nor QUEUED";
 
 /// `stepTimeoutInMinutes: -1` on Update cancels the step timer.
 const CANCEL_STEP_TIMER: i64 = -1;
@@ -22,7 +27,7 @@ impl JobsService {
         thing: &ThingName,
         _request: &GetPendingRequest,
         token: Option<String>,
-        now: i64,
+        now_ms: i64,
     ) -> Vec<u8> {
         let (in_progress, queued) = self
             .things
@@ -32,7 +37,7 @@ impl JobsService {
         let mut reply = PendingJobs::default();
         reply.in_progress_jobs = in_progress;
         reply.queued_jobs = queued;
-        reply.timestamp = Some(now);
+        reply.timestamp = Some(Timestamp::new(seconds(now_ms)));
         reply.client_token = token;
         encode(&reply)
     }
@@ -42,7 +47,7 @@ impl JobsService {
         thing: &ThingName,
         request: StartNextRequest,
         token: Option<String>,
-        now: i64,
+        now_ms: i64,
         out: &mut Vec<Outgoing>,
     ) -> Result<Vec<u8>, Reject> {
         let details = validate_details(request.status_details)?;
@@ -53,25 +58,26 @@ impl JobsService {
                 "stepTimeoutInMinutes {minutes} is outside 1 to 10080"
             )));
         }
-        let execution = self.mutate(thing, now, out, |state| {
+        let now = seconds(now_ms);
+        let execution = self.mutate(thing, now_ms, out, |state| {
             let head_id = state.head_id()?;
-            let head = state.get_mut(&head_id)?;
+            let head = state.get_mut(&head_id, None)?;
             if head.status == JobStatus::Queued {
-                head.start(now);
+                head.start(now_ms);
                 head.version_number = head.version_number.saturating_add(1);
                 head.last_updated_at = now;
                 if details.is_some() {
                     head.status_details = details;
                 }
                 if let Some(minutes) = request.step_timeout_in_minutes {
-                    head.set_step_timer(minutes, now);
+                    head.set_step_timer(minutes, now_ms);
                 }
             }
-            Some(head.to_wire(true, now))
+            Some(head.to_wire(true, now_ms))
         });
         let mut reply = ExecutionReply::default();
         reply.execution = execution;
-        reply.timestamp = Some(now);
+        reply.timestamp = Some(Timestamp::new(now));
         reply.client_token = token;
         Ok(encode(&reply))
     }
@@ -82,13 +88,13 @@ impl JobsService {
         job: &JobRef,
         request: &DescribeRequest,
         token: Option<String>,
-        now: i64,
+        now_ms: i64,
     ) -> Result<Vec<u8>, Reject> {
         let include_document = request.include_job_document.unwrap_or(true);
         let state = self.things.get(thing);
         let execution = match job {
             JobRef::Next => match state.and_then(ThingState::head) {
-                Some(head) => Some(head.to_wire(include_document, now)),
+                Some(head) => Some(head.to_wire(include_document, now_ms)),
                 None if self.quirks.idle_next_is_not_found => {
                     return Err(Reject::new(
                         RejectCode::ResourceNotFound,
@@ -99,21 +105,22 @@ impl JobsService {
             },
             JobRef::Id(job) => {
                 let execution = state
-                    .and_then(|s| s.get(job))
-                    .filter(|e| matches_number(e, request.execution_number))
+                    .and_then(|s| s.get(job, request.execution_number.map(ExecutionNumber::get)))
                     .ok_or_else(|| not_found(thing, job.as_str()))?;
-                if execution.status.is_terminal() && self.quirks.terminal_describe_is_rejected {
+                if execution.status.is_terminal()
+                    && !self.quirks.terminal_describe_returns_execution
+                {
                     return Err(Reject::new(
                         RejectCode::TerminalStateReached,
-                        format!("job execution is {}", execution.status),
+                        TERMINAL_STATE_MESSAGE,
                     ));
                 }
-                Some(execution.to_wire(include_document, now))
+                Some(execution.to_wire(include_document, now_ms))
             }
         };
         let mut reply = ExecutionReply::default();
         reply.execution = execution;
-        reply.timestamp = Some(now);
+        reply.timestamp = Some(Timestamp::new(seconds(now_ms)));
         reply.client_token = token;
         Ok(encode(&reply))
     }
@@ -124,7 +131,7 @@ impl JobsService {
         job: &JobRef,
         request: UpdateRequest,
         token: Option<String>,
-        now: i64,
+        now_ms: i64,
         out: &mut Vec<Outgoing>,
     ) -> Result<Vec<u8>, Reject> {
         let JobRef::Id(job) = job else {
@@ -148,13 +155,13 @@ impl JobsService {
             )));
         }
         let queued_to_done_is_rejected = self.quirks.queued_to_done_is_rejected;
-        let (state, document) = self.mutate(thing, now, out, |state| {
+        let now = seconds(now_ms);
+        let (state, document) = self.mutate(thing, now_ms, out, |state| {
             let execution = state
-                .get_mut(job)
-                .filter(|e| matches_number(e, request.execution_number))
+                .get_mut(job, request.execution_number.map(ExecutionNumber::get))
                 .ok_or_else(|| not_found(thing, job.as_str()))?;
             if let Some(expected) = request.expected_version
-                && expected != execution.version_number
+                && expected.get() != execution.version_number
             {
                 return Err(Reject::new(
                     RejectCode::VersionMismatch,
@@ -173,11 +180,11 @@ impl JobsService {
             }
             if status == JobStatus::InProgress {
                 if execution.status == JobStatus::Queued {
-                    execution.start(now);
+                    execution.start(now_ms);
                 }
                 match step {
                     Some(CANCEL_STEP_TIMER) => execution.step_deadline = None,
-                    Some(minutes) => execution.set_step_timer(minutes, now),
+                    Some(minutes) => execution.set_step_timer(minutes, now_ms),
                     None => {}
                 }
                 execution.last_updated_at = now;
@@ -197,7 +204,7 @@ impl JobsService {
         if request.include_job_document == Some(true) {
             reply.job_document = Some(document);
         }
-        reply.timestamp = Some(now);
+        reply.timestamp = Some(Timestamp::new(now));
         reply.client_token = token;
         Ok(encode(&reply))
     }
@@ -237,10 +244,6 @@ fn validate_details(details: Option<StatusDetails>) -> Result<Option<StatusDetai
             .map(Some)
             .map_err(|error| Reject::invalid(format!("invalid statusDetails: {error}"))),
     }
-}
-
-fn matches_number(execution: &Execution, number: Option<i64>) -> bool {
-    number.is_none_or(|n| n == execution.execution_number)
 }
 
 fn not_found(thing: &ThingName, job: &str) -> Reject {

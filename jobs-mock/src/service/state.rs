@@ -1,10 +1,20 @@
 //! The stored state of executions, per thing, and its projections onto the wire model.
 
+use std::collections::BTreeMap;
+
 use jobs_core::model::{ExecutionState, JobExecution, JobExecutionSummary};
-use jobs_core::{Document, JobId, JobStatus, StatusDetails};
+use jobs_core::{Document, ExecutionNumber, JobId, JobStatus, StatusDetails, Timestamp, Version};
 
 /// How many pending executions GetPending and `notify` list at most.
 pub(crate) const PENDING_CAP: usize = 10;
+
+/// One minute in milliseconds.
+const MINUTE_MS: i64 = 60_000;
+
+/// Whole seconds (rounded down) of a time in milliseconds: the wire's timestamps.
+pub(crate) fn seconds(ms: i64) -> i64 {
+    ms.div_euclid(1000)
+}
 
 /// One job execution on one thing.
 #[derive(Debug, Clone)]
@@ -22,10 +32,13 @@ pub(crate) struct Execution {
     pub(crate) last_updated_at: i64,
     /// The job's in-progress timeout, started when the execution becomes IN_PROGRESS.
     pub(crate) in_progress_timeout_minutes: Option<i64>,
-    /// Absolute deadline of the step timer, already capped at the in-progress deadline.
+    /// Absolute deadline of the step timer in milliseconds, already capped at the in-progress
+    /// deadline.
     pub(crate) step_deadline: Option<i64>,
-    /// Absolute deadline of the in-progress timer.
+    /// Absolute deadline of the in-progress timer in milliseconds.
     pub(crate) in_progress_deadline: Option<i64>,
+    /// Cancelled by CancelJobExecution or CancelJob with `force` while IN_PROGRESS.
+    pub(crate) force_canceled: bool,
 }
 
 impl Execution {
@@ -33,7 +46,7 @@ impl Execution {
         matches!(self.status, JobStatus::Queued | JobStatus::InProgress)
     }
 
-    /// The earliest timer deadline, while IN_PROGRESS.
+    /// The earliest timer deadline in milliseconds, while IN_PROGRESS.
     pub(crate) fn deadline(&self) -> Option<i64> {
         if self.status != JobStatus::InProgress {
             return None;
@@ -45,17 +58,17 @@ impl Execution {
     }
 
     /// Moves the execution to IN_PROGRESS: start time, in-progress timer.
-    pub(crate) fn start(&mut self, now: i64) {
+    pub(crate) fn start(&mut self, now_ms: i64) {
         self.status = JobStatus::InProgress;
-        self.started_at = Some(now);
+        self.started_at = Some(seconds(now_ms));
         self.in_progress_deadline = self
             .in_progress_timeout_minutes
-            .map(|minutes| now.saturating_add(minutes.saturating_mul(60)));
+            .map(|minutes| now_ms.saturating_add(minutes.saturating_mul(MINUTE_MS)));
     }
 
-    /// Sets a step timer of `minutes` from `now`, never past the in-progress deadline.
-    pub(crate) fn set_step_timer(&mut self, minutes: i64, now: i64) {
-        let deadline = now.saturating_add(minutes.saturating_mul(60));
+    /// Sets a step timer of `minutes` from `now_ms`, never past the in-progress deadline.
+    pub(crate) fn set_step_timer(&mut self, minutes: i64, now_ms: i64) {
+        let deadline = now_ms.saturating_add(minutes.saturating_mul(MINUTE_MS));
         self.step_deadline = Some(match self.in_progress_deadline {
             Some(limit) => deadline.min(limit),
             None => deadline,
@@ -70,14 +83,19 @@ impl Execution {
         self.in_progress_deadline = None;
     }
 
+    /// Seconds left on the earlier timer (rounded up), while one runs.
+    pub(crate) fn seconds_before_timed_out(&self, now_ms: i64) -> Option<i64> {
+        self.deadline()
+            .map(|d| d.saturating_sub(now_ms).max(0).saturating_add(999) / 1000)
+    }
+
     pub(crate) fn summary(&self) -> JobExecutionSummary {
-        let mut summary = JobExecutionSummary::default();
-        summary.job_id = Some(self.job_id.clone());
-        summary.queued_at = Some(self.queued_at);
-        summary.started_at = self.started_at;
-        summary.last_updated_at = Some(self.last_updated_at);
-        summary.version_number = Some(self.version_number);
-        summary.execution_number = Some(self.execution_number);
+        let mut summary = JobExecutionSummary::new(self.job_id.clone());
+        summary.queued_at = Some(Timestamp::new(self.queued_at));
+        summary.started_at = self.started_at.map(Timestamp::new);
+        summary.last_updated_at = Some(Timestamp::new(self.last_updated_at));
+        summary.version_number = Some(Version::new(self.version_number));
+        summary.execution_number = Some(ExecutionNumber::new(self.execution_number));
         summary
     }
 
@@ -85,23 +103,21 @@ impl Execution {
         let mut state = ExecutionState::default();
         state.status = Some(self.status.clone());
         state.status_details = self.status_details.clone();
-        state.version_number = Some(self.version_number);
+        state.version_number = Some(Version::new(self.version_number));
         state
     }
 
-    pub(crate) fn to_wire(&self, include_document: bool, now: i64) -> JobExecution {
-        let mut execution = JobExecution::default();
-        execution.job_id = Some(self.job_id.clone());
+    pub(crate) fn to_wire(&self, include_document: bool, now_ms: i64) -> JobExecution {
+        let mut execution = JobExecution::new(self.job_id.clone());
         execution.job_document = include_document.then(|| self.document.clone());
         execution.status = Some(self.status.clone());
         execution.status_details = self.status_details.clone();
-        execution.queued_at = Some(self.queued_at);
-        execution.started_at = self.started_at;
-        execution.last_updated_at = Some(self.last_updated_at);
-        execution.approximate_seconds_before_timed_out =
-            self.deadline().map(|d| d.saturating_sub(now).max(0));
-        execution.version_number = Some(self.version_number);
-        execution.execution_number = Some(self.execution_number);
+        execution.queued_at = Some(Timestamp::new(self.queued_at));
+        execution.started_at = self.started_at.map(Timestamp::new);
+        execution.last_updated_at = Some(Timestamp::new(self.last_updated_at));
+        execution.approximate_seconds_before_timed_out = self.seconds_before_timed_out(now_ms);
+        execution.version_number = Some(Version::new(self.version_number));
+        execution.execution_number = Some(ExecutionNumber::new(self.execution_number));
         execution
     }
 }
@@ -110,14 +126,23 @@ impl Execution {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ThingState {
     pub(crate) executions: Vec<Execution>,
-    next_execution_number: i64,
+    /// The last execution number given per job (numbers are never reused, even after a
+    /// DeleteJobExecution).
+    last_execution_number: BTreeMap<JobId, i64>,
 }
 
 impl ThingState {
-    /// The next execution number of this thing (1, 2, …).
-    pub(crate) fn allocate_execution_number(&mut self) -> i64 {
-        self.next_execution_number = self.next_execution_number.saturating_add(1);
-        self.next_execution_number
+    /// The next execution number of `job` on this thing (1, 2, …).
+    pub(crate) fn allocate_execution_number(&mut self, job: &JobId) -> i64 {
+        let last = self.last_execution_number.entry(job.clone()).or_insert(0);
+        *last = last.saturating_add(1);
+        *last
+    }
+
+    /// Forgets the execution numbers of `job` (after DeleteJob: the ID may be reused).
+    pub(crate) fn forget_job(&mut self, job: &JobId) {
+        self.executions.retain(|e| &e.job_id != job);
+        self.last_execution_number.remove(job);
     }
 
     /// Pending executions: IN_PROGRESS first, then QUEUED, each in queue (creation) order.
@@ -147,13 +172,20 @@ impl ThingState {
         (in_progress, queued)
     }
 
-    /// The execution of `job` (each job has one execution per thing here).
-    pub(crate) fn get(&self, job: &JobId) -> Option<&Execution> {
-        self.executions.iter().find(|e| &e.job_id == job)
+    /// The execution of `job` numbered `number`, or the latest one of `job` when `None`.
+    pub(crate) fn get(&self, job: &JobId, number: Option<i64>) -> Option<&Execution> {
+        self.executions
+            .iter()
+            .rev()
+            .find(|e| &e.job_id == job && number.is_none_or(|n| n == e.execution_number))
     }
 
-    pub(crate) fn get_mut(&mut self, job: &JobId) -> Option<&mut Execution> {
-        self.executions.iter_mut().find(|e| &e.job_id == job)
+    /// As [`get`](Self::get), mutable.
+    pub(crate) fn get_mut(&mut self, job: &JobId, number: Option<i64>) -> Option<&mut Execution> {
+        self.executions
+            .iter_mut()
+            .rev()
+            .find(|e| &e.job_id == job && number.is_none_or(|n| n == e.execution_number))
     }
 
     /// The job of the head of the pending list.
@@ -163,19 +195,19 @@ impl ThingState {
 
     /// Moves every IN_PROGRESS execution whose timer expired at `now` to TIMED_OUT; returns
     /// whether any did.
-    pub(crate) fn expire_timers(&mut self, now: i64) -> bool {
+    pub(crate) fn expire_timers(&mut self, now_ms: i64) -> bool {
         let mut any = false;
         for execution in &mut self.executions {
-            if execution.deadline().is_some_and(|d| d <= now) {
+            if execution.deadline().is_some_and(|d| d <= now_ms) {
                 log::debug!("execution of {} timed out", execution.job_id);
-                execution.finish(JobStatus::TimedOut, now);
+                execution.finish(JobStatus::TimedOut, seconds(now_ms));
                 any = true;
             }
         }
         any
     }
 
-    /// The earliest timer deadline of this thing.
+    /// The earliest timer deadline of this thing, in milliseconds.
     pub(crate) fn next_deadline(&self) -> Option<i64> {
         self.executions.iter().filter_map(Execution::deadline).min()
     }

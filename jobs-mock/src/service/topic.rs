@@ -1,10 +1,11 @@
 //! Classification of the topics a device publishes to: which Jobs API a request topic names.
 //!
-//! Works on whole levels, starting with their number, never on prefixes (job IDs such as `get`,
-//! `update` or `start-next` are legal).
+//! The levels are classified by `jobs-core`'s [`JobsTopic::parse`], the one classifier of
+//! both directions: whole levels, never prefixes (job IDs such as `get`, `update` or
+//! `start-next` are legal).
 
-use jobs_core::topics::NEXT_JOB as NEXT;
-use jobs_core::{JobId, ThingName};
+use jobs_core::topics::{JobsTopic, NEXT_JOB as NEXT};
+use jobs_core::{JobId, Operation, ThingName};
 
 /// The job named by a Describe or Update topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,42 +46,50 @@ pub(crate) enum Classified {
     Ignored,
 }
 
-/// Classifies a topic a device published to.
+/// Classifies a topic a device published to, with `jobs-core`'s one Jobs topic classifier;
+/// what it does not recognise inside `$aws/things/{thing}/jobs/` names no API.
 pub(crate) fn classify(topic: &str) -> Classified {
     let levels: Vec<&str> = topic.split('/').collect();
-    let (thing, rest) = match levels.as_slice() {
-        ["$aws", "things", thing, "jobs", rest @ ..] => (*thing, rest),
+    let rest = match levels.as_slice() {
+        ["$aws", "things", _, "jobs", rest @ ..] => rest,
         _ => return Classified::Ignored,
     };
+    // Reply and event topics (and anything shaped like one) are what the simulator publishes
+    // itself; answering them could loop.
     if matches!(rest.last(), Some(&("accepted" | "rejected")))
         || matches!(rest, ["notify" | "notify-next"])
     {
         return Classified::Ignored;
     }
-    let Ok(thing) = ThingName::new(thing) else {
+    let Some(JobsTopic::Request {
+        thing,
+        job,
+        operation,
+    }) = JobsTopic::parse(topic)
+    else {
         return Classified::InvalidTopic;
     };
-    let api = match rest {
-        ["get"] => Api::GetPending,
-        ["start-next"] => Api::StartNext,
-        [job, "get"] => match job_ref(job) {
-            Some(job) => Api::Describe(job),
-            None => return Classified::InvalidTopic,
-        },
-        [job, "update"] => match job_ref(job) {
-            Some(job) => Api::Update(job),
-            None => return Classified::InvalidTopic,
-        },
+    let (Ok(thing), Some(job)) = (ThingName::new(thing), job_ref(job)) else {
+        return Classified::InvalidTopic;
+    };
+    let api = match (operation, job) {
+        (Operation::GetPending, _) => Api::GetPending,
+        (Operation::StartNext, _) => Api::StartNext,
+        (Operation::Describe, Some(job)) => Api::Describe(job),
+        (Operation::Update, Some(job)) => Api::Update(job),
         _ => return Classified::InvalidTopic,
     };
     Classified::Request { thing, api }
 }
 
-fn job_ref(level: &str) -> Option<JobRef> {
-    if level == NEXT {
-        return Some(JobRef::Next);
+/// The job level of a request topic: `Some(None)` when the topic has none, `None` when it is
+/// not a job ID or `$next`.
+fn job_ref(level: Option<&str>) -> Option<Option<JobRef>> {
+    match level {
+        None => Some(None),
+        Some(NEXT) => Some(Some(JobRef::Next)),
+        Some(id) => JobId::new(id).ok().map(|id| Some(JobRef::Id(id))),
     }
-    JobId::new(level).ok().map(JobRef::Id)
 }
 
 #[cfg(test)]

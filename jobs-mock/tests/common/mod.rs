@@ -45,12 +45,15 @@ pub fn create(service: &mut JobsService, id: &str, things: &[&str]) -> Vec<Outgo
     service.create_job(spec(id, things)).unwrap()
 }
 
-/// What the service published for one request: the events, then the reply.
+/// What the service published for one request: the reply, and the events (those of timers
+/// that expired before the request, then those the request caused, which come after the reply).
 #[derive(Debug)]
 pub struct Answer {
     pub request_topic: String,
     pub events: Vec<Outgoing>,
     pub reply: Outgoing,
+    /// How many events came before the reply.
+    pub events_before_reply: usize,
 }
 
 impl Answer {
@@ -94,20 +97,19 @@ impl Answer {
 pub fn call(service: &mut JobsService, thing: &str, operation: &str, payload: &str) -> Answer {
     let request_topic = format!("$aws/things/{thing}/jobs/{operation}");
     let mut out = service.handle(&request_topic, payload.as_bytes());
-    let reply = out.pop().expect("the service always replies to a request");
-    assert!(
-        reply.topic.starts_with(&format!("{request_topic}/")),
-        "the last message is the reply, got {}",
-        reply.topic
-    );
-    assert!(
-        out.iter().all(|m| !m.topic.starts_with(&request_topic)),
-        "exactly one reply"
-    );
+    let replies: Vec<usize> = out
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.topic.starts_with(&format!("{request_topic}/")))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(replies.len(), 1, "exactly one reply: {out:?}");
+    let reply = out.remove(replies[0]);
     Answer {
         request_topic,
         events: out,
         reply,
+        events_before_reply: replies[0],
     }
 }
 
@@ -131,10 +133,7 @@ pub fn next_events(out: &[Outgoing], thing: &str) -> Vec<NextJobExecutionChanged
 
 /// The job IDs of a list of summaries.
 pub fn ids(summaries: &[jobs_core::model::JobExecutionSummary]) -> Vec<String> {
-    summaries
-        .iter()
-        .map(|s| s.job_id.as_ref().unwrap().to_string())
-        .collect()
+    summaries.iter().map(|s| s.job_id.to_string()).collect()
 }
 
 /// Starts the next job of `thing` and returns the accepted reply.

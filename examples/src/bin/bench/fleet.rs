@@ -80,7 +80,11 @@ pub(crate) fn run(config: &Config, uri: &str) -> Result<Fleet, BoxError> {
             Ok::<_, BoxError>(begin.elapsed())
         });
         for jobs in &fleet {
-            if jobs.next_event(Duration::from_secs(30))?.is_none() {
+            if jobs
+                .with_timeout(Duration::from_secs(30))
+                .next_event()?
+                .is_none()
+            {
                 return Err::<_, BoxError>(format!("{}: no event", jobs.thing_name()).into());
             }
             arrivals.push(begin.elapsed().as_nanos() as u64);

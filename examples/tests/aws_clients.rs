@@ -1,0 +1,505 @@
+//! The real clients users drive AWS IoT with — boto3 and the AWS CLI, and AWS's own device
+//! client `IotJobsClientV2` (awsiotsdk), all from PyPI — against `jobs-service`, with devices
+//! over a real mosquitto (started on a free port and stopped by its pid). The Python
+//! environment comes from `./test.sh`, which creates it in `target/aws-venv`;
+//! `JOBS_SERVICE_PYTHON` names another interpreter with `boto3`, `awscli` and `awsiotsdk`
+//! installed. Without one these tests fail: they are never skipped.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test: a panic fails the test"
+)]
+
+mod common;
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Program, WAIT, start_device};
+use jobs_core::{
+    Client, Event, ExecutionNumber, JobStatus, Jobs, RejectCode, StartNext, StepTimeout,
+};
+use jobs_mock::local_broker::LocalBroker;
+use jobs_paho::PahoTransport;
+use serde_json::{Value, json};
+
+/// The Python interpreter with boto3 and the AWS CLI.
+fn python() -> PathBuf {
+    let path = std::env::var_os("JOBS_SERVICE_PYTHON").map_or_else(
+        || {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../target/aws-venv/bin/python"
+            ))
+        },
+        PathBuf::from,
+    );
+    assert!(
+        path.exists(),
+        "no Python with boto3 at {}: run ./test.sh (it creates target/aws-venv) or set \
+         JOBS_SERVICE_PYTHON",
+        path.display()
+    );
+    path
+}
+
+/// The `aws` program beside the interpreter.
+fn aws_cli() -> PathBuf {
+    python().with_file_name("aws")
+}
+
+/// `jobs-service --http 127.0.0.1:0` on `broker`, and its endpoint URL.
+fn start_service(broker: &LocalBroker, extra: &[&str]) -> (Program, String) {
+    let uri = broker.uri();
+    let mut args = vec!["--broker", uri.as_str(), "--http", "127.0.0.1:0"];
+    args.extend(extra);
+    let mut service = Program::start(env!("CARGO_BIN_EXE_jobs-service"), &args);
+    let line = service.wait_for_line(|line| line.starts_with("http: listening on "));
+    let endpoint = line.trim_start_matches("http: listening on ").to_owned();
+    service.wait_for_line(|line| line == "ready");
+    (service, endpoint)
+}
+
+/// One boto3 process (`aws/boto3_driver.py`), called line by line; killed and reaped on drop.
+struct Boto3 {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Boto3 {
+    fn start(endpoint: &str) -> Self {
+        let mut child = Command::new(python())
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/aws/boto3_driver.py"
+            ))
+            .arg(endpoint)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Self {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    /// `client.<op>(**args)`: `Ok(response)` or `Err({"code", "message", "status"})`. The
+    /// driver answers every line (boto3's own timeouts bound each call).
+    fn call(&mut self, op: &str, args: Value) -> Result<Value, Value> {
+        let request = json!({"op": op, "args": args});
+        writeln!(self.stdin, "{request}").unwrap();
+        self.stdin.flush().unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        let mut reply: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("boto3 driver said {line:?} to {request}: {e}"));
+        match reply.get_mut("ok") {
+            Some(ok) => Ok(ok.take()),
+            None => Err(reply["error"].take()),
+        }
+    }
+
+    fn ok(&mut self, op: &str, args: Value) -> Value {
+        self.call(op, args.clone())
+            .unwrap_or_else(|error| panic!("{op} {args}: {error}"))
+    }
+
+    fn error(&mut self, op: &str, args: Value) -> (String, u64) {
+        let error = self.call(op, args.clone()).unwrap_err();
+        (
+            error["code"].as_str().unwrap().to_owned(),
+            error["status"].as_u64().unwrap(),
+        )
+    }
+}
+
+impl Drop for Boto3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A device on `broker` using the jobs-core API.
+fn device(broker: &LocalBroker, thing: &str) -> Jobs {
+    let transport = PahoTransport::builder(&broker.uri(), thing)
+        .operation_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let client = Client::new(transport).unwrap();
+    Jobs::builder(&client, thing)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+fn summary_statuses(listed: &Value) -> Vec<(i64, String)> {
+    listed["executionSummaries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let summary = &s["jobExecutionSummary"];
+            (
+                summary["executionNumber"].as_i64().unwrap(),
+                summary["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn boto3_creates_a_job_the_device_program_runs_it_and_boto3_lists_the_outcome() {
+    let broker = LocalBroker::start().unwrap();
+    let (_service, endpoint) = start_service(&broker, &[]);
+    let mut boto3 = Boto3::start(&endpoint);
+    let created = boto3.ok(
+        "create_job",
+        json!({"jobId": "rotate-logs", "description": "keep five",
+               "targets": ["arn:aws:iot:us-east-1:123456789012:thing/pump-07", "pump-08"],
+               "document": "{\"action\":\"rotate-logs\",\"keep\":5}"}),
+    );
+    assert_eq!(
+        created["jobArn"],
+        "arn:aws:iot:us-east-1:123456789012:job/rotate-logs"
+    );
+    assert_eq!(
+        boto3.error(
+            "create_job",
+            json!({"jobId": "rotate-logs", "targets": ["pump-07"], "document": "{}"})
+        ),
+        ("ResourceAlreadyExistsException".to_owned(), 409)
+    );
+
+    for thing in ["pump-07", "pump-08"] {
+        let mut program = start_device(&broker, thing, &["--once"]);
+        let status = program.wait_exit();
+        assert!(status.success(), "{status}\n{}", program.output.join("\n"));
+    }
+
+    let listed = boto3.ok(
+        "list_job_executions_for_job",
+        json!({"jobId": "rotate-logs"}),
+    );
+    assert_eq!(
+        summary_statuses(&listed),
+        [(1, "SUCCEEDED".to_owned()), (1, "SUCCEEDED".to_owned())]
+    );
+    let execution = boto3.ok(
+        "describe_job_execution",
+        json!({"jobId": "rotate-logs", "thingName": "pump-07"}),
+    )["execution"]
+        .clone();
+    assert_eq!(
+        execution["statusDetails"],
+        json!({"detailsMap": {"result": "kept 5 archives"}})
+    );
+    assert_eq!(execution["versionNumber"], 3);
+    let job = boto3.ok("describe_job", json!({"jobId": "rotate-logs"}))["job"].clone();
+    assert_eq!(job["status"], "COMPLETED");
+    assert_eq!(job["jobProcessDetails"]["numberOfSucceededThings"], 2);
+    let jobs = boto3.ok("list_jobs", json!({"status": "COMPLETED"}));
+    assert_eq!(jobs["jobs"][0]["jobId"], "rotate-logs");
+}
+
+#[test]
+fn boto3_force_cancels_an_in_progress_execution_and_the_devices_next_update_is_rejected() {
+    let broker = LocalBroker::start().unwrap();
+    let (_service, endpoint) = start_service(&broker, &[]);
+    let mut boto3 = Boto3::start(&endpoint);
+    boto3.ok(
+        "create_job",
+        json!({"jobId": "firmware", "targets": ["pump-07"], "document": "{\"v\":2}"}),
+    );
+    let jobs = device(&broker, "pump-07");
+    let mut job = jobs.start_next().unwrap().unwrap();
+    assert_eq!(job.status(), Some(&JobStatus::InProgress));
+
+    let cancel = json!({"jobId": "firmware", "thingName": "pump-07"});
+    assert_eq!(
+        boto3.error("cancel_job_execution", cancel.clone()),
+        ("InvalidStateTransitionException".to_owned(), 409),
+        "IN_PROGRESS needs force"
+    );
+    assert_eq!(
+        boto3.error(
+            "cancel_job_execution",
+            json!({"jobId": "firmware", "thingName": "pump-07", "force": true, "expectedVersion": 9})
+        ),
+        ("VersionConflictException".to_owned(), 409)
+    );
+    boto3.ok(
+        "cancel_job_execution",
+        json!({"jobId": "firmware", "thingName": "pump-07", "force": true, "expectedVersion": 2,
+               "statusDetails": {"reason": "bad build"}}),
+    );
+    let error = job.update(JobStatus::Succeeded, None).unwrap_err();
+    assert_eq!(
+        error.rejection().unwrap().code,
+        RejectCode::InvalidStateTransition
+    );
+    let execution = boto3.ok("describe_job_execution", cancel.clone())["execution"].clone();
+    assert_eq!(
+        (
+            execution["status"].clone(),
+            execution["forceCanceled"].clone()
+        ),
+        (json!("CANCELED"), json!(true))
+    );
+
+    // DeleteJobExecution: then the execution is gone for boto3 and for the device.
+    boto3.ok(
+        "delete_job_execution",
+        json!({"jobId": "firmware", "thingName": "pump-07", "executionNumber": 1}),
+    );
+    assert_eq!(
+        boto3.error("describe_job_execution", cancel),
+        ("ResourceNotFoundException".to_owned(), 404)
+    );
+    let error = job.describe().unwrap_err();
+    assert_eq!(
+        error.rejection().unwrap().code,
+        RejectCode::ResourceNotFound
+    );
+}
+
+#[test]
+fn boto3_reruns_a_continuous_job_on_a_thing_as_execution_number_two() {
+    let broker = LocalBroker::start().unwrap();
+    let (_service, endpoint) = start_service(&broker, &[]);
+    let mut boto3 = Boto3::start(&endpoint);
+    boto3.ok(
+        "create_job",
+        json!({"jobId": "config", "targets": ["pump-07"], "document": "{}",
+               "targetSelection": "CONTINUOUS"}),
+    );
+    let jobs = device(&broker, "pump-07");
+    let mut first = jobs.start_next().unwrap().unwrap();
+    assert_eq!(first.execution_number(), Some(ExecutionNumber::new(1)));
+    first.update(JobStatus::Failed, None).unwrap();
+
+    boto3.ok(
+        "associate_targets_with_job",
+        json!({"jobId": "config", "targets": ["pump-07"], "comment": "retry"}),
+    );
+    let second = jobs.start_next().unwrap().unwrap();
+    assert_eq!(second.execution_number(), Some(ExecutionNumber::new(2)));
+    let listed = boto3.ok(
+        "list_job_executions_for_thing",
+        json!({"thingName": "pump-07", "jobId": "config"}),
+    );
+    assert_eq!(
+        summary_statuses(&listed),
+        [(1, "FAILED".to_owned()), (2, "IN_PROGRESS".to_owned())]
+    );
+    let old = boto3.ok(
+        "describe_job_execution",
+        json!({"jobId": "config", "thingName": "pump-07", "executionNumber": 1}),
+    );
+    assert_eq!(old["execution"]["status"], "FAILED");
+    assert_eq!(
+        boto3.error(
+            "associate_targets_with_job",
+            json!({"jobId": "nope", "targets": ["pump-07"]})
+        ),
+        ("ResourceNotFoundException".to_owned(), 404)
+    );
+}
+
+#[test]
+fn a_one_minute_step_timer_fires_a_tenth_of_a_second_later_under_time_scale_600() {
+    let broker = LocalBroker::start().unwrap();
+    let (_service, endpoint) = start_service(&broker, &["--time-scale", "600"]);
+    let mut boto3 = Boto3::start(&endpoint);
+    boto3.ok(
+        "create_job",
+        json!({"jobId": "slow", "targets": ["pump-07"], "document": "{}"}),
+    );
+    let jobs = device(&broker, "pump-07");
+    let started = Instant::now();
+    let job = jobs
+        .start_next_with(StartNext::new().step_timeout(StepTimeout::minutes(1).unwrap()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.status(), Some(&JobStatus::InProgress));
+    let deadline = started + WAIT;
+    let timed_out = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match jobs.with_timeout(left).next_event().unwrap() {
+            Some(Event::NextJobChanged(next)) if next.execution.is_none() => {
+                break started.elapsed();
+            }
+            Some(_) => {}
+            None => panic!("no notify-next within {WAIT:?}"),
+        }
+    };
+    // 60 s / 600 = 100 ms of real time: not before, and well under a second.
+    assert!(timed_out >= Duration::from_millis(100), "{timed_out:?}");
+    assert!(timed_out < Duration::from_secs(1), "{timed_out:?}");
+    let execution = boto3.ok(
+        "describe_job_execution",
+        json!({"jobId": "slow", "thingName": "pump-07"}),
+    )["execution"]
+        .clone();
+    assert_eq!(execution["status"], "TIMED_OUT");
+}
+
+#[test]
+fn advance_clock_and_reset_are_posted_beside_the_aws_operations() {
+    let broker = LocalBroker::start().unwrap();
+    let (_service, endpoint) = start_service(&broker, &[]);
+    let mut boto3 = Boto3::start(&endpoint);
+    boto3.ok(
+        "create_job",
+        json!({"jobId": "timed", "targets": ["pump-07"], "document": "{}",
+               "timeoutConfig": {"inProgressTimeoutInMinutes": 10}}),
+    );
+    let jobs = device(&broker, "pump-07");
+    jobs.start_next().unwrap().unwrap();
+    boto3.ok(
+        "http_post",
+        json!({"path": "/jobs-service/advance-clock", "body": {"seconds": 600}}),
+    );
+    let execution = boto3.ok(
+        "describe_job_execution",
+        json!({"jobId": "timed", "thingName": "pump-07"}),
+    )["execution"]
+        .clone();
+    assert_eq!(execution["status"], "TIMED_OUT");
+    boto3.ok(
+        "http_post",
+        json!({"path": "/jobs-service/reset", "body": {}}),
+    );
+    assert_eq!(boto3.ok("list_jobs", json!({})), json!({"jobs": []}));
+}
+
+#[test]
+fn the_aws_cli_creates_a_job_and_lists_its_executions() {
+    let broker = LocalBroker::start().unwrap();
+    let (_service, endpoint) = start_service(&broker, &[]);
+    let aws = |args: &[&str]| {
+        Command::new(aws_cli())
+            .args([
+                "iot",
+                "--endpoint-url",
+                &endpoint,
+                "--region",
+                "us-east-1",
+                "--output",
+                "json",
+            ])
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", "x")
+            .env("AWS_SECRET_ACCESS_KEY", "x")
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .output()
+            .unwrap()
+    };
+    let create = [
+        "create-job",
+        "--job-id",
+        "hotfix",
+        "--targets",
+        "pump-07",
+        "--document",
+        r#"{"action":"rotate-logs","keep":2}"#,
+    ];
+    let output = aws(&create);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let created: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(created["jobId"], "hotfix");
+
+    let mut program = start_device(&broker, "pump-07", &["--once"]);
+    assert!(
+        program.wait_exit().success(),
+        "{}",
+        program.output.join("\n")
+    );
+
+    let output = aws(&["list-job-executions-for-job", "--job-id", "hotfix"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let listed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary_statuses(&listed), [(1, "SUCCEEDED".to_owned())]);
+
+    let output = aws(&create);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("ResourceAlreadyExistsException"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn aws_iot_jobs_client_v2_works_through_two_jobs_each_as_execution_number_one() {
+    let broker = LocalBroker::start().unwrap();
+    let (_service, endpoint) = start_service(&broker, &[]);
+    let mut boto3 = Boto3::start(&endpoint);
+    for id in ["first", "second"] {
+        boto3.ok(
+            "create_job",
+            json!({"jobId": id, "targets": ["pump-07"], "document": format!(r#"{{"job":"{id}"}}"#)}),
+        );
+    }
+    let uri = broker.uri();
+    let address = uri.trim_start_matches("tcp://");
+    let (host, port) = address.rsplit_once(':').unwrap();
+    let mut client = Program::start(
+        python().to_str().unwrap(),
+        &[
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/aws/jobs_client_v2.py"),
+            host,
+            port,
+            "pump-07",
+        ],
+    );
+    let line = client.wait_for_line(|line| line.starts_with('{'));
+    assert!(client.wait_exit().success(), "{}", client.output.join("\n"));
+    let outcome: Value = serde_json::from_str(&line).unwrap();
+    let done = outcome["done"].as_array().unwrap();
+    let seen: Vec<(&str, i64, i64, i64, &str)> = done
+        .iter()
+        .map(|d| {
+            (
+                d["jobId"].as_str().unwrap(),
+                d["executionNumber"].as_i64().unwrap(),
+                d["startedVersion"].as_i64().unwrap(),
+                d["updatedVersion"].as_i64().unwrap(),
+                d["describeAfterwards"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("first", 1, 2, 3, "TerminalStateReached"),
+            ("second", 1, 2, 3, "TerminalStateReached"),
+        ]
+    );
+    assert_eq!(done[0]["document"], json!({"job": "first"}));
+    assert_eq!(
+        (outcome["inProgress"].clone(), outcome["queued"].clone()),
+        (json!(0), json!(0))
+    );
+    let listed = boto3.ok(
+        "list_job_executions_for_thing",
+        json!({"thingName": "pump-07", "status": "SUCCEEDED"}),
+    );
+    assert_eq!(listed["executionSummaries"].as_array().unwrap().len(), 2);
+}
