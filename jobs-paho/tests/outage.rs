@@ -194,32 +194,25 @@ fn connecting_where_nothing_listens_fails_with_closed_not_tls() {
     );
 }
 
-/// Stops the broker process (SIGSTOP) until dropped (SIGCONT): a broker that accepts bytes on
-/// its socket but never acknowledges, like one that hangs.
-struct Frozen(u32);
+/// The broker paused (SIGSTOP, [`LocalBroker::pause`]) until dropped (resumed): a broker that
+/// accepts bytes on its socket but never acknowledges, like one that hangs.
+struct Frozen<'a>(&'a LocalBroker);
 
-impl Frozen {
-    #[expect(clippy::expect_used, reason = "test helper: no broker fails the test")]
-    fn new(broker: &LocalBroker) -> Self {
-        let pid = broker.pid().expect("the broker runs");
-        signal("-STOP", pid);
-        Self(pid)
+impl<'a> Frozen<'a> {
+    #[expect(
+        clippy::expect_used,
+        reason = "test helper: a broker that cannot pause fails the test"
+    )]
+    fn new(broker: &'a LocalBroker) -> Self {
+        broker.pause().expect("the broker pauses");
+        Self(broker)
     }
 }
 
-impl Drop for Frozen {
+impl Drop for Frozen<'_> {
     fn drop(&mut self) {
-        signal("-CONT", self.0);
+        let _ = self.0.resume();
     }
-}
-
-#[expect(clippy::expect_used, reason = "test helper: no kill(1) fails the test")]
-fn signal(which: &str, pid: u32) {
-    let status = std::process::Command::new("kill")
-        .args([which, &pid.to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success(), "kill {which} {pid}");
 }
 
 #[test]
