@@ -343,6 +343,8 @@ impl LocalBroker {
             .flatten()
             .collect();
         'attempt: loop {
+            // Where this attempt's log starts: readiness is judged on its own lines only.
+            let log_start = fs::metadata(&self.log).map_or(0, |m| m.len());
             let log = fs::OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -372,9 +374,13 @@ impl LocalBroker {
                         format!("mosquitto exited with {status}; log:\n{}", self.log_tail()),
                     ));
                 }
-                if ports
-                    .iter()
-                    .all(|port| TcpStream::connect((Ipv4Addr::LOCALHOST, *port)).is_ok())
+                // Ready when *this* process says it listens on every port (another process
+                // may have taken a port between choosing and binding it: then something else
+                // accepts there while this one exits) and the ports accept connections.
+                if self.listening_since(log_start, &ports)
+                    && ports
+                        .iter()
+                        .all(|port| TcpStream::connect((Ipv4Addr::LOCALHOST, *port)).is_ok())
                 {
                     self.child = Some(child);
                     return Ok(());
@@ -394,6 +400,21 @@ impl LocalBroker {
                 thread::sleep(POLL_INTERVAL);
             }
         }
+    }
+
+    /// Whether the log written since byte `start` says mosquitto opened a listener on every
+    /// port (`Opening ipv4 listen socket on port N.`).
+    fn listening_since(&self, start: u64, ports: &[u16]) -> bool {
+        let Ok(log) = fs::read(&self.log) else {
+            return false;
+        };
+        let recent = String::from_utf8_lossy(
+            log.get(usize::try_from(start).unwrap_or(0)..)
+                .unwrap_or_default(),
+        );
+        ports
+            .iter()
+            .all(|port| recent.contains(&format!("listen socket on port {port}.")))
     }
 
     /// The last lines of the log, for error messages.
