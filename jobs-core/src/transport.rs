@@ -59,10 +59,14 @@ pub enum ConnectionEvent {
 ///
 /// # Threading
 /// The transport calls the sink from its delivery thread (for `jobs-paho`: Paho's receive
-/// thread, shared by every Paho client of the process; for `jobs-mock`: the publishing
-/// thread). Both methods return quickly and never block: the client's sink only parses,
-/// records and wakes waiting callers, and never calls back into the transport. A transport
-/// must never call the sink while holding a lock that its own `publish`/`subscribe` needs.
+/// thread, shared by every Paho client of the process), or from several threads at once (the
+/// `jobs-mock` broker delivers on each publisher's thread); messages of one publishing
+/// connection arrive in order. Both methods return quickly and never block: the client's sink
+/// only parses, records and wakes waiting callers, and never calls back into the transport. A
+/// transport must never call the sink while holding a lock that its own
+/// `publish`/`subscribe` needs (`jobs-paho` breaks this one: Paho C holds a process-wide mutex
+/// during its callbacks, so other threads' operations wait while the sink runs; the
+/// conformance suite reports it).
 pub trait MessageSink: Send + Sync {
     /// Hands over one inbound PUBLISH. Called for every message on any subscribed filter, in the
     /// order the broker delivered them; `payload` is the raw bytes.
@@ -93,12 +97,16 @@ pub trait MessageSink: Send + Sync {
 ///   returns once the message is handed to the network layer.
 /// - **Deadlines.** Each of those methods takes the [`Instant`] by which it must return. It
 ///   never blocks past it: when the acknowledgement has not come by then it returns
-///   [`TransportError::Timeout`] (the broker may or may not have acted). **Nothing is sent
-///   once the deadline has passed**: a call whose deadline is already over on entry returns
-///   `Timeout` at once without sending. A backend may give up earlier on a bound of its own
-///   (an operation timeout), also with `Timeout`.
-/// - **Fail fast when offline.** While disconnected, `publish`, `subscribe` and `unsubscribe`
-///   return [`TransportError::NotConnected`] at once; they never queue requests for later.
+///   [`TransportError::Timeout`] (the broker may or may not have acted). **An operation called
+///   after its deadline sends nothing**: it returns `Timeout` at once. (A message a backend
+///   queued before the deadline may still leave after it; that is the "may or may not" of
+///   `Timeout`, and why the client never calls `publish` once a call's deadline is over.) A
+///   backend may give up earlier on a bound of its own (an operation timeout), also with
+///   `Timeout`.
+/// - **Fail fast when offline.** Once the backend knows the connection is down (it has
+///   reported [`ConnectionEvent::ConnectionLost`]), `publish`, `subscribe` and `unsubscribe`
+///   return [`TransportError::NotConnected`] at once until it reconnects; they never queue
+///   requests for later.
 /// - **Reconnects** are the backend's business (with backoff); it reports each one as
 ///   [`ConnectionEvent::Connected`], with `session_present` as the broker's CONNACK said, or
 ///   `None` if the backend cannot tell. It does not need to restore subscriptions: the client
@@ -144,7 +152,7 @@ pub trait MqttTransport: Send + Sync {
 
     /// Publishes one message without RETAIN. With [`QoS::AtLeastOnce`] it returns after the
     /// PUBACK (not merely once queued), or at `deadline`; with [`QoS::AtMostOnce`] once handed
-    /// to the network. Nothing is sent if `deadline` has already passed.
+    /// to the network. Nothing is sent if `deadline` has already passed on entry.
     ///
     /// # Errors
     /// [`TransportError::NotConnected`] when offline (nothing was sent);
