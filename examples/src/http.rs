@@ -6,7 +6,7 @@
 //!
 //! This module only translates: [`route`] turns a request into an [`Operation`] and its JSON
 //! input (path, query and body members merged under their AWS names), the simulator's
-//! [`call_json`](jobs_mock::Simulator::call_json) runs it — the same dispatcher as the MQTT
+//! [`call_json`](jobs_mock::service::Simulator::call_json) runs it — the same dispatcher as the MQTT
 //! control topic — and [`respond`] turns the outcome into status, headers and body.
 //! [`HttpServer`] serves it with `tiny_http` on one thread.
 //!
@@ -38,7 +38,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use jobs_mock::service::api::Operation;
-use jobs_mock::{ApiError, Simulator};
+use jobs_mock::service::{ApiError, Simulator};
 use serde_json::{Map, Value, json};
 
 /// The header carrying the exception name of an error response, as AWS sends it.
@@ -401,7 +401,9 @@ mod tests {
         let broker = jobs_mock::MockBroker::new();
         let simulator = Simulator::start(
             Arc::new(broker.connect("jobs-service")),
-            jobs_mock::JobsService::new(jobs_mock::Clock::virtual_at(1_750_000_000)),
+            jobs_mock::service::JobsService::new(jobs_mock::service::Clock::virtual_at(
+                1_750_000_000,
+            )),
         )
         .unwrap();
         let body = br#"{"targets":["pump-07"],"document":"{\"a\":1}"}"#;

@@ -43,7 +43,7 @@ use std::error::Error;
 
 use jobs_core::{Document, JobId, JobStatus, ThingName};
 use jobs_mock::service::api::Operation;
-use jobs_mock::{ExecutionInfo, JobSpec, Simulator};
+use jobs_mock::service::{ExecutionInfo, JobSpec, Simulator};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -202,7 +202,8 @@ impl ChangeLog {
 mod tests {
     use std::sync::Arc;
 
-    use jobs_mock::{Clock, JobsService, MockBroker};
+    use jobs_mock::MockBroker;
+    use jobs_mock::service::{Clock, JobsService};
 
     use super::*;
 

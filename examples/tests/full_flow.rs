@@ -285,7 +285,7 @@ fn a_device_connects_with_its_certificate_over_mutual_tls() {
 #[test]
 fn the_agent_runs_its_handlers_reboots_mid_install_and_resumes_it() {
     use jobs_core::{Document, JobId, JobStatus, ThingName};
-    use jobs_mock::{Clock, JobSpec, JobsService, Simulator};
+    use jobs_mock::service::{Clock, JobSpec, JobsService, Simulator};
 
     let broker = LocalBroker::start().unwrap();
     let service = PahoTransport::builder(&broker.uri(), "agent-test-service")

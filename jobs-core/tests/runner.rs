@@ -14,7 +14,8 @@ use jobs_core::{
     Client, ConnectionEvent, Document, Error, JobId, JobStatus, Jobs, MessageSink, MqttTransport,
     QoS, StatusDetails, ThingName,
 };
-use jobs_mock::{Clock, JobSpec, JobsService, MockBroker, MockTransport, Quirks, Simulator};
+use jobs_mock::service::{Clock, JobSpec, JobsService, Quirks, Simulator};
+use jobs_mock::{MockBroker, MockTransport};
 use serde_json::json;
 
 const THING: &str = "pump-07";

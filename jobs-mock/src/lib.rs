@@ -6,12 +6,12 @@
 //!   says: accepted or rejected payloads, silence, late replies released on demand,
 //!   duplicates, corrupt or oversized payloads. It can inject events and drop and restore
 //!   connections. It is deterministic: no threads, sleeps or timers.
-//! - [`JobsService`] emulates AWS IoT Jobs for any number of things — executions,
+//! - [`JobsService`](service::JobsService) emulates AWS IoT Jobs for any number of things — executions,
 //!   transitions, versions, execution numbers, `$next`, start-next, timers, `notify` /
 //!   `notify-next` with their empty forms, every rejection code — as a pure state machine on a
-//!   virtual, real or N-times-faster [`Clock`], with the control plane as the AWS IoT API
+//!   virtual, real or N-times-faster [`Clock`](service::Clock), with the control plane as the AWS IoT API
 //!   ([`service::api`]: CreateJob, CancelJobExecution, ListJobExecutionsForJob, …);
-//!   [`Simulator`] runs it over any MQTT transport (the `MockBroker` here, a real broker
+//!   [`Simulator`](service::Simulator) runs it over any MQTT transport (the `MockBroker` here, a real broker
 //!   elsewhere). The [`service`] module documents its behaviour with the evidence for each
 //!   rule, including the choices made where AWS documents none.
 //! - [`conformance`] checks any [`MqttTransport`](jobs_core::MqttTransport) implementation
@@ -24,7 +24,8 @@
 //! ```
 //! use std::sync::Arc;
 //! use jobs_core::{Client, Document, JobId, Jobs, ThingName};
-//! use jobs_mock::{Clock, JobSpec, JobsService, MockBroker, Simulator};
+//! use jobs_mock::MockBroker;
+//! use jobs_mock::service::{Clock, JobSpec, JobsService, Simulator};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let broker = MockBroker::new();
@@ -59,8 +60,3 @@ pub use broker::{
     BROKER_CLIENT, MockBroker, MockTransport, Published, SubscribeRequest, topic_matches,
 };
 pub use script::{Script, request_token};
-pub use service::{
-    ApiError, ApiErrorKind, Called, Clock, ControlError, ControlOperation, ExecutionInfo, JobSpec,
-    JobState, JobsService, Outgoing, Quirks, REQUEST_FILTERS, Simulator, SimulatorError,
-    TargetSelection,
-};

@@ -17,7 +17,8 @@ use common::*;
 use jobs_core::{
     Client, Event, JobStatus, Jobs, RejectCode, StartNext, StatusDetails, StepTimeout,
 };
-use jobs_mock::{MockBroker, Simulator};
+use jobs_mock::MockBroker;
+use jobs_mock::service::Simulator;
 
 /// Every call in these tests waits at most this long.
 const TIMEOUT: Duration = Duration::from_secs(5);

@@ -15,7 +15,7 @@ use jobs_mock::service::api::Operation;
 use jobs_mock::service::api::{
     AssociateTargetsWithJob, CancelJobExecution, CreateJob, DescribeJobExecution,
 };
-use jobs_mock::{ApiError, ApiErrorKind, JobsService, Outgoing};
+use jobs_mock::service::{ApiError, ApiErrorKind, JobsService, Outgoing};
 use serde_json::{Value, json};
 
 /// Runs `operation` with JSON `input`: the output or error, and the events.

@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use jobs_core::model::UpdateReply;
 use jobs_core::{Document, JobStatus};
-use jobs_mock::{ControlError, JobSpec};
+use jobs_mock::service::{ControlError, JobSpec};
 
 #[test]
 fn created_jobs_are_queued_per_thing_in_creation_order_with_version_and_execution_number_one() {
@@ -207,7 +207,7 @@ fn removing_a_thing_that_has_no_execution_is_refused() {
 fn control_errors_are_send_sync_and_display_in_lowercase() {
     fn assert_error<E: std::error::Error + Send + Sync + 'static>() {}
     assert_error::<ControlError>();
-    assert_error::<jobs_mock::SimulatorError>();
+    assert_error::<jobs_mock::service::SimulatorError>();
     let shown = ControlError::UnknownJob(job("x")).to_string();
     assert!(shown.starts_with(char::is_lowercase) && !shown.ends_with('.'));
 }

@@ -6,7 +6,7 @@ use common::*;
 use jobs_core::model::ExecutionReply;
 use jobs_core::{ExecutionNumber, Timestamp, Version};
 use jobs_core::{JobStatus, RejectCode};
-use jobs_mock::Quirks;
+use jobs_mock::service::Quirks;
 
 #[test]
 fn describe_returns_the_execution_with_its_document_by_default() {

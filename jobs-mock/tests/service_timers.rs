@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::*;
 use jobs_core::model::{ExecutionReply, UpdateReply};
 use jobs_core::{JobStatus, RejectCode};
-use jobs_mock::{Clock, JobsService};
+use jobs_mock::service::{Clock, JobsService};
 
 fn minutes(n: u64) -> Duration {
     Duration::from_secs(n * 60)
@@ -57,7 +57,7 @@ fn a_step_timer_from_start_next_times_the_execution_out_when_it_expires() {
     assert_eq!(state.step_deadline_ms, None);
 }
 
-fn notifies_raw(out: &[jobs_mock::Outgoing], event: &str) -> serde_json::Value {
+fn notifies_raw(out: &[jobs_mock::service::Outgoing], event: &str) -> serde_json::Value {
     let topic = format!("$aws/things/pump-07/jobs/{event}");
     let message = out.iter().find(|m| m.topic == topic).expect(event);
     message.decode().unwrap()

@@ -6,7 +6,7 @@ use common::*;
 use jobs_core::model::UpdateReply;
 use jobs_core::{JobStatus, RejectCode};
 use jobs_core::{Timestamp, Version};
-use jobs_mock::Quirks;
+use jobs_mock::service::Quirks;
 
 #[test]
 fn a_minimal_update_is_accepted_with_only_token_and_timestamp() {

@@ -17,9 +17,8 @@ use crossbeam_channel::{Receiver, Sender};
 use jobs_core::model::{JobExecutionsChanged, PendingJobs};
 use jobs_core::{Client, Jobs};
 use jobs_core::{ConnectionEvent, MessageSink, MqttTransport, QoS, TransportError};
-use jobs_mock::{
-    Clock, JobsService, MockBroker, MockTransport, REQUEST_FILTERS, Simulator, SimulatorError,
-};
+use jobs_mock::service::{Clock, JobsService, REQUEST_FILTERS, Simulator, SimulatorError};
+use jobs_mock::{MockBroker, MockTransport};
 
 /// Bound for every wait in these tests.
 const WAIT: Duration = Duration::from_secs(5);
@@ -390,7 +389,10 @@ fn simulator_control_operations_publish_their_events_before_returning() {
     let error = simulator
         .call(jobs_mock::service::api::DescribeJob::new(job("zzz")))
         .unwrap_err();
-    assert_eq!(error.kind, jobs_mock::ApiErrorKind::ResourceNotFound);
+    assert_eq!(
+        error.kind,
+        jobs_mock::service::ApiErrorKind::ResourceNotFound
+    );
     simulator.forget_thing(&thing("pump-07"));
     assert!(simulator.executions().is_empty());
     simulator.forget_everything();

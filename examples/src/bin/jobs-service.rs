@@ -58,7 +58,7 @@ use examples::http::HttpServer;
 use examples::logger;
 use examples::service::{CONTROL_TOPIC, ChangeLog, RESULT_TOPIC, handle_control, parse_jobs_file};
 use jobs_core::{ConnectionEvent, MessageSink, MqttTransport, QoS, SubscribeOutcome};
-use jobs_mock::{Clock, JobsService, Simulator};
+use jobs_mock::service::{Clock, JobsService, Simulator};
 
 /// How often the execution states are checked for the log.
 const WATCH_INTERVAL: Duration = Duration::from_millis(200);

@@ -25,7 +25,8 @@ use std::time::Duration;
 
 use examples::device::{Host, process_pending};
 use jobs_core::{Client, Document, Event, JobId, Jobs, ThingName};
-use jobs_mock::{Clock, ExecutionInfo, JobSpec, JobsService, MockBroker, Simulator};
+use jobs_mock::MockBroker;
+use jobs_mock::service::{Clock, ExecutionInfo, JobSpec, JobsService, Simulator};
 use serde_json::json;
 
 /// The virtual clock's start: 2025-06-15T15:06:40Z. Times below are shown relative to it.

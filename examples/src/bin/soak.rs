@@ -31,7 +31,7 @@ use examples::{args_or_exit, exit_on_error, logger};
 use jobs_core::runner::{Backoff, Context, HandlerError, Outcome, Runner};
 use jobs_core::{Client, Document, JobId, JobStatus, Jobs, ThingName};
 use jobs_mock::local_broker::LocalBroker;
-use jobs_mock::{Clock, ExecutionInfo, JobSpec, JobsService, Simulator};
+use jobs_mock::service::{Clock, ExecutionInfo, JobSpec, JobsService, Simulator};
 use jobs_paho::PahoTransport;
 use parking_lot::Mutex;
 use serde_json::json;

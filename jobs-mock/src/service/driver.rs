@@ -159,7 +159,8 @@ impl MessageSink for Inline {
 /// ```
 /// use std::sync::Arc;
 /// use jobs_core::{Client, Document, JobId, JobStatus, Jobs, ThingName};
-/// use jobs_mock::{Clock, JobSpec, JobsService, MockBroker, Simulator};
+/// use jobs_mock::MockBroker;
+/// use jobs_mock::service::{Clock, JobSpec, JobsService, Simulator};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let broker = MockBroker::new();

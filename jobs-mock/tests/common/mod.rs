@@ -13,7 +13,7 @@
 
 use jobs_core::model::{ErrorReply, JobExecutionsChanged, NextJobExecutionChanged};
 use jobs_core::{Document, JobId, ThingName};
-use jobs_mock::{Clock, JobSpec, JobsService, Outgoing};
+use jobs_mock::service::{Clock, JobSpec, JobsService, Outgoing};
 use serde::de::DeserializeOwned;
 
 /// The virtual clock's start: 2025-06-15T15:06:40Z.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jobs_core::{Client, JobId, Jobs, ThingName};
-use jobs_mock::{Clock, JobSpec, JobsService, Simulator};
+use jobs_mock::service::{Clock, JobSpec, JobsService, Simulator};
 use jobs_paho::PahoTransport;
 
 use crate::inprocess::small_document;

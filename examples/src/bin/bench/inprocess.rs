@@ -1,7 +1,8 @@
 //! Part 1: the library against the Jobs simulator on the in-memory `MockBroker`.
 
 use jobs_core::{Client, Document, JobId, JobStatus, Jobs, StatusDetails, ThingName};
-use jobs_mock::{Clock, JobSpec, JobsService, MockBroker, Simulator};
+use jobs_mock::MockBroker;
+use jobs_mock::service::{Clock, JobSpec, JobsService, Simulator};
 
 use crate::stats::{self, Sample};
 use crate::{BoxError, Config};

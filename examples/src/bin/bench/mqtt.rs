@@ -12,7 +12,7 @@ use crossbeam_channel::{Receiver, Sender};
 use examples::rumqttc_transport::{RumqttcTransport, Settings};
 use jobs_core::{Client, JobId, Jobs, ThingName};
 use jobs_mock::local_broker::LocalBroker;
-use jobs_mock::{Clock, JobSpec, JobsService, Outgoing, REQUEST_FILTERS, Simulator};
+use jobs_mock::service::{Clock, JobSpec, JobsService, Outgoing, REQUEST_FILTERS, Simulator};
 use jobs_paho::PahoTransport;
 use paho_mqtt as paho;
 use serde::Deserialize;

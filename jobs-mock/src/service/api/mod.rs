@@ -23,7 +23,7 @@
 //! ```
 //! use jobs_core::{Document, JobId};
 //! use jobs_mock::service::api::{CreateJob, Operation};
-//! use jobs_mock::{ApiErrorKind, Clock, JobsService};
+//! use jobs_mock::service::{ApiErrorKind, Clock, JobsService};
 //! use serde_json::json;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
