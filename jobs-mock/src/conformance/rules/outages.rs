@@ -8,6 +8,7 @@ use jobs_core::{ConnectionEvent, MqttTransport, QoS, TransportError};
 
 use super::{Check, Context};
 use crate::conformance::Capability;
+use crate::conformance::probe::Receivers;
 
 /// One operation against a frozen broker, on a thread of its own.
 type Operation = fn(&dyn MqttTransport, &str, Instant) -> Result<(), TransportError>;
@@ -122,18 +123,7 @@ pub(super) fn reconnect_without_session(cx: &mut Context<'_>) -> Check {
     let topic = cx.topic("a");
     let (transport, receivers) = cx.transport()?;
     cx.subscribe_granted(&transport, &[&topic])?;
-    let dropped = cx.drop_and_wait(&receivers);
-    cx.restore(false)?;
-    dropped?;
-    let session_present = match cx.wait_event(&receivers, false) {
-        Some(ConnectionEvent::Connected { session_present }) => session_present,
-        _ => {
-            return Err(format!(
-                "no Connected event within {:?} of the broker coming back",
-                cx.config.timeout
-            ));
-        }
-    };
+    let session_present = reconnect(cx, &receivers, false)?;
     match session_present {
         Some(true) => {
             return Err("the reconnect was reported with session_present: Some(true), though the broker started a fresh session".into());
@@ -157,18 +147,7 @@ pub(super) fn reconnect_with_session(cx: &mut Context<'_>) -> Check {
     let topic = cx.topic("a");
     let (transport, receivers) = cx.transport()?;
     cx.subscribe_granted(&transport, &[&topic])?;
-    let dropped = cx.drop_and_wait(&receivers);
-    cx.restore(true)?;
-    dropped?;
-    let session_present = match cx.wait_event(&receivers, false) {
-        Some(ConnectionEvent::Connected { session_present }) => session_present,
-        _ => {
-            return Err(format!(
-                "no Connected event within {:?} of the broker coming back",
-                cx.config.timeout
-            ));
-        }
-    };
+    let session_present = reconnect(cx, &receivers, true)?;
     match session_present {
         Some(true) => {}
         None if !cx.harness.supports(Capability::SessionFlag) => {}
@@ -185,4 +164,23 @@ pub(super) fn reconnect_with_session(cx: &mut Context<'_>) -> Check {
         "in-resumed-session",
         "the resumed session keeps its subscriptions",
     )
+}
+
+/// Drops the connection, brings the broker back (resuming the session or not) and returns the
+/// `session_present` of the `Connected` event the transport reported.
+fn reconnect(
+    cx: &mut Context<'_>,
+    receivers: &Receivers,
+    session: bool,
+) -> Result<Option<bool>, String> {
+    let dropped = cx.drop_and_wait(receivers);
+    cx.restore(session)?;
+    dropped?;
+    match cx.wait_event(receivers, false) {
+        Some(ConnectionEvent::Connected { session_present }) => Ok(session_present),
+        _ => Err(format!(
+            "no Connected event within {:?} of the broker coming back",
+            cx.config.timeout
+        )),
+    }
 }
