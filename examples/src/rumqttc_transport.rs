@@ -419,7 +419,7 @@ fn run(
                 }
             }
             Ok(Event::Incoming(Packet::Publish(message))) => {
-                // Rules messages_in_order and sink_called_without_transport_locks: the sink
+                // Rules messages_in_order and woken_caller_can_publish: the sink
                 // runs here, in arrival order, with the state unlocked.
                 notify(state, |sink| sink.message(&message.topic, &message.payload));
             }

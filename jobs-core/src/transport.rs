@@ -62,11 +62,13 @@ pub enum ConnectionEvent {
 /// thread, shared by every Paho client of the process), or from several threads at once (the
 /// `jobs-mock` broker delivers on each publisher's thread); messages of one publishing
 /// connection arrive in order. Both methods return quickly and never block: the client's sink
-/// only parses, records and wakes waiting callers, and never calls back into the transport. A
-/// transport must never call the sink while holding a lock that its own
-/// `publish`/`subscribe` needs (`jobs-paho` breaks this one: Paho C holds a process-wide mutex
-/// during its callbacks, so other threads' operations wait while the sink runs; the
-/// conformance suite reports it).
+/// only parses, records and wakes waiting callers, and never calls back into the transport.
+///
+/// A transport may therefore call the sink while holding a lock its own methods need (Paho C
+/// holds its process-wide mutex during callbacks): other threads' operations then wait only
+/// while the sink runs, microseconds. What it must not do is keep such a lock once the sink has
+/// returned (for instance while its delivery loop waits for the next packet): the sink wakes
+/// callers whose next step is often a `publish`.
 pub trait MessageSink: Send + Sync {
     /// Hands over one inbound PUBLISH. Called for every message on any subscribed filter, in the
     /// order the broker delivered them; `payload` is the raw bytes.
@@ -113,7 +115,9 @@ pub trait MessageSink: Send + Sync {
 ///   does, from a caller's thread, when `session_present` is not `Some(true)`.
 /// - **Never from the delivery thread.** The client never calls a transport method from inside
 ///   the sink, so a backend may forbid it (Paho deadlocks when waited on from its callback).
-///   The backend, in turn, never calls the sink while holding a lock its own methods need.
+///   The backend, in turn, holds no lock its own methods need once the sink has returned, so a
+///   caller the sink woke can publish at once (see [`MessageSink`] for locks held *during* the
+///   call).
 /// - **Dropping** the last handle of the transport disconnects and ends delivery: the sink is
 ///   called no more and is dropped.
 ///

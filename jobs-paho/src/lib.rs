@@ -41,10 +41,11 @@
 //! delivery carries on. A slow sink therefore delays every Paho client of the process, which
 //! is why the sink contract forbids blocking. Paho C also holds its process-wide mutex while the
 //! callback runs, so a `publish` or `subscribe` from another thread waits until the sink
-//! returns — past its deadline if the sink is slow. This is the one rule of the transport
-//! contract this crate does not keep (`sink_called_without_transport_locks` in
-//! `jobs_mock::conformance`); with `jobs-core`'s sink the wait is microseconds. No thread of ours sits between Paho and the
-//! sink: that hop cost 10–15 % of a local round trip (see `BENCHMARKS.md`).
+//! returns; the transport contract allows this (with `jobs-core`'s sink the wait is
+//! microseconds), and the mutex is released as soon as the callback returns, so a caller the
+//! sink woke publishes at once (`woken_caller_can_publish` in `jobs_mock::conformance`). No
+//! thread of ours sits between Paho and the sink: that hop cost 10–15 % of a local round trip
+//! (see `BENCHMARKS.md`).
 //!
 //! The first connect happens in `build`, before any sink can exist, so it is not reported;
 //! [`PahoTransport::session_present`] tells whether the broker resumed a session then.

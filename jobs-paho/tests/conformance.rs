@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use jobs_mock::conformance::{self, Config, MosquittoHarness, Outcome, Rule};
+use jobs_mock::conformance::{self, Config, MosquittoHarness, Rule};
 use jobs_paho::{PahoTransport, Session};
 
 fn harness() -> MosquittoHarness {
@@ -21,40 +21,18 @@ fn harness() -> MosquittoHarness {
     .expect("mosquitto starts")
 }
 
+/// Every rule mosquitto can check. Paho C calls the sink with its process-wide mutex held,
+/// which the contract allows; it releases the mutex when the callback returns
+/// (`woken_caller_can_publish`).
 #[test]
-fn paho_transport_keeps_every_rule_mosquitto_can_check_but_one() {
-    let rules: Vec<Rule> = Rule::ALL
-        .into_iter()
-        .filter(|r| *r != Rule::SinkCalledWithoutTransportLocks)
-        .collect();
-    let report = conformance::run_rules(&mut harness(), &Config::default(), &rules);
+fn paho_transport_keeps_every_rule_mosquitto_can_check() {
+    let report = conformance::run(&mut harness(), &Config::default());
     report.assert_conforms();
     // Paho cannot tell whether a reconnect resumed the session, and mosquitto here keeps no
     // sessions or refused filters: these are the rules left unchecked, by name.
     assert_eq!(
         report.skipped(),
         vec![Rule::RefusedFilterReported, Rule::ReconnectWithSession]
-    );
-}
-
-/// The known deviation: Paho C delivers a message to its callback (and so to the sink) with
-/// its process-wide mutex held (`MQTTAsync_deliverMessage` on the receive thread), and
-/// `MQTTAsync_sendMessage` takes the same mutex, so a `publish` from another thread waits
-/// until the sink returns, past its deadline
-/// if the sink is slow. With jobs-core's sink (parse, record, wake) the wait is microseconds;
-/// a dispatcher thread would remove it at the cost of a thread hop per message (see
-/// BENCHMARKS.md). This test keeps the deviation visible: it fails once Paho stops doing it.
-#[test]
-fn paho_transport_calls_the_sink_under_paho_cs_mutex() {
-    let config = Config::default().timeout(Duration::from_secs(2));
-    let outcome = conformance::check(
-        &mut harness(),
-        &config,
-        Rule::SinkCalledWithoutTransportLocks,
-    );
-    assert!(
-        matches!(&outcome, Outcome::Failed(m) if m.starts_with("sink_called_without_transport_locks: ")),
-        "{outcome:?}"
     );
 }
 
