@@ -121,19 +121,30 @@ pub(crate) fn run(config: &Config) -> Result<InProcess, BoxError> {
 }
 
 /// `--profile N`: N describes of the small job on one thread, nothing else timed.
-pub(crate) fn profile(calls: u64) -> Result<(), BoxError> {
+/// Which document [`profile`] describes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Size {
+    Small,
+    /// The 32 KB document of the `in-process describe 32 KB` rows.
+    Large,
+}
+
+pub(crate) fn profile(calls: u64, size: Size) -> Result<(), BoxError> {
     let broker = MockBroker::new();
     broker.set_recording(false);
     let simulator = Simulator::start_inline(
         broker.connect("jobs-service"),
         JobsService::new(Clock::virtual_at(1_750_000_000)),
     )?;
-    simulator.create_job(
-        JobSpec::new(JobId::new("small")?, small_document()?).thing(ThingName::new(THING)?),
-    )?;
+    let document = match size {
+        Size::Small => small_document()?,
+        Size::Large => large_document(32 * 1024)?,
+    };
+    simulator
+        .create_job(JobSpec::new(JobId::new("job")?, document).thing(ThingName::new(THING)?))?;
     let client = Client::new(broker.connect("bench-client"))?;
     let jobs = Jobs::new(&client, THING)?;
-    let mut job = jobs.job("small")?;
+    let mut job = jobs.job("job")?;
     let begin = std::time::Instant::now();
     for _ in 0..calls {
         job.describe()?;

@@ -45,8 +45,9 @@ pub(crate) struct Config {
     /// Things in the fleet.
     pub(crate) things: usize,
     pub(crate) out: PathBuf,
-    /// `--profile N`: only N in-process describes on one thread (for callgrind/perf).
-    pub(crate) profile: Option<u64>,
+    /// `--profile N` / `--profile-large N`: only N in-process describes of the small or the
+    /// 32 KB document on one thread (for callgrind/perf).
+    pub(crate) profile: Option<(u64, inprocess::Size)>,
 }
 
 impl Config {
@@ -59,8 +60,14 @@ impl Config {
             match arg.as_str() {
                 "--smoke" => smoke = true,
                 "--out" => out = args.next().ok_or("--out needs a directory")?.into(),
-                "--profile" => {
-                    profile = Some(args.next().ok_or("--profile needs a count")?.parse()?);
+                "--profile" | "--profile-large" => {
+                    let calls = args.next().ok_or("--profile needs a count")?.parse()?;
+                    let size = if arg == "--profile" {
+                        inprocess::Size::Small
+                    } else {
+                        inprocess::Size::Large
+                    };
+                    profile = Some((calls, size));
                 }
                 other => return Err(format!("unknown argument {other:?}").into()),
             }
@@ -81,8 +88,8 @@ impl Config {
 
 fn main() -> Result<(), BoxError> {
     let config = Config::from_args()?;
-    if let Some(calls) = config.profile {
-        return inprocess::profile(calls);
+    if let Some((calls, size)) = config.profile {
+        return inprocess::profile(calls, size);
     }
     let machine_before = report::Machine::probe();
     let mosquitto = jobs_mock::local_broker::LocalBroker::start()?;
