@@ -87,8 +87,9 @@ const SUSPECT_NUMBER_LENGTH: usize = 300;
 /// `serde_json::Value`: nested more than [`SUSPECT_DEPTH`] levels, or holding a number that
 /// does not fit `f64`. Only then does [`Document::checked`] run the parser's own check
 /// ([`Parses`]), so its verdict and its error message are the parser's. In-process describes of
-/// a 32 KB document (`bench --profile-large 20000`, three runs each): 14,100 calls/s with the
-/// parser's check on every document, 15,900 with this scan first, 20,800 with no check.
+/// a 32 KB document (`bench --profile-large 20000`, binaries alternated, five runs each):
+/// 13,100–13,700 calls/s with the parser's check on every document, 14,700–16,700 with this
+/// scan first (about 20,800 with no check, three earlier runs).
 fn needs_full_check(json: &str) -> bool {
     let bytes = json.as_bytes();
     let mut depth = 0usize;
@@ -108,16 +109,17 @@ fn needs_full_check(json: &str) -> bool {
             }
             b'"' => i = string_end(bytes, i + 1),
             b'-' | b'0'..=b'9' => {
-                let start = i;
-                while bytes
-                    .get(i)
-                    .is_some_and(|b| matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
-                {
+                let (start, mut exponent) = (i, false);
+                while let Some(&b) = bytes.get(i) {
+                    match b {
+                        b'0'..=b'9' | b'-' | b'+' | b'.' => {}
+                        b'e' | b'E' => exponent = true,
+                        _ => break,
+                    }
                     i += 1;
                 }
                 let token = json.get(start..i).unwrap_or_default();
-                let suspect = token.len() >= SUSPECT_NUMBER_LENGTH
-                    || token.bytes().any(|b| b == b'e' || b == b'E');
+                let suspect = exponent || token.len() >= SUSPECT_NUMBER_LENGTH;
                 if suspect && serde_json::from_str::<Parses>(token).is_err() {
                     return true;
                 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 use jobs_core::{ConnectionEvent, MessageSink};
 
-/// Called on the first message, from the transport's delivery thread.
+/// Called on each message before it is forwarded, from the thread the transport calls the sink on.
 pub(crate) type Hook = Box<dyn Fn() + Send + Sync>;
 
 /// A sink forwarding messages and events into channels; it says when it is dropped.
