@@ -133,12 +133,12 @@ impl Job {
     /// As for [`describe`](Self::describe); [`Error::Decode`] when the reply has no
     /// `execution` or one for another job.
     pub fn describe_with(&mut self, options: Describe) -> Result<(), Error> {
-        let reply = self.jobs.describe(
+        let mut reply = self.jobs.describe(
             Some(&self.id),
             options.execution_number,
             options.include_job_document,
         )?;
-        let Some(execution) = &reply.body.execution else {
+        let Some(execution) = reply.body.execution.take() else {
             return Err(reply.invalid(DecodeError::missing("execution")));
         };
         if execution.job_id != self.id {
@@ -149,7 +149,7 @@ impl Job {
             )));
         }
         let document = self.execution.job_document.take();
-        self.execution = execution.clone();
+        self.execution = execution;
         if self.execution.job_document.is_none() && !options.include_job_document {
             self.execution.job_document = document;
         }
