@@ -59,21 +59,31 @@ impl Deadline {
     }
 }
 
-/// An accepted reply, decoded, and the topic it came on (for decode errors of its content).
+/// An accepted reply, decoded, and the request topic it answers (for decode errors of its
+/// content).
 #[derive(Debug)]
 pub(crate) struct Accepted<T> {
     pub(crate) body: T,
-    pub(crate) topic: String,
+    /// The request topic: the reply came on `{topic}/accepted`.
+    topic: String,
 }
 
 impl<T> Accepted<T> {
-    /// A decode error about this reply's content.
+    /// A decode error about this reply's content, naming the topic the reply came on.
     pub(crate) fn invalid(&self, reason: DecodeError) -> Error {
         Error::Decode {
-            topic: self.topic.clone(),
+            topic: format!("{}/{}", self.topic, ReplyKind::Accepted.as_str()),
             reason,
         }
     }
+}
+
+/// Decodes a reply's payload; a failure names the reply topic, which `topic` builds only then.
+fn decode<T: DeserializeOwned>(payload: &[u8], topic: impl FnOnce() -> String) -> Result<T, Error> {
+    serde_json::from_slice(payload).map_err(|error| Error::Decode {
+        topic: topic(),
+        reason: DecodeError::json(error),
+    })
 }
 
 /// Refuses calls on a closed thing.
@@ -143,24 +153,14 @@ pub(crate) fn request<T: DeserializeOwned>(
         }
         Some(Ok(reply)) => reply,
     };
-    let reply_topic = format!("{topic}/{}", reply.kind.as_str());
+    let reply_topic = || format!("{topic}/{}", reply.kind.as_str());
     match reply.kind {
-        ReplyKind::Accepted => match serde_json::from_slice(&reply.payload) {
-            Ok(body) => Ok(Accepted {
-                body,
-                topic: reply_topic,
-            }),
-            Err(error) => Err(Error::Decode {
-                topic: reply_topic,
-                reason: DecodeError::json(error),
-            }),
-        },
+        ReplyKind::Accepted => {
+            let body = decode(&reply.payload, reply_topic)?;
+            Ok(Accepted { body, topic })
+        }
         ReplyKind::Rejected => {
-            let error: ErrorReply =
-                serde_json::from_slice(&reply.payload).map_err(|error| Error::Decode {
-                    topic: reply_topic,
-                    reason: DecodeError::json(error),
-                })?;
+            let error: ErrorReply = decode(&reply.payload, reply_topic)?;
             debug!(
                 "{operation} for {} rejected with {}",
                 shared.thing, error.code
