@@ -82,16 +82,11 @@ impl<'a> JobsTopic<'a> {
         let rest = topic.strip_prefix(PREFIX)?;
         let mut levels = rest.split('/');
         let thing = levels.next()?;
-        if levels.next()? != "jobs" || ThingName::new(thing).is_err() {
+        if levels.next()? != "jobs" || validate::thing_name(thing).is_err() {
             return None;
         }
-        let level = |l: Option<&'a str>| l;
-        let (first, second, third, fourth) = (
-            levels.next()?,
-            level(levels.next()),
-            level(levels.next()),
-            level(levels.next()),
-        );
+        let (first, second, third, fourth) =
+            (levels.next()?, levels.next(), levels.next(), levels.next());
         if levels.next().is_some() {
             return None;
         }
