@@ -177,8 +177,8 @@ impl ThingTopics {
         match operation {
             Operation::GetPending => self.with("get"),
             Operation::StartNext => self.with("start-next"),
-            Operation::Describe => self.with(&format!("{job}/get")),
-            Operation::Update => self.with(&format!("{job}/update")),
+            Operation::Describe => [&self.base, job, "/get"].concat(),
+            Operation::Update => [&self.base, job, "/update"].concat(),
         }
     }
 
