@@ -206,14 +206,16 @@ impl Job {
             step_timeout_in_minutes: update.step_timeout.map(StepTimeout::as_minutes),
             client_token: None,
         };
-        let result =
-            self.jobs
-                .request::<UpdateReply>(Operation::Update, Some(self.id.as_str()), |token| {
-                    serde_json::to_vec(&UpdateRequest {
-                        client_token: Some(token.into()),
-                        ..request.clone()
-                    })
-                });
+        let result = self.jobs.request::<UpdateReply>(
+            Operation::Update,
+            Some(self.id.as_str()),
+            move |token| {
+                serde_json::to_vec(&UpdateRequest {
+                    client_token: Some(token.into()),
+                    ..request
+                })
+            },
+        );
         let reply = match result {
             Ok(reply) => reply.body,
             Err(error) => {

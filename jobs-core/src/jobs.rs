@@ -213,10 +213,10 @@ impl Jobs {
             client_token: None,
         };
         let reply: Accepted<ExecutionReply> =
-            self.request(Operation::StartNext, None, |token| {
+            self.request(Operation::StartNext, None, move |token| {
                 serde_json::to_vec(&StartNextRequest {
                     client_token: Some(token.into()),
-                    ..request.clone()
+                    ..request
                 })
             })?;
         Ok(reply
