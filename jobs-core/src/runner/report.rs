@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use log::{debug, info, warn};
 
 use super::context::{Cancellation, Outcome, ended_by_service};
-use crate::{Describe, Error, Job, JobStatus, RejectCode, Update};
+use crate::{Describe, Error, Job, JobStatus, RejectCode};
 
 /// Capped exponential backoff with jitter for retrying a terminal report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,11 +87,7 @@ pub(crate) fn report(
             // Abandoned by a stopped runner: its outcome is dropped, never reported late.
             return Reported::Abandoned;
         }
-        let mut update = Update::new(outcome.status.clone());
-        if let Some(details) = &outcome.details {
-            update = update.status_details(details.clone());
-        }
-        let error = match job.update_with(update) {
+        let error = match job.update(outcome.status.clone(), outcome.details.as_ref()) {
             Ok(()) => return Reported::Applied,
             Err(error) => error,
         };
