@@ -313,12 +313,19 @@ impl Context {
 
 /// True for rejections that mean the execution is no longer the device's to update.
 pub(crate) fn ended_by_service(error: &Error) -> bool {
+    describe_refused_as_ended(error)
+        || error
+            .rejection()
+            .is_some_and(|rejection| rejection.code == RejectCode::InvalidStateTransition)
+}
+
+/// True for the rejections of a describe that mean the execution ended: AWS refuses to
+/// describe a terminal execution, and one that was removed is not found.
+pub(crate) fn describe_refused_as_ended(error: &Error) -> bool {
     error.rejection().is_some_and(|rejection| {
         matches!(
             rejection.code,
-            RejectCode::InvalidStateTransition
-                | RejectCode::TerminalStateReached
-                | RejectCode::ResourceNotFound
+            RejectCode::TerminalStateReached | RejectCode::ResourceNotFound
         )
     })
 }

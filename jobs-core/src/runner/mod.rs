@@ -74,8 +74,8 @@ pub use report::Backoff;
 use report::{Reported, report};
 
 use crate::{
-    Error, Event, ExecutionNumber, InvalidInput, Job, JobId, JobStatus, Jobs, RejectCode,
-    StatusDetails, StepTimeout, Update,
+    Error, Event, ExecutionNumber, InvalidInput, Job, JobId, JobStatus, Jobs, StatusDetails,
+    StepTimeout, Update,
 };
 
 /// How often the event thread wakes to let the loop check for reconnects, retries and stop.
@@ -594,12 +594,7 @@ impl Runner {
         }
         match job.describe_with(options) {
             Ok(()) => job.status().is_some_and(JobStatus::is_terminal),
-            Err(error) => error.rejection().is_some_and(|r| {
-                matches!(
-                    r.code,
-                    RejectCode::TerminalStateReached | RejectCode::ResourceNotFound
-                )
-            }),
+            Err(error) => context::describe_refused_as_ended(&error),
         }
     }
 

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 
-use super::context::{Cancellation, Outcome, ended_by_service};
-use crate::{Describe, Error, Job, JobStatus, RejectCode};
+use super::context::{Cancellation, Outcome, describe_refused_as_ended, ended_by_service};
+use crate::{Describe, Job, JobStatus};
 
 /// Capped exponential backoff with jitter for retrying a terminal report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,14 +159,7 @@ fn check(job: &mut Job, outcome: &Outcome) -> Check {
         },
         // AWS refuses to describe a terminal execution: it holds our outcome or the service's
         // own status, and either way it takes no more updates.
-        Err(Error::Rejected { rejection, .. })
-            if matches!(
-                rejection.code,
-                RejectCode::TerminalStateReached | RejectCode::ResourceNotFound
-            ) =>
-        {
-            Check::Ended(None)
-        }
+        Err(error) if describe_refused_as_ended(&error) => Check::Ended(None),
         Err(error) => {
             debug!("could not check {}: {error}", job.id());
             Check::Unknown
