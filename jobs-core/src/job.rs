@@ -19,20 +19,15 @@ use crate::{Document, ExecutionNumber, JobStatus, Version};
 #[derive(Debug, Clone)]
 pub struct Job {
     jobs: Jobs,
-    id: JobId,
+    /// Its `job_id` is the job's ID: set once, and a describe only takes over an execution of
+    /// the same job.
     execution: JobExecution,
     use_expected_version: bool,
 }
 
 impl Job {
     pub(crate) fn new(jobs: Jobs, id: JobId) -> Self {
-        let execution = JobExecution::new(id.clone());
-        Self {
-            jobs,
-            id,
-            execution,
-            use_expected_version: false,
-        }
+        Self::from_execution(jobs, JobExecution::new(id))
     }
 
     /// A job from a GetPending summary; `started` says which list it came from.
@@ -55,7 +50,6 @@ impl Job {
     pub(crate) fn from_execution(jobs: Jobs, execution: JobExecution) -> Self {
         Self {
             jobs,
-            id: execution.job_id.clone(),
             execution,
             use_expected_version: false,
         }
@@ -63,7 +57,7 @@ impl Job {
 
     /// The job's ID.
     pub fn id(&self) -> &JobId {
-        &self.id
+        &self.execution.job_id
     }
 
     /// The execution's status, if known.
@@ -134,17 +128,17 @@ impl Job {
     /// `execution` or one for another job.
     pub fn describe_with(&mut self, options: Describe) -> Result<(), Error> {
         let mut reply = self.jobs.describe(
-            Some(&self.id),
+            Some(self.id()),
             options.execution_number,
             options.include_job_document,
         )?;
         let Some(execution) = reply.body.execution.take() else {
             return Err(reply.invalid(DecodeError::missing("execution")));
         };
-        if execution.job_id != self.id {
+        if execution.job_id != *self.id() {
             return Err(reply.invalid(DecodeError::unexpected(
                 "execution.jobId",
-                self.id.as_str(),
+                self.id().as_str(),
                 execution.job_id.as_str(),
             )));
         }
@@ -208,7 +202,7 @@ impl Job {
         };
         let result = self.jobs.request::<UpdateReply>(
             Operation::Update,
-            Some(self.id.as_str()),
+            Some(self.id().as_str()),
             move |token| {
                 serde_json::to_vec(&UpdateRequest {
                     client_token: Some(token.into()),
