@@ -35,7 +35,6 @@ use std::error::Error;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, select};
@@ -111,7 +110,7 @@ fn run() -> Result<(), Box<dyn Error>> {
         args.device.broker.uri, args.thing
     );
 
-    let ended = Arc::new(AtomicUsize::new(0));
+    let mut ended = 0;
     let (ended_tx, ended_rx) = crossbeam_channel::unbounded::<()>();
     // Never sent to: a handler that "reboots" blocks on it until the agent exits.
     let (_halt, halt) = crossbeam_channel::bounded::<()>(0);
@@ -130,8 +129,8 @@ fn run() -> Result<(), Box<dyn Error>> {
             select! {
                 recv(reboot) -> _ => break true,
                 recv(ended_rx) -> _ => {
-                    let count = ended.fetch_add(1, Ordering::SeqCst) + 1;
-                    if args.exit_after.is_some_and(|n| count >= n) {
+                    ended += 1;
+                    if args.exit_after.is_some_and(|n| ended >= n) {
                         break false;
                     }
                 }
@@ -140,10 +139,7 @@ fn run() -> Result<(), Box<dyn Error>> {
         stop.stop();
         running.join().map_err(|_| "the runner panicked")??;
         if !rebooting {
-            println!(
-                "agent: {} executions ended; exiting",
-                ended.load(Ordering::SeqCst)
-            );
+            println!("agent: {ended} executions ended; exiting");
             return Ok(());
         }
         println!("agent: rebooting");
