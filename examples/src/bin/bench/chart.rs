@@ -104,23 +104,18 @@ fn draw(
                         .map(|s| (i as f64, value(s).max(lo)))
                 })
                 .collect();
+            // The legend below the panels is drawn by `legend`, entry by entry as here.
             let colour = line.look.colour;
-            let series = if line.look.dashed {
-                let style = colour.stroke_width(2);
-                chart.draw_series(DashedLineSeries::new(coords.clone(), 6, 4, style))?
-            } else {
-                chart.draw_series(LineSeries::new(coords.clone(), colour.stroke_width(3)))?
-            };
-            series.label(line.name).legend(move |(x, y)| {
-                PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(3))
-            });
             if line.look.dashed {
+                let style = colour.stroke_width(2);
+                chart.draw_series(DashedLineSeries::new(coords.clone(), 6, 4, style))?;
                 chart.draw_series(
                     coords
                         .iter()
                         .map(|&c| TriangleMarker::new(c, 5, colour.filled())),
                 )?;
             } else {
+                chart.draw_series(LineSeries::new(coords.clone(), colour.stroke_width(3)))?;
                 chart.draw_series(coords.iter().map(|&c| Circle::new(c, 3, colour.filled())))?;
             }
         }
