@@ -4,7 +4,7 @@
 use plotters::prelude::*;
 
 use crate::BoxError;
-use crate::stats::Sample;
+use crate::stats::{Sample, at};
 
 /// How one series is drawn. Baselines are dashed and thinner, so that a library line lying
 /// on top of its baseline stays visible.
@@ -97,12 +97,7 @@ fn draw(
             let coords: Vec<(f64, f64)> = threads
                 .iter()
                 .enumerate()
-                .filter_map(|(i, t)| {
-                    line.samples
-                        .iter()
-                        .find(|s| s.threads == *t)
-                        .map(|s| (i as f64, value(s).max(lo)))
-                })
+                .filter_map(|(i, &t)| at(line.samples, t).map(|s| (i as f64, value(s).max(lo))))
                 .collect();
             // The legend below the panels is drawn by `legend`, entry by entry as here.
             let colour = line.look.colour;
