@@ -196,7 +196,10 @@ impl MockBroker {
 
     /// Removes every script.
     pub fn clear_scripts(&self) {
-        self.shared.state.lock().scripts.clear();
+        let scripts = std::mem::take(&mut self.shared.state.lock().scripts);
+        // Dropped with no lock held: a custom responder may own the last clone of a
+        // transport, whose drop disconnects it from this broker.
+        drop(scripts);
     }
 
     /// Publishes `payload` on `topic` as the broker (for example a `notify` event) with QoS 1,
