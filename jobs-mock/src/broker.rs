@@ -385,20 +385,15 @@ impl MockBroker {
     pub fn wait_for_subscriptions(&self, client_id: &str, count: usize, timeout: Duration) -> bool {
         let deadline = deadline_after(timeout);
         let mut state = self.shared.state.lock();
-        loop {
+        let short_of_count = |state: &mut State| {
             let current = state.clients.iter().rev().find(|c| c.id == client_id);
-            if current.is_some_and(|c| c.subscriptions.len() >= count) {
-                return true;
-            }
-            if self
-                .shared
-                .changed
-                .wait_until(&mut state, deadline)
-                .timed_out()
-            {
-                return false;
-            }
-        }
+            current.is_none_or(|c| c.subscriptions.len() < count)
+        };
+        !self
+            .shared
+            .changed
+            .wait_while_until(&mut state, short_of_count, deadline)
+            .timed_out()
     }
 
     fn publish(

@@ -36,11 +36,8 @@ impl<T> Slot<T> {
     /// The operation's result, or `Timeout` if it has none by `deadline`.
     pub(super) fn wait(&self, deadline: Instant) -> Result<T, TransportError> {
         let mut result = self.result.lock();
-        while result.is_none() {
-            if self.done.wait_until(&mut result, deadline).timed_out() {
-                break;
-            }
-        }
+        self.done
+            .wait_while_until(&mut result, |result| result.is_none(), deadline);
         result.take().unwrap_or(Err(TransportError::Timeout))
     }
 }
@@ -153,17 +150,12 @@ impl MockBroker {
     pub fn wait_for_queued(&self, count: usize, timeout: Duration) -> bool {
         let deadline = deadline_after(timeout);
         let mut state = self.shared.state.lock();
-        while state.backlog.len() < count {
-            if self
-                .shared
-                .changed
-                .wait_until(&mut state, deadline)
-                .timed_out()
-            {
-                return state.backlog.len() >= count;
-            }
-        }
-        true
+        self.shared.changed.wait_while_until(
+            &mut state,
+            |state| state.backlog.len() < count,
+            deadline,
+        );
+        state.backlog.len() >= count
     }
 
     /// Fails queued operations whose client went away, with no lock held.
