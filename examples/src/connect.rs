@@ -13,7 +13,7 @@ use jobs_paho::{AWS_IOT_ALPN, PahoTransport};
 pub const DEFAULT_BROKER: &str = "tcp://127.0.0.1:1883";
 
 /// Help text for the flags [`BrokerArgs`] understands.
-pub const USAGE: &str = "\
+pub const USAGE: &str = "  \
   --broker URI     broker to connect to (default tcp://127.0.0.1:1883; TLS: ssl://host:8883)
   --ca FILE        CA certificate(s) to verify the broker with (PEM; default: system store)
   --cert FILE      client certificate (PEM), with --key
