@@ -55,14 +55,46 @@ pub struct Reply {
     pub body: Value,
 }
 
-/// Why a request names no operation, or its parts are not what the operation takes.
+/// Why a request names no operation, or its parts are not what the operation takes (over
+/// HTTP, and on the control topic: [`handle_control`](crate::service::handle_control)).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum RouteError {
-    /// No operation has this method and path: 404 `UnknownOperationException`.
+    /// No operation has this method and path (or name): 404 `UnknownOperationException`.
     UnknownOperation(String),
-    /// The body is not a JSON object: 400 `InvalidRequestException`.
+    /// The body is not a JSON object (or the control request is malformed): 400
+    /// `InvalidRequestException`.
     Invalid(String),
+}
+
+impl RouteError {
+    /// AWS's exception name: `UnknownOperationException` or `InvalidRequestException`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownOperation(_) => "UnknownOperationException",
+            Self::Invalid(_) => "InvalidRequestException",
+        }
+    }
+
+    /// The HTTP status: 404 or 400.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::UnknownOperation(_) => 404,
+            Self::Invalid(_) => 400,
+        }
+    }
+
+    /// What was wrong, for a person.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::UnknownOperation(message) | Self::Invalid(message) => message,
+        }
+    }
+
+    /// The error as AWS's JSON error body: `{"__type": code, "message": message}`.
+    pub fn to_json(&self) -> Value {
+        json!({"__type": self.code(), "message": self.message()})
+    }
 }
 
 /// Query members that are booleans and integers on the wire (everything else is a string).
@@ -199,15 +231,10 @@ pub fn respond(outcome: Result<Value, ResponseError>) -> Reply {
             error_type: Some(error.kind.code().to_owned()),
             body: error.to_json(),
         },
-        Err(ResponseError::Route(RouteError::UnknownOperation(message))) => Reply {
-            status: 404,
-            error_type: Some("UnknownOperationException".to_owned()),
-            body: json!({"__type": "UnknownOperationException", "message": message}),
-        },
-        Err(ResponseError::Route(RouteError::Invalid(message))) => Reply {
-            status: 400,
-            error_type: Some("InvalidRequestException".to_owned()),
-            body: json!({"__type": "InvalidRequestException", "message": message}),
+        Err(ResponseError::Route(error)) => Reply {
+            status: error.status(),
+            error_type: Some(error.code().to_owned()),
+            body: error.to_json(),
         },
     }
 }

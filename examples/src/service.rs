@@ -47,6 +47,8 @@ use jobs_mock::service::{ExecutionInfo, JobSpec, Simulator};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::http::RouteError;
+
 /// The topic `jobs-service` takes commands on.
 pub const CONTROL_TOPIC: &str = "jobs-service/control";
 
@@ -134,11 +136,10 @@ pub fn handle_control(simulator: &Simulator, payload: &[u8]) -> ControlOutcome {
         return invalid(request_id, name, &format!("unknown member {extra:?}"));
     }
     let Some(operation) = name.as_str().and_then(Operation::from_name) else {
-        let message = format!("unknown operation {name}");
+        let error = RouteError::UnknownOperation(format!("unknown operation {name}"));
         return ControlOutcome {
-            summary: format!("{name}: {message}"),
-            reply: json!({"requestId": request_id, "operation": name,
-                          "error": {"__type": "UnknownOperationException", "message": message}}),
+            summary: format!("{name}: {}", error.message()),
+            reply: json!({"requestId": request_id, "operation": name, "error": error.to_json()}),
         };
     };
     match simulator.call_json(operation, input) {
@@ -154,10 +155,10 @@ pub fn handle_control(simulator: &Simulator, payload: &[u8]) -> ControlOutcome {
 }
 
 fn invalid(request_id: Value, operation: Value, message: &str) -> ControlOutcome {
+    let error = RouteError::Invalid(message.to_owned());
     ControlOutcome {
         summary: format!("{operation}: {message}"),
-        reply: json!({"requestId": request_id, "operation": operation,
-                      "error": {"__type": "InvalidRequestException", "message": message}}),
+        reply: json!({"requestId": request_id, "operation": operation, "error": error.to_json()}),
     }
 }
 

@@ -159,19 +159,7 @@ impl MockBroker {
     pub fn connect(&self, client_id: &str) -> MockTransport {
         let (index, kicked, aborted) = {
             let mut state = self.shared.state.lock();
-            let mut indices = Vec::new();
-            let mut kicked: Vec<Arc<dyn MessageSink>> = Vec::new();
-            for (index, client) in state.clients.iter_mut().enumerate() {
-                if client.id == client_id && client.connected {
-                    client.connected = false;
-                    client.replaced = true;
-                    client.resuming = false;
-                    client.session.clear();
-                    indices.push(index);
-                    kicked.extend(client.sink.clone());
-                }
-            }
-            let aborted = state.take_backlog_of(&indices);
+            let (kicked, aborted) = state.take_offline(client_id, true);
             state.clients.push(ClientState::new(client_id));
             (state.clients.len() - 1, kicked, aborted)
         };
@@ -196,7 +184,10 @@ impl MockBroker {
 
     /// Removes every script.
     pub fn clear_scripts(&self) {
-        self.shared.state.lock().scripts.clear();
+        let scripts = std::mem::take(&mut self.shared.state.lock().scripts);
+        // Dropped with no lock held: a custom responder may own the last clone of a
+        // transport, whose drop disconnects it from this broker.
+        drop(scripts);
     }
 
     /// Publishes `payload` on `topic` as the broker (for example a `notify` event) with QoS 1,
@@ -234,21 +225,7 @@ impl MockBroker {
     /// fail with `NotConnected` until restored. Their session stays: subscriptions are kept
     /// and QoS 1 deliveries are queued until [`restore_connection`](Self::restore_connection).
     pub fn drop_connection(&self, client_id: &str) {
-        let (sinks, aborted) = {
-            let mut state = self.shared.state.lock();
-            let mut indices = Vec::new();
-            let mut sinks: Vec<Arc<dyn MessageSink>> = Vec::new();
-            for (index, client) in state.clients.iter_mut().enumerate() {
-                if client.id == client_id && !client.replaced && !client.closed && client.connected
-                {
-                    client.connected = false;
-                    client.resuming = false;
-                    indices.push(index);
-                    sinks.extend(client.sink.clone());
-                }
-            }
-            (sinks, state.take_backlog_of(&indices))
-        };
+        let (sinks, aborted) = self.shared.state.lock().take_offline(client_id, false);
         for sink in sinks {
             sink.connection(ConnectionEvent::ConnectionLost);
         }
@@ -382,20 +359,15 @@ impl MockBroker {
     pub fn wait_for_subscriptions(&self, client_id: &str, count: usize, timeout: Duration) -> bool {
         let deadline = deadline_after(timeout);
         let mut state = self.shared.state.lock();
-        loop {
+        let short_of_count = |state: &mut State| {
             let current = state.clients.iter().rev().find(|c| c.id == client_id);
-            if current.is_some_and(|c| c.subscriptions.len() >= count) {
-                return true;
-            }
-            if self
-                .shared
-                .changed
-                .wait_until(&mut state, deadline)
-                .timed_out()
-            {
-                return false;
-            }
-        }
+            current.is_none_or(|c| c.subscriptions.len() < count)
+        };
+        !self
+            .shared
+            .changed
+            .wait_while_until(&mut state, short_of_count, deadline)
+            .timed_out()
     }
 
     fn publish(
@@ -478,6 +450,35 @@ impl MockBroker {
 }
 
 impl State {
+    /// Takes every connected client with this ID offline; with `replace` a newer connection
+    /// took over the ID, so their sessions end too. Returns their sinks, to be told
+    /// `ConnectionLost`, and their queued operations, to be aborted (both with no lock held).
+    ///
+    /// A connected client is never replaced or closed (both happen only to a client going
+    /// offline, and neither is ever reconnected), so `connected` selects exactly the clients
+    /// whose connection can still be lost.
+    fn take_offline(
+        &mut self,
+        client_id: &str,
+        replace: bool,
+    ) -> (Vec<Arc<dyn MessageSink>>, Vec<Queued>) {
+        let mut indices = Vec::new();
+        let mut sinks: Vec<Arc<dyn MessageSink>> = Vec::new();
+        for (index, client) in self.clients.iter_mut().enumerate() {
+            if client.id == client_id && client.connected {
+                client.connected = false;
+                client.resuming = false;
+                if replace {
+                    client.replaced = true;
+                    client.session.clear();
+                }
+                indices.push(index);
+                sinks.extend(client.sink.clone());
+            }
+        }
+        (sinks, self.take_backlog_of(&indices))
+    }
+
     /// The client behind a transport, if it is connected.
     fn connected_client(&mut self, index: usize) -> Result<&mut ClientState, TransportError> {
         match self.clients.get_mut(index) {

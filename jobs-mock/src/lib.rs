@@ -60,3 +60,18 @@ pub use broker::{
     BROKER_CLIENT, MockBroker, MockTransport, Published, SubscribeRequest, topic_matches,
 };
 pub use script::{Script, request_token};
+
+/// `{prefix}-{pid}-{n}-{nanos}`: a name unique in this process (`n` counts calls) and very
+/// likely across processes (the process ID, and the sub-second nanoseconds of the clock).
+pub(crate) fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{n}-{nanos:x}", std::process::id())
+}

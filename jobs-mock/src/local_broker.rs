@@ -43,9 +43,8 @@ use std::io;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// How long [`LocalBroker::start`] and [`LocalBroker::restart`] wait for the listeners.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,8 +55,6 @@ const POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// How many sets of fresh ports [`LocalBroker::start`] tries when mosquitto exits at once
 /// (another process took a port between choosing it and binding it).
 const PORT_ATTEMPTS: usize = 5;
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A mosquitto process on `127.0.0.1`, owned by this value: killed by its pid and reaped on
 /// [`kill`](Self::kill) and on drop. See the [module docs](self).
@@ -125,7 +122,7 @@ impl LocalBroker {
     }
 
     fn start_inner(tls: Option<TlsFiles>, persistent: bool) -> io::Result<Self> {
-        let dir = std::env::temp_dir().join(unique_name("jobs-mock-broker"));
+        let dir = std::env::temp_dir().join(crate::unique_name("jobs-mock-broker"));
         fs::create_dir_all(&dir)
             .map_err(|e| context(e, &format!("cannot create {}", dir.display())))?;
         let mut broker = Self {
@@ -566,16 +563,6 @@ fn openssl(dir: &Path, args: &[&str]) -> io::Result<()> {
             String::from_utf8_lossy(&output.stderr).trim()
         )))
     }
-}
-
-/// A name unique in this process and very likely across processes.
-fn unique_name(prefix: &str) -> String {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{prefix}-{}-{n}-{nanos:x}", std::process::id())
 }
 
 /// A port that was free a moment ago (bound to port 0, then released).

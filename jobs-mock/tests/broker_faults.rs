@@ -218,6 +218,35 @@ fn a_custom_responder_may_inject_and_read_what_the_broker_recorded() {
 }
 
 #[test]
+fn clearing_scripts_may_drop_a_custom_responder_owning_the_last_clone_of_a_transport() {
+    let broker = MockBroker::new();
+    let (owned, _) = client(&broker, "owned", &["t"], QoS::AtLeastOnce);
+    broker.script(
+        "req",
+        Script::custom(move |_, _| {
+            let _still_connected = owned.client_id();
+            Vec::new()
+        }),
+    );
+    // Dropping the responder drops the transport, which disconnects from the broker: run on
+    // another thread so that a deadlock fails the test instead of hanging it.
+    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+    let clearing = broker.clone();
+    let worker = thread::spawn(move || {
+        clearing.clear_scripts();
+        done_tx.send(()).unwrap();
+    });
+    assert_eq!(
+        done_rx.recv_timeout(WAIT),
+        Ok(()),
+        "clear_scripts deadlocked"
+    );
+    worker.join().unwrap();
+    // The last clone is gone, so the client disconnected for good.
+    assert!(broker.subscriptions("owned").is_empty());
+}
+
+#[test]
 fn a_publish_to_a_frozen_broker_times_out_at_its_deadline_and_is_delivered_after_thaw() {
     let broker = MockBroker::new();
     let (publisher, _) = client(&broker, "publisher", &[], QoS::AtLeastOnce);

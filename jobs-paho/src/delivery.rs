@@ -33,8 +33,6 @@ struct State {
     draining: bool,
     /// Present until the first connect has been seen.
     initial: Option<Sender<()>>,
-    /// The transport was dropped: no sink may be installed any more.
-    closed: bool,
 }
 
 impl std::fmt::Debug for State {
@@ -60,7 +58,6 @@ impl Delivery {
                 dropped: 0,
                 draining: false,
                 initial: Some(initial_tx),
-                closed: false,
             }),
             initial,
         });
@@ -90,12 +87,8 @@ impl Delivery {
     pub(crate) fn set_sink(&self, sink: Arc<dyn MessageSink>) -> Result<(), TransportError> {
         {
             let mut state = self.state.lock();
-            if state.sink.is_some() || state.closed {
-                return Err(if state.closed {
-                    TransportError::NotConnected
-                } else {
-                    TransportError::SinkInstalled
-                });
+            if state.sink.is_some() {
+                return Err(TransportError::SinkInstalled);
             }
             if state.dropped > 0 {
                 warn!(
@@ -126,7 +119,6 @@ impl Delivery {
     pub(crate) fn clear(&self) {
         let sink = {
             let mut state = self.state.lock();
-            state.closed = true;
             state.buffer.clear();
             state.sink.take()
         };

@@ -35,69 +35,61 @@ use std::error::Error;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, select};
-use examples::connect::{BrokerArgs, USAGE};
+use examples::connect::DeviceArgs;
 use examples::logger;
 use jobs_core::runner::{Context, HandlerError, Outcome, Runner};
-use jobs_core::{Client, Jobs, StatusDetails, StepTimeout};
+use jobs_core::{Jobs, StatusDetails, StepTimeout};
 
 struct Args {
-    broker: BrokerArgs,
+    device: DeviceArgs,
     thing: String,
-    client_id: Option<String>,
     state_dir: Option<PathBuf>,
-    work_scale: f64,
     exit_after: Option<usize>,
 }
 
 fn usage() -> String {
-    format!(
-        "usage: agent --thing NAME [flags]\n{USAGE}\n  --client-id ID   MQTT client ID \
-         (default: the thing name)\n  --state-dir DIR  where progress survives a reboot\n  \
-         --work-scale F   real seconds per simulated second of work (default 0.01)\n  \
-         --exit-after N   stop after N executions ended"
+    DeviceArgs::usage(
+        "agent",
+        &format!(
+            "  --state-dir DIR  where progress survives a reboot\n{}\n  \
+             --exit-after N   stop after N executions ended",
+            DeviceArgs::WORK_SCALE_USAGE
+        ),
     )
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        broker: BrokerArgs::default(),
-        thing: String::new(),
-        client_id: None,
-        state_dir: None,
-        work_scale: 0.01,
-        exit_after: None,
-    };
+    let mut device = DeviceArgs::default();
+    let mut state_dir = None;
+    let mut exit_after = None;
     let mut rest = std::env::args().skip(1);
     while let Some(flag) = rest.next() {
-        if args.broker.parse_flag(&flag, &mut rest)? {
+        if device.parse_flag(&flag, &mut rest)? {
             continue;
         }
         let mut value = || rest.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
-            "--thing" => args.thing = value()?,
-            "--client-id" => args.client_id = Some(value()?),
-            "--state-dir" => args.state_dir = Some(PathBuf::from(value()?)),
-            "--work-scale" => {
-                args.work_scale = value()?.parse().map_err(|e| format!("--work-scale: {e}"))?;
-                if !(0.0..=1000.0).contains(&args.work_scale) {
-                    return Err("--work-scale must be between 0 and 1000".into());
-                }
-            }
+            "--state-dir" => state_dir = Some(PathBuf::from(value()?)),
             "--exit-after" => {
-                args.exit_after = Some(value()?.parse().map_err(|e| format!("--exit-after: {e}"))?);
+                exit_after = Some(value()?.parse().map_err(|e| format!("--exit-after: {e}"))?);
             }
             "--help" | "-h" => return Err(usage()),
             other => return Err(format!("unknown flag {other} (try --help)")),
         }
     }
-    if args.thing.is_empty() {
+    let thing = device.thing.take().unwrap_or_default();
+    if thing.is_empty() {
         return Err(usage());
     }
-    Ok(args)
+    Ok(Args {
+        device,
+        thing,
+        state_dir,
+        exit_after,
+    })
 }
 
 fn main() {
@@ -112,12 +104,13 @@ fn run() -> Result<(), Box<dyn Error>> {
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join(format!("jobs-agent-{}", args.thing)));
     fs::create_dir_all(&state_dir)?;
-    let client_id = args.client_id.as_deref().unwrap_or(&args.thing);
-    let client = Client::new(args.broker.connect(client_id)?)?;
-    let jobs = Jobs::new(&client, &args.thing)?;
-    println!("agent: connected to {} as {}", args.broker.uri, args.thing);
+    let jobs = args.device.connect(&args.thing)?;
+    println!(
+        "agent: connected to {} as {}",
+        args.device.broker.uri, args.thing
+    );
 
-    let ended = Arc::new(AtomicUsize::new(0));
+    let mut ended = 0;
     let (ended_tx, ended_rx) = crossbeam_channel::unbounded::<()>();
     // Never sent to: a handler that "reboots" blocks on it until the agent exits.
     let (_halt, halt) = crossbeam_channel::bounded::<()>(0);
@@ -125,7 +118,7 @@ fn run() -> Result<(), Box<dyn Error>> {
         let (reboot_tx, reboot) = crossbeam_channel::unbounded();
         let host = Host {
             state_dir: state_dir.clone(),
-            scale: args.work_scale,
+            scale: args.device.work_scale,
             reboot: reboot_tx,
             halt: halt.clone(),
         };
@@ -136,8 +129,8 @@ fn run() -> Result<(), Box<dyn Error>> {
             select! {
                 recv(reboot) -> _ => break true,
                 recv(ended_rx) -> _ => {
-                    let count = ended.fetch_add(1, Ordering::SeqCst) + 1;
-                    if args.exit_after.is_some_and(|n| count >= n) {
+                    ended += 1;
+                    if args.exit_after.is_some_and(|n| ended >= n) {
                         break false;
                     }
                 }
@@ -146,10 +139,7 @@ fn run() -> Result<(), Box<dyn Error>> {
         stop.stop();
         running.join().map_err(|_| "the runner panicked")??;
         if !rebooting {
-            println!(
-                "agent: {} executions ended; exiting",
-                ended.load(Ordering::SeqCst)
-            );
+            println!("agent: {ended} executions ended; exiting");
             return Ok(());
         }
         println!("agent: rebooting");

@@ -35,68 +35,54 @@
 use std::error::Error;
 use std::time::{Duration, Instant};
 
-use examples::connect::{BrokerArgs, USAGE};
+use examples::connect::DeviceArgs;
 use examples::device::{Host, Tally, process_pending};
 use examples::logger;
-use jobs_core::{Client, Jobs};
 
 struct Args {
-    broker: BrokerArgs,
+    device: DeviceArgs,
     thing: String,
-    client_id: Option<String>,
     once: bool,
     wait: Duration,
-    work_scale: f64,
 }
 
 fn usage() -> String {
-    format!(
-        "usage: device --thing NAME [flags]\n{USAGE}\n  --client-id ID   MQTT client ID \
-         (default: the thing name)\n  --once           process what is pending, then exit\n  \
-         --wait SECONDS   longest wait for a notification between passes (default 30)\n  \
-         --work-scale F   real seconds per simulated second of work (default 0.01)"
+    DeviceArgs::usage(
+        "device",
+        &format!(
+            "  --once           process what is pending, then exit\n  \
+             --wait SECONDS   longest wait for a notification between passes (default 30)\n{}",
+            DeviceArgs::WORK_SCALE_USAGE
+        ),
     )
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut broker = BrokerArgs::default();
-    let mut thing = None;
-    let mut client_id = None;
+    let mut device = DeviceArgs::default();
     let mut once = false;
     let mut wait = Duration::from_secs(30);
-    let mut work_scale = 0.01;
     let mut rest = std::env::args().skip(1);
     while let Some(flag) = rest.next() {
-        if broker.parse_flag(&flag, &mut rest)? {
+        if device.parse_flag(&flag, &mut rest)? {
             continue;
         }
         let mut value = || rest.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
-            "--thing" => thing = Some(value()?),
-            "--client-id" => client_id = Some(value()?),
             "--once" => once = true,
             "--wait" => {
                 let seconds: u64 = value()?.parse().map_err(|e| format!("--wait: {e}"))?;
                 wait = Duration::from_secs(seconds);
             }
-            "--work-scale" => {
-                work_scale = value()?.parse().map_err(|e| format!("--work-scale: {e}"))?;
-                if !(0.0..=1000.0).contains(&work_scale) {
-                    return Err("--work-scale must be between 0 and 1000".into());
-                }
-            }
             "--help" | "-h" => return Err(usage()),
             other => return Err(format!("unknown flag {other} (try --help)")),
         }
     }
-    let thing = thing.ok_or_else(usage)?;
+    let thing = device.thing.take().ok_or_else(usage)?;
     Ok(Args {
-        broker,
+        device,
         thing,
-        client_id,
         once,
         wait,
-        work_scale,
     })
 }
 
@@ -127,16 +113,14 @@ fn run() -> Result<(), Box<dyn Error>> {
     logger::init();
     let host = RealTime {
         start: Instant::now(),
-        scale: args.work_scale,
+        scale: args.device.work_scale,
     };
 
-    let client_id = args.client_id.as_deref().unwrap_or(&args.thing);
-    let client = Client::new(args.broker.connect(client_id)?)?;
-    let jobs = Jobs::new(&client, &args.thing)?;
+    let jobs = args.device.connect(&args.thing)?;
     println!(
         "{} connected to {} as {}",
         host.timestamp(),
-        args.broker.uri,
+        args.device.broker.uri,
         args.thing
     );
 

@@ -62,6 +62,8 @@ use jobs_mock::service::{Clock, JobsService, Simulator};
 
 /// How often the execution states are checked for the log.
 const WATCH_INTERVAL: Duration = Duration::from_millis(200);
+/// How long subscribing to and replying on the control topics may take.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Args {
     broker: BrokerArgs,
@@ -140,7 +142,7 @@ fn subscribe_control(transport: &dyn MqttTransport) -> Result<(), Box<dyn Error>
     let outcomes = transport.subscribe(
         &[CONTROL_TOPIC],
         QoS::AtLeastOnce,
-        Instant::now() + Duration::from_secs(10),
+        Instant::now() + CONTROL_TIMEOUT,
     )?;
     if outcomes.contains(&SubscribeOutcome::Refused) {
         return Err(format!("the broker refused the subscription to {CONTROL_TOPIC}").into());
@@ -219,7 +221,7 @@ fn run() -> Result<(), Box<dyn Error>> {
                     RESULT_TOPIC,
                     reply.as_bytes(),
                     QoS::AtLeastOnce,
-                    Instant::now() + Duration::from_secs(10),
+                    Instant::now() + CONTROL_TIMEOUT,
                 ) {
                     println!("control: could not publish the reply: {error}");
                 }

@@ -213,7 +213,7 @@ fn soak(args: &Args) -> Result<(), Box<dyn Error>> {
 
 /// One device: its runner, rebuilt after each crash, on a thread of its own.
 struct Device {
-    thread: JoinHandle<usize>,
+    thread: JoinHandle<()>,
 }
 
 impl Device {
@@ -224,14 +224,13 @@ impl Device {
         finish: Receiver<()>,
     ) -> Self {
         let thread = thread::spawn(move || {
-            let mut crashes = 0;
             loop {
                 let (crash_tx, crash) = crossbeam_channel::unbounded();
                 let runner = match build_runner(&jobs, &ledger, &release, crash_tx) {
                     Ok(runner) => runner,
                     Err(error) => {
                         eprintln!("soak: building a runner failed: {error}");
-                        return crashes;
+                        return;
                     }
                 };
                 let stop = runner.stop_handle();
@@ -245,9 +244,8 @@ impl Device {
                     eprintln!("soak: a runner ended with {error}");
                 }
                 if !crashed {
-                    return crashes;
+                    return;
                 }
-                crashes += 1;
             }
         });
         Self { thread }

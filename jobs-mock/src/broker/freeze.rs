@@ -36,11 +36,8 @@ impl<T> Slot<T> {
     /// The operation's result, or `Timeout` if it has none by `deadline`.
     pub(super) fn wait(&self, deadline: Instant) -> Result<T, TransportError> {
         let mut result = self.result.lock();
-        while result.is_none() {
-            if self.done.wait_until(&mut result, deadline).timed_out() {
-                break;
-            }
-        }
+        self.done
+            .wait_while_until(&mut result, |result| result.is_none(), deadline);
         result.take().unwrap_or(Err(TransportError::Timeout))
     }
 }
@@ -116,8 +113,12 @@ impl MockBroker {
         F: FnOnce(&MockBroker) -> Result<T, TransportError> + Send + 'static,
     {
         let mut state = self.shared.state.lock();
-        let me = thread::current().id();
-        if !state.frozen && state.draining.is_none_or(|drainer| drainer == me) {
+        // The thread's ID only matters while another thread may be applying the queue.
+        if !state.frozen
+            && state
+                .draining
+                .is_none_or(|drainer| drainer == thread::current().id())
+        {
             return Ok(None);
         }
         state.connected_client(index)?;
@@ -153,17 +154,12 @@ impl MockBroker {
     pub fn wait_for_queued(&self, count: usize, timeout: Duration) -> bool {
         let deadline = deadline_after(timeout);
         let mut state = self.shared.state.lock();
-        while state.backlog.len() < count {
-            if self
-                .shared
-                .changed
-                .wait_until(&mut state, deadline)
-                .timed_out()
-            {
-                return state.backlog.len() >= count;
-            }
-        }
-        true
+        self.shared.changed.wait_while_until(
+            &mut state,
+            |state| state.backlog.len() < count,
+            deadline,
+        );
+        state.backlog.len() >= count
     }
 
     /// Fails queued operations whose client went away, with no lock held.

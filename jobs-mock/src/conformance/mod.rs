@@ -59,8 +59,7 @@ mod rules;
 
 use std::error::Error as StdError;
 use std::fmt;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use jobs_core::MqttTransport;
 
@@ -502,21 +501,12 @@ pub fn check(harness: &mut dyn Harness, config: &Config, rule: Rule) -> Outcome 
     if let Some(missing) = rule.needs().iter().find(|c| !harness.supports(**c)) {
         return Outcome::Skipped(*missing);
     }
-    let mut context = rules::Context::new(harness, config, rule, &unique_prefix());
+    // A prefix for topics and client IDs unique to this check, so that checks never see each
+    // other's traffic on a shared broker.
+    let prefix = crate::unique_name("conformance");
+    let mut context = rules::Context::new(harness, config, rule, &prefix);
     match rules::check(&mut context) {
         Ok(()) => Outcome::Passed,
         Err(message) => Outcome::Failed(format!("{rule}: {message}")),
     }
-}
-
-/// A prefix for topics and client IDs unique to one check, so that checks never see each
-/// other's traffic on a shared broker.
-fn unique_prefix() -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("conformance-{}-{n}-{nanos:x}", std::process::id())
 }

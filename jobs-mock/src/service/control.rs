@@ -7,12 +7,11 @@ use std::time::Duration;
 
 use jobs_core::{Document, JobId, JobStatus, StatusDetails, ThingName};
 
-use super::job_record::{Cancellation, JobRecord, JobState, TargetSelection};
+use super::job_record::{
+    Cancellation, IN_PROGRESS_TIMEOUT_RANGE, JobState, NewJob, TargetSelection,
+};
 use super::jobs_service::{JobsService, Outgoing};
 use super::state::{Execution, seconds};
-
-/// In-progress timeout range in minutes (1 minute to 7 days).
-const IN_PROGRESS_TIMEOUT_RANGE: std::ops::RangeInclusive<i64> = 1..=10_080;
 
 /// A job to create: its ID, document, target things and optional in-progress timeout.
 #[derive(Debug, Clone)]
@@ -182,29 +181,18 @@ impl JobsService {
             return Err(ControlError::InvalidTimeout { minutes });
         }
         let now_ms = self.clock.now_millis();
-        let now = seconds(now_ms);
         let mut out = self.expire_timers(now_ms);
         let mut things = spec.things;
         let mut seen = std::collections::BTreeSet::new();
         things.retain(|thing| seen.insert(thing.clone()));
-        self.seq = self.seq.saturating_add(1);
-        self.jobs.insert(
-            spec.id.clone(),
-            JobRecord {
-                seq: self.seq,
-                document: spec.document,
-                targets: things.iter().map(ToString::to_string).collect(),
-                selection: TargetSelection::Snapshot,
-                description: None,
-                in_progress_timeout_minutes: spec.in_progress_timeout_minutes,
-                created_at: now,
-                last_updated_at: now,
-                cancellation: None,
-            },
-        );
-        for thing in &things {
-            self.queue_execution(&spec.id, thing, now_ms, &mut out);
-        }
+        let job = NewJob {
+            document: spec.document,
+            targets: things.iter().map(ToString::to_string).collect(),
+            selection: TargetSelection::Snapshot,
+            description: None,
+            in_progress_timeout_minutes: spec.in_progress_timeout_minutes,
+        };
+        self.insert_job(&spec.id, job, &things, now_ms, &mut out);
         Ok(out)
     }
 

@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use super::state::ThingState;
 
+/// In-progress timeout range in minutes (1 minute to 7 days).
+pub(crate) const IN_PROGRESS_TIMEOUT_RANGE: std::ops::RangeInclusive<i64> = 1..=10_080;
+
 /// How a job picks its targets (`targetSelection`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -54,6 +57,16 @@ pub(crate) struct JobRecord {
     pub(crate) created_at: i64,
     pub(crate) last_updated_at: i64,
     pub(crate) cancellation: Option<Cancellation>,
+}
+
+/// A job as its creator gives it, validated; `JobsService::insert_job` adds the rest.
+pub(crate) struct NewJob {
+    pub(crate) document: Document,
+    /// The targets as given (thing names or ARNs), in order, without repeats.
+    pub(crate) targets: Vec<String>,
+    pub(crate) selection: TargetSelection,
+    pub(crate) description: Option<String>,
+    pub(crate) in_progress_timeout_minutes: Option<i64>,
 }
 
 /// The number of executions of a job in each status (`jobProcessDetails`).

@@ -83,6 +83,12 @@ impl Execution {
         self.in_progress_deadline = None;
     }
 
+    /// Ends the execution as CANCELED, marked force-cancelled if it was IN_PROGRESS.
+    pub(crate) fn cancel(&mut self, now: i64) {
+        self.force_canceled = self.status == JobStatus::InProgress;
+        self.finish(JobStatus::Canceled, now);
+    }
+
     /// Seconds left on the earlier timer (rounded up), while one runs.
     pub(crate) fn seconds_before_timed_out(&self, now_ms: i64) -> Option<i64> {
         self.deadline()

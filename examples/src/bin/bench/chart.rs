@@ -4,7 +4,7 @@
 use plotters::prelude::*;
 
 use crate::BoxError;
-use crate::stats::Sample;
+use crate::stats::{Sample, at};
 
 /// How one series is drawn. Baselines are dashed and thinner, so that a library line lying
 /// on top of its baseline stays visible.
@@ -97,30 +97,20 @@ fn draw(
             let coords: Vec<(f64, f64)> = threads
                 .iter()
                 .enumerate()
-                .filter_map(|(i, t)| {
-                    line.samples
-                        .iter()
-                        .find(|s| s.threads == *t)
-                        .map(|s| (i as f64, value(s).max(lo)))
-                })
+                .filter_map(|(i, &t)| at(line.samples, t).map(|s| (i as f64, value(s).max(lo))))
                 .collect();
+            // The legend below the panels is drawn by `legend`, entry by entry as here.
             let colour = line.look.colour;
-            let series = if line.look.dashed {
-                let style = colour.stroke_width(2);
-                chart.draw_series(DashedLineSeries::new(coords.clone(), 6, 4, style))?
-            } else {
-                chart.draw_series(LineSeries::new(coords.clone(), colour.stroke_width(3)))?
-            };
-            series.label(line.name).legend(move |(x, y)| {
-                PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(3))
-            });
             if line.look.dashed {
+                let style = colour.stroke_width(2);
+                chart.draw_series(DashedLineSeries::new(coords.clone(), 6, 4, style))?;
                 chart.draw_series(
                     coords
                         .iter()
                         .map(|&c| TriangleMarker::new(c, 5, colour.filled())),
                 )?;
             } else {
+                chart.draw_series(LineSeries::new(coords.clone(), colour.stroke_width(3)))?;
                 chart.draw_series(coords.iter().map(|&c| Circle::new(c, 3, colour.filled())))?;
             }
         }

@@ -9,6 +9,8 @@ use crate::{BoxError, Config};
 
 /// The thing every in-process call talks about.
 const THING: &str = "bench-device";
+/// The size of the large document (the "32 KB" of the describe measurement and the profile).
+const LARGE_DOCUMENT_BYTES: usize = 32 * 1024;
 
 /// One benchmarked operation, made fresh on each thread.
 type Op = Box<dyn FnMut() -> Result<(), BoxError>>;
@@ -71,7 +73,7 @@ pub(crate) fn run(config: &Config) -> Result<InProcess, BoxError> {
     let thing = ThingName::new(THING)?;
     simulator
         .create_job(JobSpec::new(JobId::new("small")?, small_document()?).thing(thing.clone()))?;
-    let large = large_document(32 * 1024)?;
+    let large = large_document(LARGE_DOCUMENT_BYTES)?;
     let large_document_bytes = large.as_json().len();
     simulator.create_job(JobSpec::new(JobId::new("large")?, large).thing(thing))?;
 
@@ -138,7 +140,7 @@ pub(crate) fn profile(calls: u64, size: Size) -> Result<(), BoxError> {
     )?;
     let document = match size {
         Size::Small => small_document()?,
-        Size::Large => large_document(32 * 1024)?,
+        Size::Large => large_document(LARGE_DOCUMENT_BYTES)?,
     };
     simulator
         .create_job(JobSpec::new(JobId::new("job")?, document).thing(ThingName::new(THING)?))?;

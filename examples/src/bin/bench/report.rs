@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::fleet::Fleet;
 use crate::inprocess::InProcess;
 use crate::mqtt::{HOLD, OverBroker};
-use crate::stats::Sample;
+use crate::stats::{Sample, at};
 use crate::{BoxError, Config, chart};
 
 /// What the numbers were measured on.
@@ -92,8 +92,14 @@ impl Check {
     }
 }
 
-fn at(samples: &[Sample], threads: usize) -> Option<&Sample> {
-    samples.iter().find(|s| s.threads == threads)
+/// The p50 latency (µs) of the sample taken with `threads` threads.
+fn p50(samples: &[Sample], threads: usize) -> Option<f64> {
+    at(samples, threads).map(|s| s.p50_us)
+}
+
+/// The throughput (calls/s) of the sample taken with `threads` threads.
+fn rate(samples: &[Sample], threads: usize) -> Option<f64> {
+    at(samples, threads).map(Sample::rate)
 }
 
 fn ratio(a: Option<f64>, b: Option<f64>) -> f64 {
@@ -106,8 +112,6 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> f64 {
 impl Results {
     fn checks(&self) -> Vec<Check> {
         let ob = &self.over_broker;
-        let p50 = |s: &[Sample], t| at(s, t).map(|s| s.p50_us);
-        let rate = |s: &[Sample], t| at(s, t).map(Sample::rate);
         vec![
             Check {
                 name: "over mosquitto, 1 thread: library / raw p50",
@@ -188,13 +192,9 @@ impl Results {
             .threads
             .iter()
             .map(|&t| {
-                let p50 = |s: &[Sample]| at(s, t).map(|s| s.p50_us);
-                let rate = |s: &[Sample]| at(s, t).map(Sample::rate);
-                (
-                    t,
-                    ratio(p50(&ob.rumqttc), p50(&ob.library)),
-                    ratio(rate(&ob.rumqttc), rate(&ob.library)),
-                )
+                let latency = ratio(p50(&ob.rumqttc, t), p50(&ob.library, t));
+                let throughput = ratio(rate(&ob.rumqttc, t), rate(&ob.library, t));
+                (t, latency, throughput)
             })
             .collect()
     }

@@ -38,6 +38,11 @@ impl Sample {
     }
 }
 
+/// The sample of `samples` taken with `threads` threads, if any.
+pub(crate) fn at(samples: &[Sample], threads: usize) -> Option<&Sample> {
+    samples.iter().find(|s| s.threads == threads)
+}
+
 /// The `q` quantile (nearest rank) of sorted nanoseconds, in microseconds.
 pub(crate) fn percentile(sorted: &[u64], q: f64) -> f64 {
     if sorted.is_empty() {

@@ -3,13 +3,12 @@
 use jobs_core::{Document, JobId, JobStatus, ThingName, validate};
 use serde::{Deserialize, Serialize};
 
-use super::super::job_record::{JobRecord, JobState, TargetSelection};
+use super::super::job_record::{
+    IN_PROGRESS_TIMEOUT_RANGE, JobRecord, JobState, NewJob, TargetSelection,
+};
 use super::super::jobs_service::{JobsService, Outgoing};
 use super::super::state::{Execution, seconds};
 use super::{ApiError, ApiErrorKind, ControlOperation, Operation, job_arn, sealed};
-
-/// In-progress timeout range in minutes (1 minute to 7 days).
-const IN_PROGRESS_TIMEOUT_RANGE: std::ops::RangeInclusive<i64> = 1..=10_080;
 
 /// Longest job document, in characters (the model's `JobDocument`).
 const DOCUMENT_MAX: usize = 32_768;
@@ -149,25 +148,18 @@ impl ControlOperation for CreateJob {
                 format!("Job {} already exists.", self.job_id),
             ));
         }
-        let now = seconds(now_ms);
-        service.seq = service.seq.saturating_add(1);
-        let record = JobRecord {
-            seq: service.seq,
+        let job = NewJob {
             document,
             targets,
             selection: self.target_selection.unwrap_or_default(),
             description: self.description,
             in_progress_timeout_minutes: timeout,
-            created_at: now,
-            last_updated_at: now,
-            cancellation: None,
         };
-        let output = JobOutput::of(&self.job_id, &record);
-        service.jobs.insert(self.job_id.clone(), record);
-        for thing in things {
-            service.queue_execution(&self.job_id, &thing, now_ms, events);
-        }
-        Ok(output)
+        service.insert_job(&self.job_id, job, &things, now_ms, events);
+        Ok(JobOutput::of(
+            &self.job_id,
+            service.job_record(&self.job_id)?,
+        ))
     }
 }
 
@@ -194,6 +186,36 @@ fn parse_targets(targets: &[String]) -> Result<(Vec<String>, Vec<ThingName>), Ap
 }
 
 impl JobsService {
+    /// Creates the job `id` (next in the creation sequence, created at `now_ms`) and queues an
+    /// execution of it on each of `things`, in order, appending the events. The caller has
+    /// validated `job` and checked that no job `id` exists.
+    pub(crate) fn insert_job(
+        &mut self,
+        id: &JobId,
+        job: NewJob,
+        things: &[ThingName],
+        now_ms: i64,
+        events: &mut Vec<Outgoing>,
+    ) {
+        let now = seconds(now_ms);
+        self.seq = self.seq.saturating_add(1);
+        let record = JobRecord {
+            seq: self.seq,
+            document: job.document,
+            targets: job.targets,
+            selection: job.selection,
+            description: job.description,
+            in_progress_timeout_minutes: job.in_progress_timeout_minutes,
+            created_at: now,
+            last_updated_at: now,
+            cancellation: None,
+        };
+        self.jobs.insert(id.clone(), record);
+        for thing in things {
+            self.queue_execution(id, thing, now_ms, events);
+        }
+    }
+
     /// Queues a new execution of `job` on `thing` (execution number: the thing's last one of
     /// this job + 1) and appends the events. Nothing happens for an unknown job.
     pub(crate) fn queue_execution(

@@ -307,8 +307,7 @@ impl ControlOperation for CancelJobExecution {
         check_cancellable(execution, self.expected_version, force)?;
         service.mutate(thing, now_ms, events, |state| {
             if let Some(execution) = state.get_mut(job, None) {
-                execution.force_canceled = execution.status == JobStatus::InProgress;
-                execution.finish(JobStatus::Canceled, seconds(now_ms));
+                execution.cancel(seconds(now_ms));
                 if details.is_some() {
                     execution.status_details = details;
                 }

@@ -45,8 +45,7 @@ impl JobsService {
         for thing in things {
             self.mutate(&thing, now_ms, events, |state| {
                 if let Some(execution) = state.get_mut(job, None) {
-                    execution.force_canceled = execution.status == JobStatus::InProgress;
-                    execution.finish(JobStatus::Canceled, seconds(now_ms));
+                    execution.cancel(seconds(now_ms));
                 }
             });
         }
