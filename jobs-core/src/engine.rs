@@ -124,7 +124,9 @@ pub(crate) fn request<T: DeserializeOwned>(
         .into());
     }
     // Nothing is published once the call's deadline has passed: the caller is told it timed
-    // out, and a request it was told about must not be applied behind its back.
+    // out, and a request it was told about must not be applied behind its back. Nor once the
+    // thing was closed (while this call waited for its subscription, say).
+    check_open(shared)?;
     if deadline.passed() {
         return Err(deadline.timeout(Some(operation)));
     }
@@ -179,6 +181,7 @@ pub(crate) fn request<T: DeserializeOwned>(
 
 /// Makes sure the thing's filters are subscribed in the current connection epoch. One caller
 /// subscribes (with no lock held); concurrent callers wait for its result, until `deadline`.
+/// A close of the thing ends every wait at once with [`InvalidInput::Closed`].
 pub(crate) fn ensure_subscribed(
     client: &Client,
     shared: &Shared,
@@ -189,6 +192,7 @@ pub(crate) fn ensure_subscribed(
     {
         let mut state = shared.subscription.lock();
         loop {
+            check_open(shared)?;
             if state.epoch == Some(epoch) {
                 return Ok(());
             }
@@ -201,18 +205,30 @@ pub(crate) fn ensure_subscribed(
                 .wait_until(&mut state, deadline.at)
                 .timed_out()
             {
+                check_open(shared)?;
                 return Err(deadline.timeout(operation));
             }
         }
     }
+    // Clears the flag and wakes the waiters however this ends, a panicking transport included.
+    let subscribing = Subscribing(shared);
     let result = subscribe_filters(client, shared, deadline.at);
-    let mut state = shared.subscription.lock();
-    state.in_progress = false;
     if result.is_ok() {
-        state.epoch = Some(epoch);
+        shared.subscription.lock().epoch = Some(epoch);
     }
-    shared.subscribed.notify_all();
+    drop(subscribing);
+    check_open(shared)?;
     result.map_err(|source| deadline.transport(operation, source))
+}
+
+/// The "a caller is subscribing" flag of a thing, cleared (and its waiters woken) on drop.
+struct Subscribing<'a>(&'a Shared);
+
+impl Drop for Subscribing<'_> {
+    fn drop(&mut self) {
+        self.0.subscription.lock().in_progress = false;
+        self.0.subscribed.notify_all();
+    }
 }
 
 fn subscribe_filters(

@@ -118,6 +118,32 @@ pub enum InvalidInput {
     /// The thing's [`Jobs`](crate::Jobs) was closed with [`Jobs::close`](crate::Jobs::close);
     /// build a new one to use it again.
     Closed(ThingName),
+    /// A builder setting that makes no sense, refused by `build` (never clamped silently).
+    Setting {
+        /// The setting, named as its builder method (`timeout`, `max_concurrent`, `backoff`, …).
+        name: &'static str,
+        /// What is wrong with it.
+        problem: SettingProblem,
+    },
+}
+
+/// What is wrong with a builder setting ([`InvalidInput::Setting`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SettingProblem {
+    /// It must not be zero.
+    Zero,
+    /// A backoff's maximum delay is below its initial delay.
+    MaxBelowInitial,
+}
+
+impl fmt::Display for SettingProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Zero => "must not be zero",
+            Self::MaxBelowInitial => "its maximum delay is below its initial delay",
+        })
+    }
 }
 
 impl fmt::Display for InvalidInput {
@@ -151,6 +177,7 @@ impl fmt::Display for InvalidInput {
                 "thing {thing} already has a Jobs on this client: clone that one (clones share its state) or close it first"
             ),
             Self::Closed(thing) => write!(f, "the Jobs of thing {thing} was closed"),
+            Self::Setting { name, problem } => write!(f, "invalid setting {name}: {problem}"),
         }
     }
 }
@@ -453,6 +480,14 @@ mod tests {
             (
                 Error::InvalidInput(thing),
                 "invalid thing name \"x/+/#\": '/' (U+002F) at byte 1 is not allowed",
+            ),
+            (
+                InvalidInput::Setting {
+                    name: "backoff",
+                    problem: SettingProblem::MaxBelowInitial,
+                }
+                .into(),
+                "invalid setting backoff: its maximum delay is below its initial delay",
             ),
         ];
         for (error, starts) in cases {

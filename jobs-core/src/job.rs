@@ -47,6 +47,18 @@ impl Job {
         job
     }
 
+    /// A handle on execution `number` of job `id` (the latest when `None`), nothing else known.
+    pub(crate) fn numbered(jobs: Jobs, id: JobId, number: Option<ExecutionNumber>) -> Self {
+        let mut execution = JobExecution::new(id);
+        execution.execution_number = number;
+        Self::from_execution(jobs, execution)
+    }
+
+    /// What is known of the execution, taken out of the handle.
+    pub(crate) fn into_execution(self) -> JobExecution {
+        self.execution
+    }
+
     pub(crate) fn from_execution(jobs: Jobs, execution: JobExecution) -> Self {
         Self {
             jobs,

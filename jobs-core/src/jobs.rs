@@ -9,14 +9,14 @@ use serde::de::DeserializeOwned;
 
 use crate::client::{Client, Registration};
 use crate::engine::{self, Accepted, Deadline};
-use crate::error::{Error, InvalidInput};
+use crate::error::{Error, InvalidInput, SettingProblem};
 use crate::job::Job;
 use crate::model::{
     ExecutionReply, GetPendingRequest, JobExecutionsChanged, NextJobExecutionChanged, PendingJobs,
     StartNextRequest,
 };
 use crate::names::{JobId, NEXT_JOB, StatusDetails, StepTimeout, ThingName};
-use crate::shared::Shared;
+use crate::shared::{Notice, Shared};
 use crate::transport::TransportError;
 use crate::{ExecutionNumber, Operation, RejectCode};
 
@@ -85,7 +85,8 @@ pub struct JobsBuilder<'a> {
 }
 
 impl JobsBuilder<'_> {
-    /// The time each call waits for its reply. Defaults to [`DEFAULT_TIMEOUT`] (10 s).
+    /// The time each call waits for its reply. Defaults to [`DEFAULT_TIMEOUT`] (10 s); zero is
+    /// refused by [`build`](Self::build).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -94,11 +95,19 @@ impl JobsBuilder<'_> {
     /// Validates the thing name, subscribes and waits for the SUBACK, at most the timeout.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for a bad thing name ([`InvalidInput::ThingName`]) or one this
-    /// client already serves ([`InvalidInput::DuplicateThing`]: clone that `Jobs` instead);
+    /// [`Error::InvalidInput`] for a zero timeout ([`InvalidInput::Setting`]), a bad thing
+    /// name ([`InvalidInput::ThingName`]) or one this client already serves
+    /// ([`InvalidInput::DuplicateThing`]: clone that `Jobs` instead);
     /// [`Error::Transport`] when subscribing failed or a filter was refused;
     /// [`Error::Timeout`] when the SUBACK did not come within the timeout.
     pub fn build(self) -> Result<Jobs, Error> {
+        if self.timeout.is_zero() {
+            return Err(InvalidInput::Setting {
+                name: "timeout",
+                problem: SettingProblem::Zero,
+            }
+            .into());
+        }
         let deadline = Deadline::after(self.timeout);
         let thing = ThingName::new(self.thing)?;
         let registration = Arc::new(Registration::new(&self.client.router, thing)?);
@@ -296,11 +305,14 @@ impl Jobs {
     }
 
     /// Releases the thing: unsubscribes its six filters (waiting at most this handle's
-    /// timeout for the UNSUBACK) and ends its registration, so a gateway that stops serving a
-    /// thing stops paying its subscription quota. Every clone of this `Jobs` is closed too:
-    /// their calls fail with [`InvalidInput::Closed`], and a waiting
-    /// [`next_event`](Self::next_event) returns that error. A new `Jobs` of the thing can be
-    /// built right away.
+    /// timeout for the UNSUBACK), then ends its registration, so a gateway that stops serving a
+    /// thing stops paying its subscription quota. Every clone of this `Jobs` is closed at once:
+    /// their calls — in flight, waiting for a re-subscription, or later — fail with
+    /// [`InvalidInput::Closed`] and publish nothing more, a waiting
+    /// [`next_event`](Self::next_event) returns that error, and a job runner on the thing
+    /// returns it from `run`. A new `Jobs` of the thing can be built once `close` has
+    /// returned: the UNSUBSCRIBE went out before the thing was unregistered, so it can never
+    /// remove the new `Jobs`'s subscriptions.
     ///
     /// # Errors
     /// [`Error::Transport`] or [`Error::Timeout`] when the UNSUBSCRIBE failed; the thing is
@@ -311,13 +323,19 @@ impl Jobs {
         if shared.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        self.registration.unregister();
         {
             let _events = shared.events.lock();
             shared.wake.notify_all();
         }
+        {
+            let _subscription = shared.subscription.lock();
+            shared.subscribed.notify_all();
+        }
+        shared.tell_watchers(|| Notice::Wake);
         shared.pending.fail_all(|| TransportError::NotConnected);
-        engine::unsubscribe(&self.client, shared, deadline)
+        let unsubscribed = engine::unsubscribe(&self.client, shared, deadline);
+        self.registration.unregister();
+        unsubscribed
     }
 
     pub(crate) fn describe(

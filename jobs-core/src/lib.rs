@@ -98,7 +98,7 @@ pub mod validate;
 
 pub use client::Client;
 pub use document::Document;
-pub use error::{DecodeError, Error, InvalidInput, NameError, Rejection};
+pub use error::{DecodeError, Error, InvalidInput, NameError, Rejection, SettingProblem};
 pub use job::{Describe, Job, Update};
 pub use jobs::{DEFAULT_TIMEOUT, Event, Jobs, JobsBuilder, StartNext};
 pub use names::{JobId, StatusDetails, StepTimeout, ThingName};

@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use log::{debug, warn};
 use parking_lot::{Condvar, Mutex};
 use serde::Deserialize;
@@ -29,6 +30,18 @@ pub(crate) struct Subscription {
     pub(crate) in_progress: bool,
 }
 
+/// What a watcher of the thing (the job runner) hears: an event, or a wake-up to look at the
+/// connection epoch and the closed flag.
+#[derive(Debug, Clone)]
+pub(crate) enum Notice {
+    Event(Box<Event>),
+    Wake,
+}
+
+/// How many notices a watcher may have unread before more are dropped. Dropping is safe: a
+/// watcher that far behind will look for work and at the epoch and closed flag anyway.
+const NOTICE_BUFFER: usize = 256;
+
 /// State shared by all clones of one thing's [`Jobs`](crate::Jobs), reachable from the router.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -44,6 +57,9 @@ pub(crate) struct Shared {
     pub(crate) subscribed: Condvar,
     /// Set by [`Jobs::close`](crate::Jobs::close): every later call of any clone is refused.
     pub(crate) closed: AtomicBool,
+    /// Watchers hear every event and every reconnect or close, without taking events from
+    /// the buffer [`Jobs::next_event`](crate::Jobs::next_event) reads.
+    watchers: Mutex<Vec<Sender<Notice>>>,
 }
 
 #[derive(Deserialize)]
@@ -64,7 +80,25 @@ impl Shared {
             subscription: Mutex::new(Subscription::default()),
             subscribed: Condvar::new(),
             closed: AtomicBool::new(false),
+            watchers: Mutex::new(Vec::new()),
         }
+    }
+
+    /// A new watcher: it hears every later event, reconnect and close until it is dropped.
+    pub(crate) fn watch(&self) -> Receiver<Notice> {
+        let (tx, rx) = crossbeam_channel::bounded(NOTICE_BUFFER);
+        self.watchers.lock().push(tx);
+        rx
+    }
+
+    /// Tells every watcher; never blocks (a full watcher misses the notice), and forgets
+    /// watchers that are gone.
+    pub(crate) fn tell_watchers(&self, notice: impl Fn() -> Notice) {
+        let mut watchers = self.watchers.lock();
+        if watchers.is_empty() {
+            return;
+        }
+        watchers.retain(|tx| !matches!(tx.try_send(notice()), Err(TrySendError::Disconnected(_))));
     }
 
     /// Handles one inbound message of this thing, on the transport's delivery thread.
@@ -127,6 +161,7 @@ impl Shared {
                 return;
             }
         };
+        self.tell_watchers(|| Notice::Event(Box::new(event.clone())));
         let mut events = self.events.lock();
         if events.len() == EVENT_BUFFER {
             debug!(
@@ -142,7 +177,10 @@ impl Shared {
     /// The transport reconnected without resuming the session.
     pub(crate) fn reconnected(&self) {
         self.changed.store(true, Ordering::Release);
-        let _events = self.events.lock();
-        self.wake.notify_all();
+        {
+            let _events = self.events.lock();
+            self.wake.notify_all();
+        }
+        self.tell_watchers(|| Notice::Wake);
     }
 }

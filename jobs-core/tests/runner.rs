@@ -9,10 +9,10 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use jobs_core::runner::{Backoff, Outcome, Runner, StopHandle};
+use jobs_core::runner::{Backoff, Ending, Outcome, Runner, StopHandle};
 use jobs_core::{
-    Client, ConnectionEvent, Document, Error, JobId, JobStatus, Jobs, MessageSink, MqttTransport,
-    QoS, StatusDetails, ThingName,
+    Client, ConnectionEvent, Document, Error, ExecutionNumber, JobId, JobStatus, Jobs, MessageSink,
+    MqttTransport, QoS, StatusDetails, ThingName,
 };
 use jobs_mock::service::{Clock, JobSpec, JobsService, Quirks, Simulator};
 use jobs_mock::{MockBroker, MockTransport};
@@ -98,6 +98,13 @@ impl Fleet {
             .execution(&ThingName::new(THING).unwrap(), &JobId::new(id).unwrap())
             .unwrap()
             .status_details
+    }
+
+    /// Replies of `kind` (`update/accepted`, …) the service published about `id`.
+    fn replies(&self, id: &str, kind: &str) -> usize {
+        self.broker
+            .published_on(&format!("$aws/things/{THING}/jobs/{id}/{kind}"))
+            .len()
     }
 
     /// Terminal updates the device published for `id`.
@@ -337,48 +344,43 @@ fn duplicated_notify_next_events_do_not_run_an_execution_twice() {
 }
 
 #[test]
-fn a_terminal_update_whose_reply_is_lost_is_applied_exactly_once() {
-    for terminal_describe_is_rejected in [false, true] {
-        let f = fleet();
-        let mut quirks = Quirks::default();
-        quirks.terminal_describe_returns_execution = !terminal_describe_is_rejected;
-        f.simulator.set_quirks(quirks);
-        f.create("fw", json!({"operation": "install"}));
-        let (release_tx, release) = signal::<()>();
-        let jobs = f.jobs.with_timeout(Duration::from_millis(200));
-        let runner = Runner::builder(&jobs)
-            .backoff(Backoff::new(
-                Duration::from_millis(10),
-                Duration::from_millis(20),
-            ))
-            .handler("install", move |_| {
-                let _ = release.recv_timeout(WAIT);
-                Ok(Outcome::succeeded())
-            })
-            .build()
-            .unwrap();
-        let (stop, thread) = start(runner);
-        f.wait_until("the job started", || {
-            f.status("fw") == JobStatus::InProgress
-        });
-        // The broker hangs: the update reaches it but its acknowledgement never comes back in
-        // time; then the runner's check (a describe) queues behind it.
-        f.broker.freeze();
-        release_tx.send(()).unwrap();
-        assert!(f.broker.wait_for_queued(2, WAIT));
-        f.broker.thaw();
-        f.wait_until("the job succeeded", || {
-            f.status("fw") == JobStatus::Succeeded
-        });
-        stop.stop();
-        thread.join().unwrap().unwrap();
-        assert_eq!(
-            f.terminal_updates("fw"),
-            1,
-            "quirk {terminal_describe_is_rejected}"
-        );
-        drop(f.client);
-    }
+fn a_terminal_update_whose_reply_is_lost_is_applied_exactly_once_and_its_status_is_learned() {
+    let f = fleet();
+    f.create("fw", json!({"operation": "install"}));
+    let (release_tx, release) = signal::<()>();
+    let (ended_tx, ended) = signal();
+    let jobs = f.jobs.with_timeout(Duration::from_millis(200));
+    let runner = Runner::builder(&jobs)
+        .backoff(Backoff::new(
+            Duration::from_millis(10),
+            Duration::from_millis(20),
+        ))
+        .handler("install", move |_| {
+            let _ = release.recv_timeout(WAIT);
+            Ok(Outcome::succeeded())
+        })
+        .on_ended(move |ended| ended_tx.send(ended.clone()).unwrap())
+        .build()
+        .unwrap();
+    let (stop, thread) = start(runner);
+    f.wait_until("the job started", || {
+        f.status("fw") == JobStatus::InProgress
+    });
+    // The broker hangs: the update reaches it but its acknowledgement never comes back in
+    // time; the runner sends it again (naming the execution), which queues behind it.
+    f.broker.freeze();
+    release_tx.send(()).unwrap();
+    assert!(f.broker.wait_for_queued(2, WAIT));
+    f.broker.thaw();
+    let ended = ended.recv_timeout(WAIT).unwrap();
+    stop.stop();
+    thread.join().unwrap().unwrap();
+    assert_eq!(f.status("fw"), JobStatus::Succeeded);
+    // Applied once: the second update was refused, and its refusal told the runner the status.
+    assert_eq!(f.replies("fw", "update/accepted"), 1);
+    assert_eq!(f.terminal_updates("fw"), 2);
+    assert_eq!(ended.ending, Ending::Reported(JobStatus::Succeeded));
+    assert_eq!(ended.execution_number, Some(ExecutionNumber::new(1)));
 }
 
 #[test]

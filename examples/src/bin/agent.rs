@@ -40,7 +40,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, select};
 use examples::connect::DeviceArgs;
 use examples::logger;
-use jobs_core::runner::{Context, HandlerError, Outcome, Runner};
+use jobs_core::runner::{Context, Ending, HandlerError, Outcome, Runner};
 use jobs_core::{Jobs, StatusDetails, StepTimeout};
 
 struct Args {
@@ -178,10 +178,16 @@ fn runner(jobs: &Jobs, host: Arc<Host>, ended: Sender<()>) -> Result<Runner, job
             let reason = StatusDetails::from_pairs([("reason", "asked to fail")])?;
             Ok(Outcome::failed().with_details(reason))
         })
-        .on_ended(move |id, status| {
-            match status {
-                Some(status) => println!("agent: {id} ended: reported {status}"),
-                None => println!("agent: {id} ended without a report from this agent"),
+        .on_ended(move |done| {
+            let id = &done.job_id;
+            match &done.ending {
+                Ending::Reported(status) => println!("agent: {id} ended: reported {status}"),
+                Ending::EndedByService(Some(status)) => {
+                    println!("agent: {id} ended by the service: {status}")
+                }
+                Ending::EndedByService(None) => println!("agent: {id} ended by the service"),
+                Ending::LeftInProgress => println!("agent: {id} left in progress"),
+                _ => println!("agent: {id} ended; its status is unknown"),
             }
             let _ = ended.send(());
         })

@@ -68,6 +68,9 @@ impl Outcome {
 struct SignalState {
     canceled: bool,
     stopping: bool,
+    /// Set when the handler's own progress report learned that the service ended the
+    /// execution, with its status if the service said it.
+    ended_by_service: Option<Option<JobStatus>>,
 }
 
 #[derive(Debug, Default)]
@@ -112,21 +115,25 @@ impl Cancellation {
         state.canceled || state.stopping
     }
 
-    /// Waits until `deadline`, or until the execution is canceled or starts stopping (when it
-    /// was not yet when the caller looked: `stopping_seen`); returns the signal's state then.
-    pub(crate) fn wait_for_change(&self, deadline: Instant, stopping_seen: bool) -> (bool, bool) {
-        let mut state = self.0.state.lock();
-        while !state.canceled && state.stopping == stopping_seen {
-            if self.0.changed.wait_until(&mut state, deadline).timed_out() {
-                break;
-            }
-        }
-        (state.canceled, state.stopping)
-    }
-
     pub(crate) fn cancel(&self) {
         self.0.state.lock().canceled = true;
         self.0.changed.notify_all();
+    }
+
+    /// Cancels because a progress report learned that the service ended the execution.
+    fn ended_by_service(&self, status: Option<JobStatus>) {
+        {
+            let mut state = self.0.state.lock();
+            state.canceled = true;
+            state.ended_by_service.get_or_insert(status);
+        }
+        self.0.changed.notify_all();
+    }
+
+    /// What a progress report learned: the service ended the execution (with its status if
+    /// it said it).
+    pub(crate) fn ended_by_progress(&self) -> Option<Option<JobStatus>> {
+        self.0.state.lock().ended_by_service.clone()
     }
 
     pub(crate) fn stop(&self) {
@@ -163,7 +170,7 @@ impl fmt::Debug for Context {
 
 impl Context {
     pub(crate) fn new(
-        job: &Job,
+        job: Job,
         document: Document,
         operation: Option<String>,
         resumed: bool,
@@ -182,7 +189,7 @@ impl Context {
             resumed,
             status_details: job.status_details().cloned(),
             cancellation,
-            job: Mutex::new(job.clone()),
+            job: Mutex::new(job),
             timer: Mutex::new(timer),
         }
     }
@@ -254,9 +261,11 @@ impl Context {
             .map(|deadline| deadline.saturating_duration_since(Instant::now()))
     }
 
-    /// Reports progress: an IN_PROGRESS update with `details`. Best effort: a failure is
-    /// returned to the handler and not retried. A rejection that shows the service ended the
-    /// execution sets the cancellation signal.
+    /// Reports progress: an IN_PROGRESS update with `details`, naming this execution's number
+    /// (so it can never reach a later execution of the same job). Blocks up to the
+    /// [`Jobs`](crate::Jobs) timeout. Best effort: a failure is returned to the handler and not
+    /// retried. A rejection that shows the service ended the execution sets the cancellation
+    /// signal, and the handler's outcome is then not reported.
     ///
     /// # Errors
     /// As for [`Job::update_with`].
@@ -283,7 +292,10 @@ impl Context {
         self.send_progress(update, Some(step_timeout))
     }
 
-    fn send_progress(&self, update: Update, step: Option<StepTimeout>) -> Result<(), Error> {
+    fn send_progress(&self, mut update: Update, step: Option<StepTimeout>) -> Result<(), Error> {
+        if let Some(number) = self.execution_number {
+            update = update.execution_number(number);
+        }
         let mut job = self.job.lock().clone();
         match job.update_with(update) {
             Ok(()) => {
@@ -303,7 +315,12 @@ impl Context {
             Err(error) => {
                 if ended_by_service(&error) {
                     debug!("progress of {} rejected: the service ended it", self.job_id);
-                    self.cancellation.cancel();
+                    let status = error
+                        .rejection()
+                        .and_then(|r| r.execution_state.as_ref())
+                        .and_then(|state| state.status.clone())
+                        .filter(JobStatus::is_terminal);
+                    self.cancellation.ended_by_service(status);
                 }
                 Err(error)
             }
