@@ -14,10 +14,11 @@ use crate::error::{DecodeError, Error};
 /// document costs several times more to turn into a `serde_json::Value` than to carry raw.
 /// `Debug` shows only the length, because documents often carry pre-signed URLs and secrets.
 ///
-/// **Every `Document` parses**: it is checked when it is made or received — JSON nested at
-/// most 128 levels deep, numbers within `f64` range — so [`to_value`](Self::to_value) cannot
-/// fail. A reply carrying a document that breaks this rule fails its call with
-/// [`Error::Decode`].
+/// **Every `Document` parses**: it is checked when it is made or received, and accepted
+/// exactly when `serde_json::from_str::<serde_json::Value>` accepts the text — JSON nested at
+/// most 128 levels deep, numbers within `f64` range, no `\u` escape of a lone UTF-16
+/// surrogate — so [`to_value`](Self::to_value) cannot fail and returns exactly that value. A
+/// reply carrying a document that breaks this rule fails its call with [`Error::Decode`].
 #[derive(Clone, Serialize)]
 #[serde(transparent)]
 pub struct Document(Box<RawValue>);
@@ -84,12 +85,11 @@ const SUSPECT_DEPTH: usize = 100;
 const SUSPECT_NUMBER_LENGTH: usize = 300;
 
 /// Whether JSON text, already known to be valid (a [`RawValue`]), might fail to parse into a
-/// `serde_json::Value`: nested more than [`SUSPECT_DEPTH`] levels, or holding a number that
-/// does not fit `f64`. Only then does [`Document::checked`] run the parser's own check
-/// ([`Parses`]), so its verdict and its error message are the parser's. In-process describes of
-/// a 32 KB document (`bench --profile-large 20000`, binaries alternated, five runs each):
-/// 13,100–13,700 calls/s with the parser's check on every document, 14,700–16,700 with this
-/// scan first (about 20,800 with no check, three earlier runs).
+/// `serde_json::Value`: nested more than [`SUSPECT_DEPTH`] levels, holding a number that may
+/// not fit `f64`, or a `\u` escape of a UTF-16 surrogate that is not part of a proper pair
+/// (valid JSON text, but no string can hold it). One pass over the bytes; only when it finds
+/// one of these does [`Document::checked`] run the parser's own check ([`Parses`]), so the
+/// verdict and the error message are always the parser's.
 fn needs_full_check(json: &str) -> bool {
     let bytes = json.as_bytes();
     let mut depth = 0usize;
@@ -107,7 +107,10 @@ fn needs_full_check(json: &str) -> bool {
                 depth = depth.saturating_sub(1);
                 i += 1;
             }
-            b'"' => i = string_end(bytes, i + 1),
+            b'"' => match string_end(bytes, i + 1) {
+                Some(end) => i = end,
+                None => return true,
+            },
             b'-' | b'0'..=b'9' => {
                 let (start, mut exponent) = (i, false);
                 while let Some(&b) = bytes.get(i) {
@@ -130,16 +133,52 @@ fn needs_full_check(json: &str) -> bool {
     false
 }
 
-/// The index just past the closing quote of the string whose contents start at `from`.
-fn string_end(bytes: &[u8], mut from: usize) -> usize {
+/// The index just past the closing quote of the string whose contents start at `from`, or
+/// `None` when the string holds a `\u` escape of a surrogate outside a proper pair.
+fn string_end(bytes: &[u8], mut from: usize) -> Option<usize> {
     loop {
         let rest = bytes.get(from..).unwrap_or_default();
         match memchr::memchr2(b'"', b'\\', rest) {
-            // An escape: skip the backslash and the character it escapes.
-            Some(at) if rest.get(at) == Some(&b'\\') => from += at + 2,
-            Some(at) => return from + at + 1,
-            None => return bytes.len(),
+            Some(at) if rest.get(at) == Some(&b'\\') => {
+                let escape = from + at;
+                from = escape + 2;
+                if bytes.get(escape + 1) == Some(&b'u') {
+                    match surrogate(bytes, escape) {
+                        Surrogate::None => from = escape + 6,
+                        Surrogate::High if surrogate(bytes, escape + 6) == Surrogate::Low => {
+                            from = escape + 12;
+                        }
+                        Surrogate::High | Surrogate::Low => return None,
+                    }
+                }
+            }
+            Some(at) => return Some(from + at + 1),
+            None => return Some(bytes.len()),
         }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Surrogate {
+    None,
+    High,
+    Low,
+}
+
+/// What the `\uXXXX` escape at `at` encodes (anything but an escape of a surrogate is `None`).
+fn surrogate(bytes: &[u8], at: usize) -> Surrogate {
+    let escape = bytes.get(at..at + 6).unwrap_or_default();
+    let [b'\\', b'u', a, b, _, _] = escape else {
+        return Surrogate::None;
+    };
+    // U+D800–U+DBFF are high surrogates, U+DC00–U+DFFF low ones: `d` then `8`–`b` or `c`–`f`.
+    if !matches!(a, b'd' | b'D') {
+        return Surrogate::None;
+    }
+    match b {
+        b'8' | b'9' | b'a' | b'b' | b'A' | b'B' => Surrogate::High,
+        b'c'..=b'f' | b'C'..=b'F' => Surrogate::Low,
+        _ => Surrogate::None,
     }
 }
 
@@ -293,6 +332,120 @@ mod tests {
             assert_eq!(Document::from_json(json.as_str()).is_ok(), parses, "{json}");
             agrees_with_value(&json);
         }
+    }
+
+    #[test]
+    fn surrogate_escapes_are_refused_exactly_where_the_parser_refuses_them() {
+        for escape in [
+            r"\ud800",
+            r"\uDBFF",
+            r"\udc00",
+            r"\uDFFF",
+            r"\ud800\ud800",
+            r"\udc00\ud800",
+            r"\ud800x",
+            r"\ud800\u0041",
+            r"\ud800\n",
+            r"\ud83d\ude00",
+            r"\uD83D\uDE00",
+            r"\ud7ff",
+            r"\ue000",
+            r"\\ud800",
+            r"a\\\ud800",
+            r"\u00e9\ud800\udc00",
+        ] {
+            agrees_with_value(&format!(r#"{{"s":"{escape}"}}"#));
+            agrees_with_value(&format!(r#"["{escape}", 1]"#));
+            agrees_with_value(&format!(r#"{{"{escape}":1}}"#));
+        }
+        assert!(Document::from_json(r#"{"s":"\ud800"}"#).is_err());
+        let emoji = Document::from_json(r#"{"s":"\ud83d\ude00"}"#).unwrap();
+        assert_eq!(emoji.to_value()["s"], "\u{1F600}");
+    }
+
+    /// A tiny deterministic generator for the mutation test.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 33) as usize % n
+        }
+    }
+
+    #[test]
+    fn mutated_documents_are_accepted_exactly_when_serde_json_accepts_them() {
+        let seeds = [
+            r#"{"operation":"install","url":"https://x/y","steps":[1,2.5,-3e2,{"a":null}]}"#,
+            r#"["\u0041\n", {"k\"":true}, 12345678901234567890, "\ud83d\ude00"]"#,
+            r#"{"deep":[[[[{"x":[1,[2,[3]]]}]]]],"s":"a\\b"}"#,
+        ];
+        let pieces = [
+            r"\ud800",
+            r"\udc00",
+            r"\u0041",
+            r"\ud83d",
+            r"\ude00",
+            r"\\",
+            r"\",
+            "\"",
+            "[",
+            "]",
+            "{",
+            "}",
+            ",",
+            ":",
+            "1e400",
+            "-1e-400",
+            "9",
+            "0.5",
+            "e",
+            "1E308",
+            "null",
+            " ",
+            "é",
+            "[[[[[[[[[[",
+            "]]]]]]]]]]",
+        ];
+        let mut rng = Lcg(7);
+        let (mut accepted, mut refused) = (0, 0);
+        for round in 0..20_000 {
+            let seed = seeds[round % seeds.len()];
+            let mut text = seed.to_owned();
+            for _ in 0..1 + rng.below(3) {
+                let piece = pieces[rng.below(pieces.len())];
+                let mut at = rng.below(text.len() + 1);
+                while !text.is_char_boundary(at) {
+                    at -= 1;
+                }
+                if rng.below(2) == 0 {
+                    text.insert_str(at, piece);
+                } else {
+                    let mut end = (at + piece.len()).min(text.len());
+                    while !text.is_char_boundary(end) {
+                        end += 1;
+                    }
+                    text.replace_range(at..end, piece);
+                }
+            }
+            let value = serde_json::from_str::<serde_json::Value>(&text);
+            let document = Document::from_json(text.as_str());
+            assert_eq!(document.is_ok(), value.is_ok(), "{text}");
+            if let (Ok(document), Ok(value)) = (document, value) {
+                assert_eq!(document.to_value(), value, "{text}");
+                accepted += 1;
+            } else {
+                refused += 1;
+            }
+        }
+        // Both verdicts are exercised.
+        assert!(
+            accepted > 1_000 && refused > 1_000,
+            "{accepted} / {refused}"
+        );
     }
 
     #[test]

@@ -53,3 +53,5 @@ pub(crate) fn last_update(broker: &MockBroker, job: &str) -> UpdateRequest {
     let published = broker.published_on(&topic(&format!("{job}/update")));
     serde_json::from_slice(&published.last().unwrap().payload).unwrap()
 }
+
+pub(crate) mod fleet;

@@ -10,7 +10,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use jobs_core::{
     ConnectionEvent, MessageSink, MqttTransport, QoS, SubscribeOutcome, TransportError,
 };
-use jobs_core::{JobId, ThingName};
+use jobs_core::{JobId, RejectCode, ThingName};
 use parking_lot::Mutex;
 use serde_json::Value;
 
@@ -372,6 +372,11 @@ impl Simulator {
     /// [`JobsService::fail_next_requests`].
     pub fn fail_next_requests(&self, n: usize) {
         self.service.lock().fail_next_requests(n);
+    }
+
+    /// [`JobsService::refuse_updates`].
+    pub fn refuse_updates(&self, job: &JobId, code: RejectCode, times: Option<usize>) {
+        self.service.lock().refuse_updates(job, code, times);
     }
 
     /// Replaces the quirks; see [`JobsService::set_quirks`].

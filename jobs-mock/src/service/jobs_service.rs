@@ -13,7 +13,7 @@ use super::clock::Clock;
 use super::events::{self, Snapshot};
 use super::job_record::JobRecord;
 use super::state::{ThingState, seconds};
-use super::topic::{Api, Classified, classify};
+use super::topic::{Api, Classified, JobRef, classify};
 
 /// A message the simulator wants published: a reply or an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +105,15 @@ pub struct JobsService {
     pub(crate) seq: u64,
     throttle_remaining: usize,
     fail_remaining: usize,
+    refused_updates: BTreeMap<JobId, RefusedUpdates>,
+}
+
+/// Updates of one job refused on purpose ([`JobsService::refuse_updates`]).
+#[derive(Debug)]
+struct RefusedUpdates {
+    code: RejectCode,
+    /// How many more are refused; `None`: all of them.
+    remaining: Option<usize>,
 }
 
 impl JobsService {
@@ -118,6 +127,7 @@ impl JobsService {
             seq: 0,
             throttle_remaining: 0,
             fail_remaining: 0,
+            refused_updates: BTreeMap::new(),
         }
     }
 
@@ -148,10 +158,46 @@ impl JobsService {
         self.fail_remaining = self.fail_remaining.saturating_add(n);
     }
 
+    /// Refuses the UpdateJobExecution requests about `job` (of any thing) with `code`: the next
+    /// `times` of them, or every one with `None` — a refusal that never goes away. Checked
+    /// after the throttling and internal-error faults and before the request is looked at;
+    /// `VersionMismatch` and `InvalidStateTransition` carry the execution's state, as AWS's
+    /// do. Replaces an earlier refusal of the same job.
+    pub fn refuse_updates(&mut self, job: &JobId, code: RejectCode, times: Option<usize>) {
+        let refusal = RefusedUpdates {
+            code,
+            remaining: times,
+        };
+        self.refused_updates.insert(job.clone(), refusal);
+    }
+
     /// Drops the outstanding injected faults.
     pub(crate) fn clear_faults(&mut self) {
         self.throttle_remaining = 0;
         self.fail_remaining = 0;
+        self.refused_updates.clear();
+    }
+
+    /// The injected refusal of this update, if any (counting it).
+    fn refused_update(&mut self, thing: &ThingName, job: &JobId) -> Option<Reject> {
+        let refusal = self.refused_updates.get_mut(job)?;
+        match &mut refusal.remaining {
+            Some(0) => return None,
+            Some(remaining) => *remaining -= 1,
+            None => {}
+        }
+        let mut reject = Reject::new(refusal.code.clone(), "update refused (simulated)");
+        if matches!(
+            refusal.code,
+            RejectCode::VersionMismatch | RejectCode::InvalidStateTransition
+        ) && let Some(execution) = self
+            .things
+            .get(thing)
+            .and_then(|state| state.get(job, None))
+        {
+            reject = reject.with_state(execution.state());
+        }
+        Some(reject)
     }
 
     /// Handles one message a device published on `topic` and returns what the service
@@ -196,6 +242,10 @@ impl JobsService {
                 RejectCode::InternalError,
                 "internal error (simulated)",
             ))
+        } else if let Api::Update(JobRef::Id(job)) = &api
+            && let Some(reject) = self.refused_update(&thing, job)
+        {
+            Err(reject)
         } else {
             self.dispatch(&thing, api, &request, now_ms, &mut events)
         };
