@@ -186,7 +186,11 @@ fn runner(jobs: &Jobs, host: Arc<Host>, ended: Sender<()>) -> Result<Runner, job
                     println!("agent: {id} ended by the service: {status}")
                 }
                 Ending::EndedByService(None) => println!("agent: {id} ended by the service"),
-                Ending::LeftInProgress => println!("agent: {id} left in progress"),
+                // A reboot leaves it in progress: the next runner resumes it.
+                Ending::LeftInProgress => {
+                    println!("agent: {id} left in progress");
+                    return;
+                }
                 _ => println!("agent: {id} ended; its status is unknown"),
             }
             let _ = ended.send(());

@@ -284,12 +284,6 @@ impl Machine {
         self.stop_deadline
     }
 
-    /// True once the machine has exited.
-    #[cfg(test)]
-    pub(crate) fn exited(&self) -> bool {
-        self.exited
-    }
-
     fn room(&self) -> bool {
         let running = self
             .held

@@ -35,10 +35,9 @@ fn rejected(code: RejectCode, state: Option<JobStatus>) -> Error {
         rejection: Box::new(Rejection {
             code,
             message: Some("no".into()),
-            execution_state: state.map(|status| {
-                let mut state = ExecutionState::default();
-                state.status = Some(status);
-                state
+            execution_state: state.map(|status| ExecutionState {
+                status: Some(status),
+                ..ExecutionState::default()
             }),
         }),
     }
@@ -59,9 +58,10 @@ fn listed(key: &Key, in_progress: bool) -> Listed {
 }
 
 fn next_changed(head: Option<&Key>) -> Event {
-    let mut event = NextJobExecutionChanged::default();
-    event.execution = head.map(|key| execution(key, JobStatus::Queued));
-    Event::NextJobChanged(event)
+    Event::NextJobChanged(NextJobExecutionChanged {
+        execution: head.map(|key| execution(key, JobStatus::Queued)),
+        ..NextJobExecutionChanged::default()
+    })
 }
 
 fn jobs_changed(queued: &[&Key]) -> Event {
@@ -353,7 +353,8 @@ fn a_service_that_refuses_every_report_forever_gets_a_documented_trickle() {
     // Item 2: InvalidRequest, a persistent VersionMismatch, and a transport error that never
     // goes away. The bound of the runner's docs: at most 7 requests about the execution in
     // any minute, at most 2 a minute after its second minute.
-    let refusals: [(&str, fn() -> Error); 3] = [
+    type Refusal = fn() -> Error;
+    let refusals: [(&str, Refusal); 3] = [
         ("InvalidRequest", || {
             rejected(RejectCode::InvalidRequest, None)
         }),
