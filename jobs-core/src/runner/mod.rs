@@ -32,12 +32,14 @@
 //!   errors of every kind (a full request queue among them) and undecodable replies are
 //!   retried; a refusal no retry can fix (`InvalidRequest`, `VersionMismatch`, …) makes the
 //!   runner describe the execution: if the service ended it, the report is over; if it is
-//!   still pending, `FAILED` is reported instead, with the refusal as `reason`; if even that is
-//!   refused, the runner keeps trying at the backoff's slowest pace, and other executions run
-//!   meanwhile. **The bound:** with the default backoff a service that refuses forever gets
-//!   at most 7 requests about one execution in its first minute and at most 2 a minute after
-//!   its second minute (in general the `n`-th request waits at least half of
-//!   `min(initial × 2ⁿ⁻¹, max)` after the one before).
+//!   still pending, the outcome is sent once more (a re-read may be all a `VersionMismatch`
+//!   needed), and after a second refusal `FAILED` is reported instead, with the refusal as
+//!   `reason`; if even that is refused, the runner keeps trying at the backoff's slowest pace,
+//!   and other executions run meanwhile. **The bound:** with the default backoff a service
+//!   that refuses forever gets at most 7 requests about one execution in any minute, and at
+//!   most 2 a minute after its second minute (in general, the waits between them are the
+//!   backoff's delays `initial`, `2 × initial`, … up to `max`, each drawn between half and
+//!   all of it).
 //! - **Cancels.** When an event shows that a running execution may have left the pending list,
 //!   the runner describes it (paced the same way); if the service ended it (CANCELED, REMOVED,
 //!   TIMED_OUT, or `TerminalStateReached` / `ResourceNotFound`), the handler's

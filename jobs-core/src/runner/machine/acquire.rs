@@ -119,6 +119,11 @@ impl Acquisition {
         self.pacer.ready(now)
     }
 
+    /// When the acquisition's pacing next lets a request go (`None`: now).
+    pub(crate) fn not_before(&self) -> Option<Instant> {
+        self.pacer.not_before()
+    }
+
     /// When a round paced by the backoff may start (`None`: no round is waiting for time).
     pub(crate) fn next_wake(&self, room: bool) -> Option<Instant> {
         if self.stopped || !room || !self.wanted || self.round.is_some() {
@@ -251,7 +256,7 @@ impl Acquisition {
                 resumed: false,
             }),
             (Step::List | Step::StartNext, Err(error)) => {
-                log::warn!("looking for jobs failed: {error}");
+                log_failure("looking for jobs", &error);
                 self.failed(now, backoff, jitter);
                 return None;
             }
@@ -266,7 +271,7 @@ impl Acquisition {
                     log::debug!("not taking on {key}: {error}");
                     None
                 } else {
-                    log::warn!("taking on {key} failed: {error}");
+                    log_failure(&format!("taking on {key}"), &error);
                     self.failed(now, backoff, jitter);
                     return None;
                 }
@@ -283,5 +288,21 @@ impl Acquisition {
             self.end_round(now, backoff, jitter);
         }
         taken
+    }
+}
+
+/// Logs a failed search: at debug level while offline (expected, and retried when the
+/// connection is back), as a warning otherwise.
+fn log_failure(what: &str, error: &Error) {
+    if matches!(
+        error,
+        Error::Transport {
+            source: crate::TransportError::NotConnected | crate::TransportError::ConnectionLost,
+            ..
+        }
+    ) {
+        log::debug!("{what} failed: {error}; retrying");
+    } else {
+        log::warn!("{what} failed: {error}; retrying");
     }
 }

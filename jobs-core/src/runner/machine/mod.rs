@@ -275,7 +275,11 @@ impl Machine {
             None => Some(self.next_resync),
         });
         let wakes = wakes.chain(self.acquisition.next_wake(self.room()));
-        wakes.min()
+        // A re-subscription waits for the acquisition's pacing only.
+        let resubscribe = (self.resubscribe && self.stop_deadline.is_none())
+            .then(|| self.acquisition.not_before())
+            .flatten();
+        wakes.chain(resubscribe).min()
     }
 
     /// When the stop grace ends, once stopped: requests sent after the stop must not wait
@@ -406,10 +410,7 @@ impl Machine {
             .map(|(key, _)| key.clone())
             .collect();
         for key in abandoned {
-            let ending = match self.held.get(&key).map(|held| &held.phase) {
-                Some(Phase::Reporting(report)) if report.maybe_applied() => Ending::Unconfirmed,
-                _ => Ending::LeftInProgress,
-            };
+            let ending = self.unfinished_ending(&key);
             self.end(&key, ending);
         }
         if self.held.is_empty() {
@@ -424,15 +425,28 @@ impl Machine {
         }
         let keys: Vec<Key> = self.held.keys().cloned().collect();
         for key in keys {
-            let ending = match self.held.get(&key).map(|held| &held.phase) {
-                Some(Phase::Reporting(report)) if report.maybe_applied() => Ending::Unconfirmed,
-                _ => Ending::LeftInProgress,
-            };
+            let ending = self.unfinished_ending(&key);
             self.end(&key, ending);
         }
         self.in_flight = None;
         self.exited = true;
         self.actions.push_back(Action::Exit(exit));
+    }
+
+    /// How an execution the runner gives up on (stop, close) ended: as the service said if it
+    /// ended it; unconfirmed if a report of unknown fate went out; else left in progress.
+    fn unfinished_ending(&self, key: &Key) -> Ending {
+        match self.held.get(key) {
+            Some(Held {
+                ended_by_service: Some(status),
+                ..
+            }) => Ending::EndedByService(status.clone()),
+            Some(Held {
+                phase: Phase::Reporting(report),
+                ..
+            }) if report.maybe_applied() => Ending::Unconfirmed,
+            _ => Ending::LeftInProgress,
+        }
     }
 
     /// The execution is over for this runner: remembered, and reported to the hook once.

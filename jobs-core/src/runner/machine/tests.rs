@@ -713,3 +713,50 @@ fn resync_checks_and_searches_on_its_interval_without_any_event() {
     h.now = h.start + Duration::from_secs(300);
     assert_eq!(h.next(), Some(Request::List));
 }
+
+#[test]
+fn a_canceled_handler_that_never_returns_ends_as_the_service_ended_it_at_the_stop() {
+    let mut h = Harness::new(1);
+    let one = key("fw", 1);
+    h.take_on_first(&one);
+    h.handle(Input::Event(next_changed(None)));
+    h.expect(
+        describe(&one),
+        Ok(Reply::Execution(Some(execution(&one, JobStatus::Canceled)))),
+    );
+    assert_eq!(h.next(), None);
+    assert_eq!(h.canceled, vec![one.clone()]);
+    let stopped = h.now;
+    h.handle(Input::Stop { at: stopped });
+    h.now = stopped + Duration::from_secs(10);
+    assert_eq!(h.next(), None);
+    assert_eq!(
+        h.ended,
+        vec![(one, Ending::EndedByService(Some(JobStatus::Canceled)))]
+    );
+}
+
+#[test]
+fn a_failed_resubscription_while_every_slot_is_busy_is_retried_when_paced() {
+    let mut h = Harness::new(1);
+    let one = key("fw", 1);
+    h.take_on_first(&one);
+    h.handle(Input::Reconnected);
+    h.expect(Request::Resubscribe, Err(timeout()));
+    // The check of the running execution may go; the re-subscription waits for its pacing,
+    // with a timer for it (no slot is free, so no search would wake the runner).
+    h.expect(
+        describe(&one),
+        Ok(Reply::Execution(Some(execution(&one, JobStatus::InProgress)))),
+    );
+    assert_eq!(h.next(), None);
+    assert!(h.machine.next_wake().is_some());
+    h.run_until(h.now + MINUTE, |request| match request {
+        Request::Resubscribe => Ok(Reply::Subscribed),
+        other => panic!("unexpected {other:?}"),
+    });
+    assert_eq!(
+        h.sent.iter().filter(|(_, r)| *r == Request::Resubscribe).count(),
+        2
+    );
+}
