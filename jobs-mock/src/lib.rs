@@ -19,6 +19,9 @@
 //!   `local-broker`) a real mosquitto.
 //! - With feature `local-broker`, `local_broker` runs a throwaway mosquitto on 127.0.0.1 for
 //!   integration tests (it needs the `mosquitto` and `openssl` executables).
+//! - With feature `jobs-service`, the `jobs-service` program (`server`): the emulator on a
+//!   real MQTT broker, with the AWS IoT API over HTTP, installed with
+//!   `cargo install --path jobs-mock --features jobs-service`.
 //!
 //! # Example
 //! ```
@@ -54,6 +57,8 @@ pub mod conformance;
 #[cfg(feature = "local-broker")]
 pub mod local_broker;
 mod script;
+#[cfg(feature = "jobs-service")]
+pub mod server;
 pub mod service;
 
 pub use broker::{
