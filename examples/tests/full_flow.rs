@@ -148,14 +148,26 @@ fn a_job_created_while_the_device_waits_reaches_it_and_idle_lines_are_not_repeat
         Some("kept 2 archives")
     );
     // The notifies that arrived while it worked wake it again, but a pass that changes
-    // nothing prints nothing: exactly two "waiting" lines so far (before: one per wake-up,
-    // with the same timestamp).
+    // nothing prints nothing. A second job, worked after those wake-ups, bounds the check:
+    // exactly three "waiting" lines (start, after each job); before the fix one more per
+    // wake-up, with the same timestamp.
+    service
+        .simulator()
+        .create_job(
+            JobSpec::new(
+                JobId::new("hotfix-2").unwrap(),
+                Document::from_serialize(&json!({"operation": "rotate-logs", "keep": 3})).unwrap(),
+            )
+            .thing(ThingName::new("pump-07").unwrap()),
+        )
+        .unwrap();
+    device.wait_for_line(|line| line.contains("waiting for jobs (2 succeeded"));
     let waiting = device
         .output
         .iter()
         .filter(|line| line.contains("waiting for jobs"))
         .count();
-    assert_eq!(waiting, 2, "{}", device.output.join("\n"));
+    assert_eq!(waiting, 3, "{}", device.output.join("\n"));
 }
 
 /// A temporary directory, removed on drop.
@@ -313,4 +325,60 @@ fn the_agent_runs_its_handlers_reboots_mid_install_and_resumes_it() {
         output.contains("firmware resumed after the reboot"),
         "{output}"
     );
+}
+
+#[test]
+fn the_agent_names_a_timed_out_job_as_timed_out_not_canceled() {
+    use jobs_mock::service::{Clock, JobsService};
+
+    let broker = LocalBroker::start().unwrap();
+    let service = PahoTransport::builder(&broker.uri(), "agent-timeout-service")
+        .operation_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    // 600 times faster: the firmware handler's 10-minute step timer runs out after 1 s,
+    // while each of its steps takes 30 s.
+    let simulator = Simulator::start(
+        Arc::new(service),
+        JobsService::new(Clock::scaled(std::num::NonZeroU32::new(600).unwrap())),
+    )
+    .unwrap();
+    let thing = ThingName::new("agent-08").unwrap();
+    simulator
+        .create_job(
+            JobSpec::new(
+                JobId::new("slow-fw").unwrap(),
+                Document::from_serialize(&json!({"operation": "install-firmware", "version": "9"}))
+                    .unwrap(),
+            )
+            .thing(thing.clone()),
+        )
+        .unwrap();
+    let state = std::env::temp_dir().join(format!("agent-timeout-{}", std::process::id()));
+    let uri = broker.uri();
+    let mut agent = Program::start(
+        env!("CARGO_BIN_EXE_agent"),
+        &[
+            "--broker",
+            &uri,
+            "--thing",
+            thing.as_str(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--work-scale",
+            "1",
+            "--exit-after",
+            "1",
+        ],
+    );
+    assert!(agent.wait_exit().success(), "{}", agent.output.join("\n"));
+    let _ = std::fs::remove_dir_all(&state);
+    let execution = simulator
+        .execution(&thing, &JobId::new("slow-fw").unwrap())
+        .unwrap();
+    assert_eq!(execution.status, JobStatus::TimedOut);
+    let output = agent.output.join("\n");
+    // Before: "slow-fw canceled in the cloud; stopping".
+    assert!(output.contains("slow-fw timed out (TIMED_OUT"), "{output}");
+    assert!(!output.contains("canceled"), "{output}");
 }

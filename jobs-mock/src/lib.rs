@@ -43,7 +43,7 @@
 //! assert!(!jobs.changed());
 //!
 //! simulator.create_job(
-//!     JobSpec::new(JobId::new("calibrate")?, Document::from_json(r#"{"action":"calibrate"}"#)?)
+//!     JobSpec::new(JobId::new("calibrate")?, Document::from_json(r#"{"operation":"calibrate"}"#)?)
 //!         .thing(ThingName::new("pump-07")?),
 //! )?;
 //! assert!(jobs.changed()); // the notify arrived before create_job returned

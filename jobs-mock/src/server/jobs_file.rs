@@ -5,7 +5,7 @@
 //!   "jobs": [
 //!     {
 //!       "jobId": "rotate-logs",
-//!       "document": {"action": "rotate-logs", "keep": 5},
+//!       "document": {"operation": "rotate-logs", "keep": 5},
 //!       "things": ["pump-07", "pump-08"],
 //!       "inProgressTimeoutMinutes": 30
 //!     }
