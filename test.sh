@@ -89,7 +89,7 @@ stage() {
 venv=target/aws-venv
 aws_clients=(boto3==1.44.8 awscli==1.46.3 awsiotsdk==1.31.0)
 install_python_clients() {
-  echo "installing ${aws_clients[*]} into $venv (once; about a minute)"
+  echo "installing ${aws_clients[*]} into $venv (once; under a minute)"
   rm -rf "$venv"
   python3 -m venv "$venv"
   # One line per package as pip goes, not minutes of silence.

@@ -230,6 +230,9 @@ impl PahoTransportBuilder {
 
     /// Validates the options, creates the client, installs its callbacks and connects (bounded
     /// by the connect timeout, and retried if [`connect_retry`](Self::connect_retry) says so).
+    /// When an attempt fails without Paho saying why (refused, unreachable, TLS), `build`
+    /// looks itself before it returns (DNS, TCP and a TLS handshake through OpenSSL), within
+    /// one more connect timeout.
     ///
     /// # Errors
     /// [`ConnectError::Config`] for an invalid option (nothing was created); otherwise the

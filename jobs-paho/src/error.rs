@@ -91,7 +91,8 @@ impl fmt::Display for ConfigError {
             Self::ServerUri { uri, problem } => write!(f, "invalid server uri {uri:?}: {problem}"),
             Self::ClientId { client_id } => write!(
                 f,
-                "invalid client id {client_id:?}: need 1 to 128 bytes without nul"
+                "invalid client id {client_id:?}: need 1 to 128 bytes without nul (with AWS IoT \
+                 the client id is usually the thing name)"
             ),
             Self::TlsOnPlainUri => f.write_str(
                 "tls options (ca file, client certificate, alpn) set for a plain tcp:// or \
