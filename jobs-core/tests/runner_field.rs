@@ -53,6 +53,7 @@ fn a_rerun_queued_while_execution_1_is_reported_runs_itself_and_execution_1_ends
         )
         .unwrap();
     let ran = Arc::new(Mutex::new(Vec::new()));
+    let (started_tx, started) = signal();
     let (release_tx, release) = signal::<()>();
     let (all_ended, on_ended) = endings();
     let runner = Runner::builder(&f.jobs.with_timeout(Duration::from_secs(5)))
@@ -61,6 +62,7 @@ fn a_rerun_queued_while_execution_1_is_reported_runs_itself_and_execution_1_ends
             let ran = Arc::clone(&ran);
             move |ctx| {
                 ran.lock().push(ctx.execution_number());
+                started_tx.send(()).unwrap();
                 if ctx.execution_number() == number(1) {
                     let _ = release.recv_timeout(WAIT);
                 }
@@ -71,7 +73,7 @@ fn a_rerun_queued_while_execution_1_is_reported_runs_itself_and_execution_1_ends
         .build()
         .unwrap();
     let (stop, thread) = start(runner);
-    f.wait_until("execution 1 runs", || ran.lock().len() == 1);
+    started.recv_timeout(WAIT).unwrap();
     f.broker.freeze();
     release_tx.send(()).unwrap();
     assert!(f.broker.wait_for_queued(1, WAIT));
