@@ -1,7 +1,8 @@
 //! [`MockHarness`]: the suite over [`MockBroker`]'s own transport.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use jobs_core::{MessageSink, MqttTransport, QoS, SubscribeOutcome, TransportError};
 use parking_lot::{Condvar, Mutex};
@@ -29,7 +30,15 @@ pub struct MockHarness {
     clients: Vec<String>,
     observations: Observations,
     hold: Arc<Hold>,
+    /// Calls of the transports under test inside `MockTransport` (recorded as sent, perhaps
+    /// not yet queued by the frozen broker).
+    in_flight: Arc<AtomicUsize>,
+    frozen: bool,
 }
+
+/// How long [`MockHarness::drop_connections`] waits for a call recorded as sent to reach the
+/// frozen broker's queue (a matter of microseconds).
+const QUEUEING: Duration = Duration::from_secs(1);
 
 /// The topic whose publishes wait for [`Harness::release_acks`].
 #[derive(Debug, Default)]
@@ -49,6 +58,8 @@ impl MockHarness {
             clients: Vec::new(),
             observations: Observations::new(),
             hold: Arc::default(),
+            in_flight: Arc::default(),
+            frozen: false,
         }
     }
 
@@ -72,6 +83,7 @@ impl Harness for MockHarness {
             client_id: client_id.to_owned(),
             observations: self.observations.clone(),
             hold: Arc::clone(&self.hold),
+            in_flight: Arc::clone(&self.in_flight),
         }))
     }
 
@@ -93,6 +105,12 @@ impl Harness for MockHarness {
     }
 
     fn drop_connections(&mut self) -> Result<(), HarnessError> {
+        // A call the broker has been seen to receive is in its queue before the link drops,
+        // as bytes on a real wire would be.
+        let in_flight = self.in_flight.load(Ordering::SeqCst);
+        if self.frozen && in_flight > 0 {
+            self.broker.wait_for_queued(in_flight, QUEUEING);
+        }
         for client in &self.clients {
             self.broker.drop_connection(client);
         }
@@ -107,11 +125,13 @@ impl Harness for MockHarness {
     }
 
     fn freeze(&mut self) -> Result<(), HarnessError> {
+        self.frozen = true;
         self.broker.freeze();
         Ok(())
     }
 
     fn thaw(&mut self) -> Result<(), HarnessError> {
+        self.frozen = false;
         self.broker.thaw();
         Ok(())
     }
@@ -144,6 +164,7 @@ struct Wire {
     client_id: String,
     observations: Observations,
     hold: Arc<Hold>,
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl Wire {
@@ -151,6 +172,21 @@ impl Wire {
         if Instant::now() < deadline {
             self.observations.record(&self.client_id, seen);
         }
+    }
+
+    /// Counts a call as in flight (from before it is recorded) until it returns.
+    fn count(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(&self.in_flight)
+    }
+}
+
+/// One call in flight; uncounted when dropped.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -172,6 +208,7 @@ impl MqttTransport for Wire {
         qos: QoS,
         deadline: Instant,
     ) -> Result<Vec<SubscribeOutcome>, TransportError> {
+        let _in_flight = self.count();
         let filters_seen = filters
             .iter()
             .map(|f| ((*f).to_owned(), wire_qos(qos)))
@@ -186,6 +223,7 @@ impl MqttTransport for Wire {
     }
 
     fn unsubscribe(&self, filters: &[&str], deadline: Instant) -> Result<(), TransportError> {
+        let _in_flight = self.count();
         let filters_seen = filters.iter().map(|f| (*f).to_owned()).collect();
         self.record(
             deadline,
@@ -203,6 +241,7 @@ impl MqttTransport for Wire {
         qos: QoS,
         deadline: Instant,
     ) -> Result<(), TransportError> {
+        let _in_flight = self.count();
         self.record(
             deadline,
             Seen::Publish {
