@@ -184,7 +184,7 @@ pub(super) fn woken_caller_can_publish(cx: &mut Context<'_>) -> Check {
         match result_rx.recv_timeout(timeout * 2) {
             Ok(outcome) => outcome,
             Err(_) => Err(format!(
-                "a publish by a thread the sink woke did not return within {:?} (or no message reached the sink)",
+                "a publish by a thread the sink woke did not return within {:?} (or no message reached the sink): once the sink has returned, hold no lock that publish needs (a delivery loop must not keep one while it waits for the next packet)",
                 timeout * 2
             )),
         }
