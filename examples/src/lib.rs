@@ -12,6 +12,9 @@ pub mod connect;
 #[cfg(feature = "rumqttc")]
 pub mod rumqttc_transport;
 
+#[cfg(feature = "tcp")]
+pub mod tcp_transport;
+
 use std::error::Error;
 
 /// Returns the parsed command line, or prints the usage error and exits with status 2.
