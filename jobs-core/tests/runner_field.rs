@@ -24,9 +24,12 @@ fn fast() -> Backoff {
     Backoff::new(Duration::from_millis(10), Duration::from_millis(100))
 }
 
+/// Every `on_ended` call so far.
+type Endings = Arc<Mutex<Vec<Ended>>>;
+
 /// Collects every `on_ended` call, and signals each on the receiver.
 fn endings() -> (
-    Arc<Mutex<Vec<Ended>>>,
+    Endings,
     crossbeam_channel::Receiver<()>,
     impl Fn(&Ended) + Send + Sync + 'static,
 ) {
