@@ -110,7 +110,7 @@ impl JobsBuilder<'_> {
         }
         let deadline = Deadline::after(self.timeout);
         let thing = ThingName::new(self.thing)?;
-        let registration = Arc::new(Registration::new(&self.client.router, thing)?);
+        let registration = Arc::new(Registration::new(self.client, thing)?);
         let jobs = Jobs {
             client: self.client.clone(),
             registration,
@@ -327,15 +327,12 @@ impl Jobs {
             let _events = shared.events.lock();
             shared.wake.notify_all();
         }
-        {
-            let _subscription = shared.subscription.lock();
-            shared.subscribed.notify_all();
-        }
+        self.client.connection.table.wake_all();
         shared.tell_watchers(|| Notice::Wake);
         shared.pending.fail_all(|| TransportError::NotConnected);
-        let unsubscribed = engine::unsubscribe(&self.client, shared, deadline);
-        self.registration.unregister();
-        unsubscribed
+        self.registration
+            .close(deadline.at)
+            .map_err(|source| deadline.transport(None, source))
     }
 
     pub(crate) fn describe(

@@ -88,15 +88,17 @@ pub mod model;
 mod names;
 mod numbers;
 mod operation;
+mod pace;
 mod pending;
 pub mod runner;
 mod shared;
 mod status;
+mod subscriptions;
 pub mod topics;
 mod transport;
 pub mod validate;
 
-pub use client::Client;
+pub use client::{Client, ClientBuilder};
 pub use document::Document;
 pub use error::{DecodeError, Error, InvalidInput, NameError, Rejection, SettingProblem};
 pub use job::{Describe, Job, Update};
@@ -104,7 +106,10 @@ pub use jobs::{DEFAULT_TIMEOUT, Event, Jobs, JobsBuilder, StartNext};
 pub use names::{JobId, StatusDetails, StepTimeout, ThingName};
 pub use numbers::{ExecutionNumber, Timestamp, Version};
 pub use operation::Operation;
+pub use pace::PublishRate;
 pub use status::{JobStatus, RejectCode};
+pub use subscriptions::Subscriptions;
 pub use transport::{
-    ConnectionEvent, MessageSink, MqttTransport, QoS, SubscribeOutcome, TransportError,
+    BrokerLimits, ConnectionEvent, MessageSink, MqttTransport, QoS, SubscribeOutcome,
+    TransportError,
 };

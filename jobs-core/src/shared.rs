@@ -16,19 +16,12 @@ use serde::de::DeserializeOwned;
 use crate::jobs::Event;
 use crate::names::ThingName;
 use crate::pending::{Completion, Pending, Reply};
+use crate::subscriptions::Lease;
 use crate::topics::{JobsTopic, ThingTopics};
 
 /// How many events [`Jobs::next_event`](crate::Jobs::next_event) keeps for a caller that has not asked yet; older ones
 /// are dropped first. [`Jobs::changed`](crate::Jobs::changed) still reports that something happened.
 const EVENT_BUFFER: usize = 64;
-
-#[derive(Debug, Default)]
-pub(crate) struct Subscription {
-    /// The connection epoch the filters were last subscribed in.
-    pub(crate) epoch: Option<u64>,
-    /// A caller is subscribing right now.
-    pub(crate) in_progress: bool,
-}
 
 /// What a watcher of the thing (the job runner) hears: an event, or a wake-up to look at the
 /// connection epoch and the closed flag.
@@ -52,9 +45,8 @@ pub(crate) struct Shared {
     pub(crate) events: Mutex<VecDeque<Event>>,
     /// Signalled when an event arrives or the connection epoch changes.
     pub(crate) wake: Condvar,
-    pub(crate) subscription: Mutex<Subscription>,
-    /// Signalled when a subscription attempt ends.
-    pub(crate) subscribed: Condvar,
+    /// The thing's share of the connection's subscriptions.
+    pub(crate) lease: Lease,
     /// Set by [`Jobs::close`](crate::Jobs::close): every later call of any clone is refused.
     pub(crate) closed: AtomicBool,
     /// Watchers hear every event and every reconnect or close, without taking events from
@@ -69,7 +61,7 @@ struct TokenOnly<'a> {
 }
 
 impl Shared {
-    pub(crate) fn new(thing: ThingName) -> Self {
+    pub(crate) fn new(thing: ThingName, lease: Lease) -> Self {
         Self {
             topics: ThingTopics::new(&thing),
             thing,
@@ -77,8 +69,7 @@ impl Shared {
             changed: AtomicBool::new(true),
             events: Mutex::new(VecDeque::new()),
             wake: Condvar::new(),
-            subscription: Mutex::new(Subscription::default()),
-            subscribed: Condvar::new(),
+            lease,
             closed: AtomicBool::new(false),
             watchers: Mutex::new(Vec::new()),
         }
