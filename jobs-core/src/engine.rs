@@ -197,10 +197,21 @@ pub(crate) fn ensure_subscribed(
     operation: Option<Operation>,
     deadline: Deadline,
 ) -> Result<(), Error> {
+    ensure_subscribed_in(client, shared, operation, deadline, client.router.epoch())
+}
+
+/// [`ensure_subscribed`] for connection epoch `epoch`, read by the caller.
+pub(crate) fn ensure_subscribed_in(
+    client: &Client,
+    shared: &Shared,
+    operation: Option<Operation>,
+    deadline: Deadline,
+    epoch: u64,
+) -> Result<(), Error> {
     let ensured = client.connection.table.ensure(
         client.transport.as_ref(),
         &shared.lease,
-        client.router.epoch(),
+        epoch,
         deadline.at,
         &shared.closed,
     );

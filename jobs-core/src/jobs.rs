@@ -287,8 +287,10 @@ impl Jobs {
         let shared = self.shared();
         loop {
             engine::check_open(shared)?;
-            engine::ensure_subscribed(&self.client, shared, None, deadline)?;
+            // The epoch is read first: a reconnect after this point is seen below, and the
+            // subscriptions restored on the next turn.
             let epoch = self.client.router.epoch();
+            engine::ensure_subscribed_in(&self.client, shared, None, deadline, epoch)?;
             let mut events = shared.events.lock();
             loop {
                 if let Some(event) = events.pop_front() {

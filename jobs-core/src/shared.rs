@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Sender, TrySendError};
 use log::{debug, warn};
 use parking_lot::{Condvar, Mutex};
 use serde::Deserialize;
@@ -31,10 +31,6 @@ pub(crate) enum Notice {
     Wake,
 }
 
-/// How many notices a watcher may have unread before more are dropped. Dropping is safe: a
-/// watcher that far behind will look for work and at the epoch and closed flag anyway.
-const NOTICE_BUFFER: usize = 256;
-
 /// State shared by all clones of one thing's [`Jobs`](crate::Jobs), reachable from the router.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -49,9 +45,10 @@ pub(crate) struct Shared {
     pub(crate) lease: Lease,
     /// Set by [`Jobs::close`](crate::Jobs::close): every later call of any clone is refused.
     pub(crate) closed: AtomicBool,
-    /// Watchers hear every event and every reconnect or close, without taking events from
-    /// the buffer [`Jobs::next_event`](crate::Jobs::next_event) reads.
-    watchers: Mutex<Vec<Sender<Notice>>>,
+    /// Watchers hear every event and every reconnect or close, tagged with the number they
+    /// gave, without taking events from the buffer [`Jobs::next_event`](crate::Jobs::next_event)
+    /// reads.
+    watchers: Mutex<Vec<(Sender<(usize, Notice)>, usize)>>,
 }
 
 #[derive(Deserialize)]
@@ -75,21 +72,26 @@ impl Shared {
         }
     }
 
-    /// A new watcher: it hears every later event, reconnect and close until it is dropped.
-    pub(crate) fn watch(&self) -> Receiver<Notice> {
-        let (tx, rx) = crossbeam_channel::bounded(NOTICE_BUFFER);
-        self.watchers.lock().push(tx);
-        rx
+    /// Adds a watcher: `tx` hears every later event, reconnect and close of the thing, tagged
+    /// with `tag`, until its receiver is dropped. The channel should be bounded: a full one
+    /// misses notices, which is safe for a watcher that looks for work and at the epoch and
+    /// closed flag whenever it wakes.
+    pub(crate) fn watch(&self, tx: Sender<(usize, Notice)>, tag: usize) {
+        self.watchers.lock().push((tx, tag));
     }
 
-    /// Tells every watcher; never blocks (a full watcher misses the notice), and forgets
-    /// watchers that are gone.
+    /// Tells every watcher; never blocks, and forgets watchers that are gone.
     pub(crate) fn tell_watchers(&self, notice: impl Fn() -> Notice) {
         let mut watchers = self.watchers.lock();
         if watchers.is_empty() {
             return;
         }
-        watchers.retain(|tx| !matches!(tx.try_send(notice()), Err(TrySendError::Disconnected(_))));
+        watchers.retain(|(tx, tag)| {
+            !matches!(
+                tx.try_send((*tag, notice())),
+                Err(TrySendError::Disconnected(_))
+            )
+        });
     }
 
     /// Handles one inbound message of this thing, on the transport's delivery thread.
