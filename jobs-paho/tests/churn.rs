@@ -5,10 +5,10 @@
 //! (`MQTTAsync_processCommand` → `MQTTProtocol_startPublish`), which first stores the message
 //! for retry in the connection's outbound list, sharing the command's topic and payload
 //! buffers. The write fails (the broker has reset the connection), so the command fails and is
-//! freed with those buffers, and an internal DISCONNECT is queued; processing it
-//! (`MQTTAsync_checkDisconnect` → `MQTTAsync_cleanSession` → `MQTTProtocol_emptyMessageList`)
-//! frees the stored message's buffers again: `double free or corruption`, or a heap corrupted
-//! silently. The window is the time between the reset reaching the socket and Paho's receive
+//! freed with those buffers, and an internal DISCONNECT is queued; the session clean-up that
+//! follows (`MQTTAsync_cleanSession` → `MQTTProtocol_emptyMessageList`, from that DISCONNECT's
+//! `MQTTAsync_checkDisconnect` or from the receive thread processing the reset) frees the
+//! stored message's buffers again: `double free or corruption`, or a heap corrupted silently. The window is the time between the reset reaching the socket and Paho's receive
 //! thread processing it; it processes one connection per turn, and the send thread runs between
 //! turns, so many connections dropped at once (a broker restart) widen it.
 //!
