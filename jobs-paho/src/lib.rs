@@ -56,7 +56,8 @@
 //! in a warning.
 //!
 //! `subscribe`, `unsubscribe` and `publish` block the calling thread until the SUBACK,
-//! UNSUBACK or PUBACK (QoS 1; QoS 0: until written to the socket), at most the
+//! UNSUBACK or PUBACK (QoS 1; QoS 0, and QoS 1 with [`Qos1Publish::SentAsQos0`]: until
+//! written to the socket), at most the
 //! [operation timeout](PahoTransportBuilder::operation_timeout). While disconnected they fail
 //! at once with [`TransportError::NotConnected`](jobs_core::TransportError::NotConnected);
 //! nothing is queued. Reconnects do not restore subscriptions: `jobs-core` does that on its
@@ -68,11 +69,42 @@
 //! (their poll interval). With a persistent session, operations still pending in Paho keep
 //! the C client alive (a small leak) rather than risk destroying it on Paho's thread.
 //!
+//! # Reconnect churn: the Paho C double free
+//! Paho C 1.3.16, the version `paho-mqtt` 0.14 bundles, frees a QoS 1 message twice when its
+//! send thread fails to write the PUBLISH because the broker has reset the connection and
+//! Paho's receive thread has not processed the reset yet: the message is stored for retry
+//! sharing the command's buffers, the failed command frees them (`MQTTAsync_processCommand`),
+//! and the session clean-up that follows frees them again (`MQTTAsync_cleanSession` →
+//! `MQTTProtocol_emptyMessageList`, reached from the internal DISCONNECT the failure queues,
+//! `MQTTAsync_checkDisconnect`, or from the receive thread processing the reset).
+//! The process aborts with `double free or corruption`, or its heap is corrupted without a
+//! message. Any connection that drops while a QoS 1 publish is on its way to the socket can
+//! hit it; many connections in one process make it likely, because Paho processes their resets
+//! one at a time while its send thread keeps writing what is queued for the others (the
+//! `soak` example's 100-device mode, 101 connections and 20 broker kills per run: 8 of 33 runs
+//! aborted with QoS 1, none of 25 with `SentAsQos0`). Nothing in
+//! the order or timing of this crate's calls can rule it out while it asks Paho C for QoS 1
+//! PUBLISH packets: the window opens when the broker's reset reaches the socket.
+//!
+//! [`Qos1Publish::SentAsQos0`] removes it: a publish asked for at QoS 1 goes out as QoS 0,
+//! whose failed write Paho C handles without the double free, and `publish` returns once the
+//! PUBLISH is written to the socket instead of after the PUBACK (against a broker that stops
+//! answering it returns `Ok` as soon as the socket takes the message). For the Jobs API that loses only an earlier error, since the
+//! reply is the acknowledgement: a request lost in transit ends as the call's timeout or as
+//! `ConnectionLost`, both "outcome unknown" already. Use it unless something needs the
+//! broker's PUBACK, and always with many connections in one process. The default,
+//! [`Qos1Publish::Acknowledged`], keeps the [`MqttTransport`](jobs_core::MqttTransport)
+//! contract and the exposure. Subscriptions stay QoS 1 either way (Paho's PUBACKs for inbound
+//! messages do not take the faulty path). `tests/churn.rs` makes the triggering sequence
+//! happen on purpose: with `SentAsQos0` the process survives it and every connection works
+//! afterwards; its ignored companion shows the abort with QoS 1.
+//!
 //! # Errors
 //! | Paho | [`TransportError`](jobs_core::TransportError) |
 //! |---|---|
 //! | `Disconnected` | `NotConnected` (nothing was sent) |
 //! | `OperationIncomplete` (link lost while waiting) | `ConnectionLost` (outcome unknown) |
+//! | `Failure` on a publish (writing the PUBLISH failed) | `ConnectionLost` (outcome unknown) |
 //! | `Timeout` (operation timeout elapsed) | `Timeout` (outcome unknown) |
 //! | SUBACK 0x80 (or an MQTT 5 refusal code) | [`SubscribeOutcome::Refused`](jobs_core::SubscribeOutcome::Refused) for that filter |
 //! | anything else | `Backend`, with the Paho error as source |
@@ -134,7 +166,8 @@ mod watch;
 
 pub use builder::{
     AWS_IOT_ALPN, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEP_ALIVE, DEFAULT_OPERATION_TIMEOUT,
-    DEFAULT_PRE_SINK_BUFFER, DEFAULT_RECONNECT_BACKOFF, MqttVersion, PahoTransportBuilder, Session,
+    DEFAULT_PRE_SINK_BUFFER, DEFAULT_RECONNECT_BACKOFF, MqttVersion, PahoTransportBuilder,
+    Qos1Publish, Session,
 };
 pub use error::{ConfigError, ConnectError, TlsFailure, connack_meaning};
 pub use retry::ConnectRetry;

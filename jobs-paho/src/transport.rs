@@ -9,10 +9,10 @@ use jobs_core::{MessageSink, MqttTransport, QoS, SubscribeOutcome, TransportErro
 use log::{debug, info, warn};
 use paho_mqtt as paho;
 
-use crate::PahoTransportBuilder;
 use crate::builder::{AWS_IOT_ALPN, Plan};
 use crate::delivery::Delivery;
 use crate::error::{ConfigError, ConnectError, connect_error, transport_error};
+use crate::{PahoTransportBuilder, Qos1Publish};
 
 /// An MQTT connection through Eclipse Paho C, implementing [`MqttTransport`] for
 /// [`jobs_core::Client`].
@@ -30,6 +30,7 @@ pub struct PahoTransport {
     server_uri: String,
     client_id: String,
     operation_timeout: Duration,
+    qos1_publish: Qos1Publish,
     session_present: bool,
     delivery: Arc<Delivery>,
 }
@@ -122,6 +123,7 @@ impl PahoTransport {
             server_uri: builder.server_uri,
             client_id: builder.client_id,
             operation_timeout: builder.operation_timeout,
+            qos1_publish: builder.qos1_publish,
             session_present,
             delivery,
         })
@@ -226,9 +228,9 @@ impl MqttTransport for PahoTransport {
     ) -> Result<(), TransportError> {
         check_topics(&[topic])?;
         let budget = self.wait_budget(deadline)?;
-        let message = paho::Message::new(topic, payload, qos_code(qos));
+        let message = paho::Message::new(topic, payload, wire_qos(qos, self.qos1_publish));
         let token = self.client.try_publish(message).map_err(transport_error)?;
-        token.wait_for(budget).map_err(transport_error)
+        token.wait_for(budget).map_err(publish_error)
     }
 }
 
@@ -268,6 +270,23 @@ fn qos_code(qos: QoS) -> i32 {
     match qos {
         QoS::AtMostOnce => 0,
         QoS::AtLeastOnce => 1,
+    }
+}
+
+/// The QoS of the PUBLISH packet Paho sends for a publish at `qos`.
+fn wire_qos(qos: QoS, mode: Qos1Publish) -> i32 {
+    match (qos, mode) {
+        (QoS::AtLeastOnce, Qos1Publish::SentAsQos0) => qos_code(QoS::AtMostOnce),
+        (qos, _) => qos_code(qos),
+    }
+}
+
+/// Paho fails a publish token with `MQTTASYNC_FAILURE` when writing the PUBLISH to the socket
+/// failed: the connection is going down and the broker may have part of it (outcome unknown).
+fn publish_error(error: paho::Error) -> TransportError {
+    match error {
+        paho::Error::Failure => TransportError::ConnectionLost,
+        other => transport_error(other),
     }
 }
 
@@ -333,6 +352,26 @@ mod tests {
         assert!(matches!(
             transport_error(paho::Error::Failure),
             TransportError::Backend(_)
+        ));
+    }
+
+    #[test]
+    fn qos1_goes_out_as_qos0_only_when_asked() {
+        assert_eq!(wire_qos(QoS::AtLeastOnce, Qos1Publish::Acknowledged), 1);
+        assert_eq!(wire_qos(QoS::AtLeastOnce, Qos1Publish::SentAsQos0), 0);
+        assert_eq!(wire_qos(QoS::AtMostOnce, Qos1Publish::Acknowledged), 0);
+        assert_eq!(wire_qos(QoS::AtMostOnce, Qos1Publish::SentAsQos0), 0);
+    }
+
+    #[test]
+    fn a_failed_publish_write_is_a_lost_connection() {
+        assert!(matches!(
+            publish_error(paho::Error::Failure),
+            TransportError::ConnectionLost
+        ));
+        assert!(matches!(
+            publish_error(paho::Error::Timeout),
+            TransportError::Timeout
         ));
     }
 
