@@ -44,34 +44,6 @@ pub enum Session {
     },
 }
 
-/// How [`PahoTransport`] sends a message the caller publishes at
-/// [`QoS::AtLeastOnce`](jobs_core::QoS::AtLeastOnce).
-///
-/// Paho C 1.3.16 (the version `paho-mqtt` bundles) frees a QoS 1 message twice when writing its
-/// PUBLISH fails because the broker has just reset the connection: the process aborts
-/// (`double free or corruption`) or its heap is silently corrupted. Nothing the caller does can
-/// rule that out while Paho C sends QoS 1 PUBLISH packets; see the crate docs, "Reconnect
-/// churn".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Qos1Publish {
-    /// As a QoS 1 PUBLISH: `publish` returns after the broker's PUBACK, as the
-    /// [`MqttTransport`](jobs_core::MqttTransport) contract says. Exposed to the Paho C double
-    /// free when a connection drops while a publish is being written.
-    #[default]
-    Acknowledged,
-    /// As a QoS 0 PUBLISH: `publish` returns once Paho C has written the whole packet to the
-    /// socket, without waiting for any acknowledgement, and the broker may never have read it.
-    /// Paho C keeps no copy of a QoS 0 message it failed to write, so the double free cannot
-    /// happen. For request/response traffic such as the Jobs API, where the reply is the
-    /// acknowledgement, this loses nothing but an earlier error: a request lost in transit
-    /// ends as the call's timeout or as `ConnectionLost`, both already "outcome unknown".
-    /// Against a broker that stops answering, `publish` returns `Ok` as soon as the socket
-    /// takes the message: this mode does not keep the contract's "returns after the PUBACK"
-    /// (the conformance rule `deadline_honoured` fails for it, and only that rule).
-    SentAsQos0,
-}
-
 /// Configures and connects a [`PahoTransport`]; see [`PahoTransport::builder`].
 #[derive(Debug, Clone)]
 #[must_use]
@@ -93,7 +65,6 @@ pub struct PahoTransportBuilder {
     reconnect: (Duration, Duration),
     pub(crate) pre_sink_buffer: usize,
     retry: Option<ConnectRetry>,
-    pub(crate) qos1_publish: Qos1Publish,
 }
 
 /// The default MQTT keep-alive interval.
@@ -129,7 +100,6 @@ impl PahoTransportBuilder {
             reconnect: DEFAULT_RECONNECT_BACKOFF,
             pre_sink_buffer: DEFAULT_PRE_SINK_BUFFER,
             retry: None,
-            qos1_publish: Qos1Publish::Acknowledged,
         }
     }
 
@@ -235,14 +205,6 @@ impl PahoTransportBuilder {
     /// the sink, in order, once it is); later ones are dropped with a warning. Defaults to 256.
     pub fn pre_sink_buffer(mut self, messages: usize) -> Self {
         self.pre_sink_buffer = messages;
-        self
-    }
-
-    /// How a QoS 1 publish goes out: [`Qos1Publish::Acknowledged`] (the default) or
-    /// [`Qos1Publish::SentAsQos0`], which avoids Paho C 1.3.16's double free under reconnect
-    /// churn. QoS 0 publishes and all subscriptions are unaffected.
-    pub fn qos1_publish(mut self, mode: Qos1Publish) -> Self {
-        self.qos1_publish = mode;
         self
     }
 

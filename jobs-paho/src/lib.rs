@@ -56,8 +56,7 @@
 //! in a warning.
 //!
 //! `subscribe`, `unsubscribe` and `publish` block the calling thread until the SUBACK,
-//! UNSUBACK or PUBACK (QoS 1; QoS 0, and QoS 1 with [`Qos1Publish::SentAsQos0`]: until
-//! written to the socket), at most the
+//! UNSUBACK or PUBACK (QoS 1; QoS 0: until written to the socket), at most the
 //! [operation timeout](PahoTransportBuilder::operation_timeout). While disconnected they fail
 //! at once with [`TransportError::NotConnected`](jobs_core::TransportError::NotConnected);
 //! nothing is queued. Reconnects do not restore subscriptions: `jobs-core` does that on its
@@ -82,22 +81,20 @@
 //! hit it; many connections in one process make it likely, because Paho processes their resets
 //! one at a time while its send thread keeps writing what is queued for the others (the
 //! `soak` example's 100-device mode, 101 connections and 20 broker kills per run: 8 of 33 runs
-//! aborted with QoS 1, none of 25 with `SentAsQos0`). Nothing in
-//! the order or timing of this crate's calls can rule it out while it asks Paho C for QoS 1
-//! PUBLISH packets: the window opens when the broker's reset reaches the socket.
+//! aborted with QoS 1; 20 of 20 passed with QoS 0). Nothing in the order or timing of this
+//! crate's calls can rule it out while Paho C sends QoS 1 PUBLISH packets: the window opens
+//! when the broker's reset reaches the socket.
 //!
-//! [`Qos1Publish::SentAsQos0`] removes it: a publish asked for at QoS 1 goes out as QoS 0,
-//! whose failed write Paho C handles without the double free, and `publish` returns once the
-//! PUBLISH is written to the socket instead of after the PUBACK (against a broker that stops
-//! answering it returns `Ok` as soon as the socket takes the message). For the Jobs API that loses only an earlier error, since the
-//! reply is the acknowledgement: a request lost in transit ends as the call's timeout or as
-//! `ConnectionLost`, both "outcome unknown" already. Use it unless something needs the
-//! broker's PUBACK, and always with many connections in one process. The default,
-//! [`Qos1Publish::Acknowledged`], keeps the [`MqttTransport`](jobs_core::MqttTransport)
-//! contract and the exposure. Subscriptions stay QoS 1 either way (Paho's PUBACKs for inbound
-//! messages do not take the faulty path). `tests/churn.rs` makes the triggering sequence
-//! happen on purpose: with `SentAsQos0` the process survives it and every connection works
-//! afterwards; its ignored companion shows the abort with QoS 1.
+//! So `PahoTransport` asks `jobs-core` to publish its requests at QoS 0
+//! ([`MqttTransport::request_qos`](jobs_core::MqttTransport::request_qos)): Paho C handles a
+//! failed QoS 0 write without the double free, and a Jobs request loses nothing by it, since
+//! its reply is its acknowledgement (a request lost in transit ends as the call's timeout or
+//! as `ConnectionLost`, both "outcome unknown" already). The transport itself keeps the
+//! [`MqttTransport`](jobs_core::MqttTransport) contract: a publish asked for at QoS 1 goes
+//! out as QoS 1 and waits for its PUBACK, with the exposure above. Subscriptions stay QoS 1
+//! (Paho's PUBACKs for inbound messages do not take the faulty path). `tests/churn.rs` makes
+//! the triggering sequence happen on purpose: with QoS 0 publishes the process survives it
+//! and every connection works afterwards; its ignored companion shows the abort with QoS 1.
 //!
 //! # Errors
 //! | Paho | [`TransportError`](jobs_core::TransportError) |
@@ -167,7 +164,7 @@ mod watch;
 pub use builder::{
     AWS_IOT_ALPN, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEP_ALIVE, DEFAULT_OPERATION_TIMEOUT,
     DEFAULT_PRE_SINK_BUFFER, DEFAULT_RECONNECT_BACKOFF, MqttVersion, PahoTransportBuilder,
-    Qos1Publish, Session,
+    Session,
 };
 pub use error::{ConfigError, ConnectError, TlsFailure, connack_meaning};
 pub use retry::ConnectRetry;

@@ -46,9 +46,10 @@ use common::{TempDir, start_broker, unique};
 use crossbeam_channel::{Receiver, Sender};
 use jobs_core::{ConnectionEvent, MessageSink, MqttTransport, QoS};
 use jobs_mock::local_broker::LocalBroker;
-use jobs_paho::{PahoTransport, Qos1Publish};
+use jobs_paho::PahoTransport;
 
-/// The child's mode: which [`Qos1Publish`] its transports use.
+/// The child's mode: the QoS of its late publishes (`qos0`, as jobs-core publishes its requests
+/// over Paho, or `qos1`).
 const CHILD_MODE: &str = "JOBS_PAHO_CHURN_MODE";
 /// The broker's URI, for the child.
 const CHILD_URI: &str = "JOBS_PAHO_CHURN_URI";
@@ -82,11 +83,12 @@ struct Outcome {
     stderr: String,
 }
 
-/// With [`Qos1Publish::SentAsQos0`], late publishes written to reset connections fail without
+/// At QoS 0 — how jobs-core publishes its requests over `PahoTransport`
+/// (`MqttTransport::request_qos`) — late publishes written to reset connections fail without
 /// harming the process, and every connection works again after the churn.
 #[test]
-fn qos1_sent_as_qos0_survives_publishes_written_to_reset_connections() {
-    let outcome = run_churn("sent-as-qos0", true);
+fn requests_at_qos0_survive_publishes_written_to_reset_connections() {
+    let outcome = run_churn("qos0", true);
     assert!(
         outcome.status.success() && outcome.done && outcome.error.is_none(),
         "the child failed: {outcome:#?}"
@@ -105,12 +107,12 @@ fn qos1_sent_as_qos0_survives_publishes_written_to_reset_connections() {
 
 /// The upstream bug itself, with QoS 1 on the wire: the child dies by a signal (usually
 /// SIGABRT from glibc's `double free or corruption`). Run it with `--ignored`; if it starts
-/// passing without an abort after a `paho-mqtt-sys` upgrade, `Qos1Publish::SentAsQos0` may no
-/// longer be needed.
+/// passing without an abort after a `paho-mqtt-sys` upgrade, `PahoTransport::request_qos` may
+/// go back to QoS 1.
 #[test]
 #[ignore = "demonstrates the Paho C 1.3.16 double free: aborts a child process"]
 fn paho_c_double_frees_a_qos1_publish_written_to_a_reset_connection() {
-    let outcome = run_churn("acknowledged", false);
+    let outcome = run_churn("qos1", false);
     // SIGKILL would be the parent's own kill of a stuck child.
     assert!(
         outcome.status.signal().is_some_and(|signal| signal != 9),
@@ -131,13 +133,13 @@ fn churn_child() {
     let Ok(mode) = env::var(CHILD_MODE) else {
         return;
     };
-    let mode = match mode.as_str() {
-        "sent-as-qos0" => Qos1Publish::SentAsQos0,
-        "acknowledged" => Qos1Publish::Acknowledged,
+    let late_qos = match mode.as_str() {
+        "qos0" => QoS::AtMostOnce,
+        "qos1" => QoS::AtLeastOnce,
         other => panic!("unknown mode {other}"),
     };
     let uri = env::var(CHILD_URI).expect("the parent passes the broker's URI");
-    Child::run(&uri, mode, env::var_os(CHILD_STOP_ON_HIT).is_some());
+    Child::run(&uri, late_qos, env::var_os(CHILD_STOP_ON_HIT).is_some());
 }
 
 /// Starts a broker and a child in `mode`, drives the broker through the child's rounds and
@@ -281,6 +283,8 @@ struct Child {
 /// the child armed it queues a late QoS 1 publish on every other connection.
 struct ChurnSink {
     index: usize,
+    /// The QoS of the late publishes.
+    late_qos: QoS,
     transports: Arc<Mutex<Vec<Arc<PahoTransport>>>>,
     armed: Arc<AtomicBool>,
     events: Sender<ConnectionEvent>,
@@ -309,7 +313,7 @@ impl MessageSink for ChurnSink {
                     let _ = transport.publish(
                         "churn/late",
                         &payload,
-                        QoS::AtLeastOnce,
+                        self.late_qos,
                         Instant::now() + Duration::from_millis(1),
                     );
                 }
@@ -320,8 +324,8 @@ impl MessageSink for ChurnSink {
 }
 
 impl Child {
-    fn run(uri: &str, mode: Qos1Publish, stop_on_hit: bool) {
-        let child = Self::connect(uri, mode);
+    fn run(uri: &str, late_qos: QoS, stop_on_hit: bool) {
+        let child = Self::connect(uri, late_qos);
         println!("churn: ready");
         let mut stdin = std::io::stdin().lines();
         let mut hits = 0;
@@ -360,7 +364,7 @@ impl Child {
         child.close();
     }
 
-    fn connect(uri: &str, mode: Qos1Publish) -> Self {
+    fn connect(uri: &str, late_qos: QoS) -> Self {
         let transports = Arc::new(Mutex::new(Vec::new()));
         let armed = Arc::new(AtomicBool::new(false));
         let (events_tx, events) = crossbeam_channel::unbounded();
@@ -368,7 +372,6 @@ impl Child {
         for index in 0..CLIENTS {
             let transport = Arc::new(
                 PahoTransport::builder(uri, &unique("churn"))
-                    .qos1_publish(mode)
                     .connect_timeout(Duration::from_secs(5))
                     .reconnect_backoff(Duration::from_secs(1), Duration::from_secs(1))
                     .build()
@@ -377,6 +380,7 @@ impl Child {
             transport
                 .set_sink(Arc::new(ChurnSink {
                     index,
+                    late_qos,
                     transports: Arc::clone(&transports),
                     armed: Arc::clone(&armed),
                     events: events_tx.clone(),

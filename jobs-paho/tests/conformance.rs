@@ -8,8 +8,8 @@
 
 use std::time::{Duration, Instant};
 
-use jobs_mock::conformance::{self, Config, MosquittoHarness, Outcome, Rule};
-use jobs_paho::{PahoTransport, Qos1Publish, Session};
+use jobs_mock::conformance::{self, Config, MosquittoHarness, Rule};
+use jobs_paho::{PahoTransport, Session};
 
 /// A short keep-alive for `keep_alive_while_idle`, which idles for three periods. (Paho C checks
 /// keep-alive every tenth of the last connect's keep-alive, process-wide: every transport of
@@ -17,15 +17,10 @@ use jobs_paho::{PahoTransport, Qos1Publish, Session};
 const KEEP_ALIVE: Duration = Duration::from_secs(2);
 
 fn harness() -> MosquittoHarness {
-    harness_with(Qos1Publish::Acknowledged)
-}
-
-fn harness_with(qos1_publish: Qos1Publish) -> MosquittoHarness {
     MosquittoHarness::start(move |endpoint, client_id| {
         let transport = PahoTransport::builder(&endpoint.uri(), client_id)
             .keep_alive(KEEP_ALIVE)
             .reconnect_backoff(Duration::from_secs(1), Duration::from_secs(1))
-            .qos1_publish(qos1_publish)
             .build()?;
         Ok(Box::new(transport))
     })
@@ -44,30 +39,6 @@ fn paho_transport_keeps_every_rule_mosquitto_can_check() {
     report.assert_conforms();
     // mosquitto here keeps no sessions: the one rule left unchecked, by name.
     assert_eq!(report.skipped(), vec![Rule::ReconnectWithSession]);
-}
-
-/// Sending QoS 1 publishes as QoS 0 (the workaround for Paho C's double free, see
-/// `tests/churn.rs`) keeps every rule but the one its docs give up: a QoS 1 publish no longer
-/// waits for the PUBACK, so against a frozen broker it returns `Ok` once written.
-#[test]
-fn paho_transport_sending_qos1_as_qos0_breaks_only_the_publish_deadline() {
-    let report = conformance::run(
-        &mut harness_with(Qos1Publish::SentAsQos0),
-        &Config::default(),
-    );
-    eprintln!("{report}");
-    let Some(Outcome::Failed(message)) = report.outcome(Rule::DeadlineHonoured) else {
-        panic!("deadline_honoured should fail for the QoS 1 publish:\n{report}");
-    };
-    assert!(
-        message.contains("QoS 1 publish returned Ok while the broker was frozen"),
-        "{message}"
-    );
-    assert_eq!(report.failures().len(), 1, "{report}");
-    assert_eq!(
-        report.skipped(),
-        vec![Rule::RefusedFilterReported, Rule::ReconnectWithSession]
-    );
 }
 
 #[test]
