@@ -163,8 +163,7 @@ mod watch;
 
 pub use builder::{
     AWS_IOT_ALPN, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEP_ALIVE, DEFAULT_OPERATION_TIMEOUT,
-    DEFAULT_PRE_SINK_BUFFER, DEFAULT_RECONNECT_BACKOFF, MqttVersion, PahoTransportBuilder,
-    Session,
+    DEFAULT_PRE_SINK_BUFFER, DEFAULT_RECONNECT_BACKOFF, MqttVersion, PahoTransportBuilder, Session,
 };
 pub use error::{ConfigError, ConnectError, TlsFailure, connack_meaning};
 pub use retry::ConnectRetry;

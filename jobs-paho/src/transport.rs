@@ -9,10 +9,10 @@ use jobs_core::{MessageSink, MqttTransport, QoS, SubscribeOutcome, TransportErro
 use log::{debug, info, warn};
 use paho_mqtt as paho;
 
+use crate::PahoTransportBuilder;
 use crate::builder::{AWS_IOT_ALPN, Plan};
 use crate::delivery::Delivery;
 use crate::error::{ConfigError, ConnectError, connect_error, transport_error};
-use crate::PahoTransportBuilder;
 
 /// An MQTT connection through Eclipse Paho C, implementing [`MqttTransport`] for
 /// [`jobs_core::Client`].

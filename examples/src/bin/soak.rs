@@ -71,8 +71,7 @@ fn parse_args() -> Result<Args, String> {
             }
             _ => {
                 return Err(
-                    "usage: soak [--short] [--devices N] [--jobs N] [--restarts N]"
-                        .to_owned(),
+                    "usage: soak [--short] [--devices N] [--jobs N] [--restarts N]".to_owned(),
                 );
             }
         }
