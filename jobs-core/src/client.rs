@@ -17,9 +17,7 @@ use crate::pace::{Pace, PublishRate};
 use crate::shared::Shared;
 use crate::subscriptions::{Subscriptions, Table};
 use crate::topics::JobsTopic;
-use crate::transport::{
-    ConnectionEvent, MessageSink, MqttTransport, TransportError,
-};
+use crate::transport::{ConnectionEvent, MessageSink, MqttTransport, TransportError};
 
 /// One MQTT connection, shared by the [`Jobs`](crate::Jobs) of one or many things.
 ///
@@ -304,15 +302,13 @@ impl Registration {
     /// Registers `thing` on `client`, taking its share of the subscriptions.
     pub(crate) fn new(client: &Client, thing: ThingName) -> Result<Self, InvalidInput> {
         let filters = client.connection.strategy.filters(&thing);
-        let lease = client
-            .connection
-            .table
-            .acquire(filters)
-            .map_err(|over| InvalidInput::SubscriptionBudget {
+        let lease = client.connection.table.acquire(filters).map_err(|over| {
+            InvalidInput::SubscriptionBudget {
                 budget: over.budget,
                 in_use: over.in_use,
                 wanted: over.wanted,
-            })?;
+            }
+        })?;
         let shared = Arc::new(Shared::new(thing, lease));
         let registration = Self {
             shared,

@@ -15,7 +15,7 @@ use crate::model::ErrorReply;
 use crate::pending::Expected;
 use crate::shared::Shared;
 use crate::topics::ReplyKind;
-use crate::transport::{QoS, TransportError};
+use crate::transport::TransportError;
 
 /// The largest MQTT payload AWS IoT Core accepts.
 const MAX_PAYLOAD: usize = 128 * 1024;
@@ -147,7 +147,12 @@ pub(crate) fn request<T: DeserializeOwned>(
     );
     client
         .transport
-        .publish(&topic, &payload, QoS::AtLeastOnce, deadline.at)
+        .publish(
+            &topic,
+            &payload,
+            client.transport.request_qos(),
+            deadline.at,
+        )
         .map_err(|source| deadline.transport(Some(operation), source))?;
     drop(permit);
     let reply = match registration.wait_until(deadline.at) {

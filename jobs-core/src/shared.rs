@@ -31,6 +31,9 @@ pub(crate) enum Notice {
     Wake,
 }
 
+/// A watcher: where it hears notices, and the tag it gave.
+type Watcher = (Sender<(usize, Notice)>, usize);
+
 /// State shared by all clones of one thing's [`Jobs`](crate::Jobs), reachable from the router.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -48,7 +51,7 @@ pub(crate) struct Shared {
     /// Watchers hear every event and every reconnect or close, tagged with the number they
     /// gave, without taking events from the buffer [`Jobs::next_event`](crate::Jobs::next_event)
     /// reads.
-    watchers: Mutex<Vec<(Sender<(usize, Notice)>, usize)>>,
+    watchers: Mutex<Vec<Watcher>>,
 }
 
 #[derive(Deserialize)]

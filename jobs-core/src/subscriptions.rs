@@ -92,10 +92,17 @@ impl Subscriptions {
                 events(notify, &|suffix| topics.event(suffix))
             }
             Self::GatewayWildcards { notify } => events(notify, &wildcard),
-            Self::PortableWildcards => ["notify", "notify-next", "get/+", "start-next/+", "+/get/+", "+/update/+"]
-                .iter()
-                .map(|suffix| wildcard(suffix))
-                .collect(),
+            Self::PortableWildcards => [
+                "notify",
+                "notify-next",
+                "get/+",
+                "start-next/+",
+                "+/get/+",
+                "+/update/+",
+            ]
+            .iter()
+            .map(|suffix| wildcard(suffix))
+            .collect(),
         }
     }
 }
@@ -130,13 +137,6 @@ struct Entry {
 pub(crate) struct Lease {
     filters: Vec<String>,
     released: AtomicBool,
-}
-
-impl Lease {
-    #[cfg(test)]
-    pub(crate) fn filters(&self) -> &[String] {
-        &self.filters
-    }
 }
 
 /// The connection's subscriptions. See the [module documentation](self).
@@ -322,7 +322,9 @@ impl Table {
             let batch: Vec<&str> = batch.iter().map(String::as_str).collect();
             debug!("giving up {} unowned subscriptions", batch.len());
             transport.unsubscribe(&batch, deadline)?;
-            marks.unsubscribed.extend(batch.iter().map(|f| (*f).to_owned()));
+            marks
+                .unsubscribed
+                .extend(batch.iter().map(|f| (*f).to_owned()));
         }
         for batch in subscribe.chunks(FILTERS_PER_PACKET) {
             let filters: Vec<&str> = batch.iter().map(String::as_str).collect();
@@ -407,7 +409,9 @@ impl Table {
         for batch in gone.chunks(FILTERS_PER_PACKET) {
             let batch: Vec<&str> = batch.iter().map(String::as_str).collect();
             transport.unsubscribe(&batch, deadline)?;
-            marks.unsubscribed.extend(batch.iter().map(|f| (*f).to_owned()));
+            marks
+                .unsubscribed
+                .extend(batch.iter().map(|f| (*f).to_owned()));
         }
         Ok(())
     }

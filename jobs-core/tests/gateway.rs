@@ -8,9 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use jobs_core::{
-    Client, Error, InvalidInput, Jobs, PublishRate, Subscriptions, ThingName,
-};
+use jobs_core::{Client, Error, InvalidInput, Jobs, PublishRate, Subscriptions, ThingName};
 use jobs_mock::service::{Clock, JobSpec, JobsService, Simulator};
 use jobs_mock::{MockBroker, Script};
 use serde_json::json;
@@ -54,7 +52,11 @@ fn per_thing_subscriptions_stop_at_the_budget_with_a_typed_error_before_anything
         error.to_string(),
         "6 more subscriptions would exceed the budget of 50 on this connection (48 in use)"
     );
-    assert_eq!(broker.subscribe_requests().len(), subscribes, "nothing was sent");
+    assert_eq!(
+        broker.subscribe_requests().len(),
+        subscribes,
+        "nothing was sent"
+    );
     // Closing a thing makes room.
     served[0].clone().close().unwrap();
     assert!(Jobs::new(&client, thing(8)).is_ok());
@@ -87,7 +89,11 @@ fn portable_wildcards_serve_any_number_of_things_with_six_subscriptions() {
                 jobs_core::JobId::new("fw").unwrap(),
                 jobs_core::Document::from_json(r#"{"operation":"install"}"#).unwrap(),
             )
-            .things((0..100).step_by(7).map(|n| ThingName::new(thing(n)).unwrap())),
+            .things(
+                (0..100)
+                    .step_by(7)
+                    .map(|n| ThingName::new(thing(n)).unwrap()),
+            ),
         )
         .unwrap();
     for (n, jobs) in served.iter().enumerate() {
@@ -101,7 +107,10 @@ fn portable_wildcards_serve_any_number_of_things_with_six_subscriptions() {
     for jobs in &served[1..] {
         jobs.clone().close().unwrap();
     }
-    assert!(broker.subscriptions(GATEWAY).is_empty(), "the last close unsubscribes");
+    assert!(
+        broker.subscriptions(GATEWAY).is_empty(),
+        "the last close unsubscribes"
+    );
 }
 
 #[test]
@@ -149,7 +158,10 @@ fn a_dropped_jobs_leaves_its_filters_until_the_budget_needs_their_room() {
     let third = Jobs::new(&client, thing(2)).unwrap();
     let filters = broker.subscriptions(GATEWAY);
     assert_eq!(filters.len(), 12);
-    assert!(filters.iter().all(|f| !f.contains(&thing(0))), "{filters:?}");
+    assert!(
+        filters.iter().all(|f| !f.contains(&thing(0))),
+        "{filters:?}"
+    );
     drop((second, third));
 }
 
@@ -207,8 +219,14 @@ fn a_burst_beyond_the_publish_rate_is_slowed_and_a_call_that_cannot_wait_publish
         jobs.list().unwrap();
     }
     // Two at once, then one every 50 ms: at least 200 ms for six.
-    assert!(started.elapsed() >= Duration::from_millis(190), "{:?}", started.elapsed());
-    let published = broker.published_on(&format!("$aws/things/{}/jobs/get", thing(0))).len();
+    assert!(
+        started.elapsed() >= Duration::from_millis(190),
+        "{:?}",
+        started.elapsed()
+    );
+    let published = broker
+        .published_on(&format!("$aws/things/{}/jobs/get", thing(0)))
+        .len();
     // A call whose turn comes after its deadline publishes nothing and times out.
     let error = jobs
         .with_timeout(Duration::from_millis(5))
@@ -282,14 +300,18 @@ fn one_runner_serves_many_things_with_a_bounded_pool_of_handler_threads() {
             .unwrap();
     }
     let runs: Arc<Mutex<HashMap<(String, String), usize>>> = Arc::default();
-    let (now_running, most_running) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (now_running, most_running) =
+        (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let (ended_tx, ended) = crossbeam_channel::unbounded();
     let runner = Runner::builder(&served[0])
         .things(&served[1..])
         .handler_threads(4)
         .handler("work", {
-            let (runs, now_running, most_running) =
-                (Arc::clone(&runs), Arc::clone(&now_running), Arc::clone(&most_running));
+            let (runs, now_running, most_running) = (
+                Arc::clone(&runs),
+                Arc::clone(&now_running),
+                Arc::clone(&most_running),
+            );
             move |ctx| {
                 let running = now_running.fetch_add(1, Ordering::SeqCst) + 1;
                 most_running.fetch_max(running, Ordering::SeqCst);
@@ -315,7 +337,11 @@ fn one_runner_serves_many_things_with_a_bounded_pool_of_handler_threads() {
     }
     stop.stop();
     running.join().unwrap().unwrap();
-    assert!(endings.iter().all(|e| e.ending == Ending::Reported(jobs_core::JobStatus::Succeeded)));
+    assert!(
+        endings
+            .iter()
+            .all(|e| e.ending == Ending::Reported(jobs_core::JobStatus::Succeeded))
+    );
     let runs = runs.lock();
     assert_eq!(runs.len(), targets.len() * 2);
     assert!(runs.values().all(|n| *n == 1), "{runs:?}");

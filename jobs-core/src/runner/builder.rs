@@ -186,7 +186,10 @@ impl RunnerBuilder {
         if self.max_concurrent == 0 {
             return refuse("max_concurrent", SettingProblem::Zero);
         }
-        if self.resync_interval.is_some_and(|interval| interval.is_zero()) {
+        if self
+            .resync_interval
+            .is_some_and(|interval| interval.is_zero())
+        {
             return refuse("resync_interval", SettingProblem::Zero);
         }
         if self.backoff.initial().is_zero() {
@@ -208,7 +211,8 @@ impl RunnerBuilder {
         }
         let count = self.things.len();
         let many = count > 1;
-        let per_thing_look = Duration::from_millis(100).saturating_mul(u32::try_from(count).unwrap_or(u32::MAX));
+        let per_thing_look =
+            Duration::from_millis(100).saturating_mul(u32::try_from(count).unwrap_or(u32::MAX));
         let (stop, stop_rx) = StopHandle::new();
         Ok(Runner {
             config: Arc::new(Config {
@@ -220,9 +224,7 @@ impl RunnerBuilder {
             handler_threads: self
                 .handler_threads
                 .unwrap_or_else(|| self.max_concurrent.saturating_mul(count).min(16)),
-            request_threads: self
-                .request_threads
-                .unwrap_or(if many { 8 } else { 1 }),
+            request_threads: self.request_threads.unwrap_or(if many { 8 } else { 1 }),
             things: self.things,
             max_concurrent: self.max_concurrent,
             step_timeout: self.step_timeout,

@@ -329,11 +329,9 @@ fn spawn(name: &str, run: impl FnOnce() + Send + 'static) -> Result<(), Error> {
         .name(name.to_owned())
         .spawn(run)
         .map(drop)
-        .map_err(|error| {
-            crate::Error::Transport {
-                operation: None,
-                source: crate::TransportError::backend(error),
-            }
+        .map_err(|error| crate::Error::Transport {
+            operation: None,
+            source: crate::TransportError::backend(error),
         })
 }
 
