@@ -94,6 +94,7 @@ pub mod runner;
 mod shared;
 mod status;
 mod subscriptions;
+mod sweep;
 pub mod topics;
 mod transport;
 pub mod validate;
@@ -109,6 +110,7 @@ pub use operation::Operation;
 pub use pace::PublishRate;
 pub use status::{JobStatus, RejectCode};
 pub use subscriptions::Subscriptions;
+pub use sweep::{Sweep, Swept};
 pub use transport::{
     BrokerLimits, ConnectionEvent, MessageSink, MqttTransport, QoS, SubscribeOutcome,
     TransportError,

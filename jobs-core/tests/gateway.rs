@@ -370,3 +370,62 @@ fn a_runner_refuses_a_thing_given_twice() {
         Error::InvalidInput(InvalidInput::DuplicateThing(_))
     ));
 }
+
+#[test]
+fn a_sweep_lists_every_thing_in_name_order_and_resumes_where_it_stopped() {
+    use jobs_core::Sweep;
+    use std::ops::ControlFlow;
+
+    let broker = MockBroker::new();
+    let simulator = Simulator::start(
+        Arc::new(broker.connect("jobs-service")),
+        JobsService::new(Clock::virtual_at(1_750_000_000)),
+    )
+    .unwrap();
+    let client = client(&broker, Subscriptions::PortableWildcards, Some(50));
+    // Built in reverse order: the sweep walks them by name.
+    let served: Vec<Jobs> = (0..30)
+        .rev()
+        .map(|n| Jobs::new(&client, thing(n)).unwrap())
+        .collect();
+    simulator
+        .create_job(
+            JobSpec::new(
+                jobs_core::JobId::new("fw").unwrap(),
+                jobs_core::Document::from_json(r#"{"operation":"install"}"#).unwrap(),
+            )
+            .things(
+                (0..30)
+                    .step_by(3)
+                    .map(|n| ThingName::new(thing(n)).unwrap()),
+            ),
+        )
+        .unwrap();
+    let mut sweep = Sweep::new(served.iter().cloned());
+    assert_eq!(sweep.len(), 30);
+    let mut seen = Vec::new();
+    sweep.run(4, |swept| {
+        assert_eq!((swept.index, swept.total), (seen.len(), 30));
+        let pending = swept.pending.unwrap().len();
+        seen.push((swept.thing.to_string(), pending));
+        if seen.len() == 12 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    assert_eq!(sweep.position(), 12);
+    assert_eq!(sweep.next_thing().unwrap().as_str(), thing(12));
+    // Resumed later, from where it stopped (as a new sweep would with `resume_at`).
+    let mut resumed = Sweep::new(served.iter().cloned()).resume_at(sweep.next_thing().unwrap());
+    resumed.run(4, |swept| {
+        seen.push((swept.thing.to_string(), swept.pending.unwrap().len()));
+        ControlFlow::Continue(())
+    });
+    let expected: Vec<(String, usize)> = (0..30)
+        .map(|n| (thing(n), usize::from(n % 3 == 0)))
+        .collect();
+    assert_eq!(seen, expected);
+    assert_eq!(resumed.position(), 30);
+    assert!(resumed.next_thing().is_none());
+}
