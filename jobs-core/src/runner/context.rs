@@ -254,6 +254,12 @@ impl Context {
         self.cancellation.is_stopping()
     }
 
+    /// A handle on the execution (its number named), for the download step's describe.
+    #[cfg(feature = "download")]
+    pub(crate) fn job_handle(&self) -> Job {
+        self.job.lock().clone()
+    }
+
     /// The cancellation signal, to wait on or to hand to the handler's own threads.
     pub fn cancellation(&self) -> &Cancellation {
         &self.cancellation

@@ -83,6 +83,8 @@
 
 mod builder;
 mod context;
+#[cfg(feature = "download")]
+mod download;
 mod driver;
 mod ended;
 mod machine;
@@ -99,6 +101,8 @@ use parking_lot::Mutex;
 
 pub use builder::RunnerBuilder;
 pub use context::{Cancellation, Context, Outcome};
+#[cfg(feature = "download")]
+pub use download::{Download, DownloadError, Downloaded};
 pub use ended::{Ended, Ending};
 pub use pacing::Backoff;
 
