@@ -42,7 +42,8 @@
 //!
 //! # Threading
 //! [`Client`], [`Jobs`] and [`Job`] are `Send + Sync` and spawn no threads (only the optional
-//! [`runner`] does, for its handlers and its event wait). Inbound
+//! [`runner`] does, for its handlers and requests, and [`Sweep::run`], for its lists in
+//! flight). Inbound
 //! messages are handled on the transport's delivery thread, which only parses, records and wakes
 //! the waiting caller; no lock is held while calling the transport.
 //!
