@@ -107,6 +107,14 @@ impl Boto3 {
         }
     }
 
+    /// Registers `name` (CreateThing) and returns its ARN.
+    fn thing(&mut self, name: &str) -> String {
+        self.ok("create_thing", json!({"thingName": name}))["thingArn"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     fn ok(&mut self, op: &str, args: Value) -> Value {
         self.call(op, args.clone())
             .unwrap_or_else(|error| panic!("{op} {args}: {error}"))
@@ -175,10 +183,11 @@ fn boto3_creates_a_job_a_device_runs_it_and_boto3_lists_the_outcome() {
     let broker = LocalBroker::start().unwrap();
     let (_service, endpoint) = start_service(&broker, &[]);
     let mut boto3 = Boto3::start(&endpoint);
+    let pumps = [boto3.thing("pump-07"), boto3.thing("pump-08")];
+    assert_eq!(pumps[0], "arn:aws:iot:us-east-1:123456789012:thing/pump-07");
     let created = boto3.ok(
         "create_job",
-        json!({"jobId": "rotate-logs", "description": "keep five",
-               "targets": ["arn:aws:iot:us-east-1:123456789012:thing/pump-07", "pump-08"],
+        json!({"jobId": "rotate-logs", "description": "keep five", "targets": pumps,
                "document": "{\"operation\":\"rotate-logs\",\"keep\":5}"}),
     );
     assert_eq!(
@@ -188,9 +197,17 @@ fn boto3_creates_a_job_a_device_runs_it_and_boto3_lists_the_outcome() {
     assert_eq!(
         boto3.error(
             "create_job",
-            json!({"jobId": "rotate-logs", "targets": ["pump-07"], "document": "{}"})
+            json!({"jobId": "rotate-logs", "targets": [pumps[0]], "document": "{}"})
         ),
         ("ResourceAlreadyExistsException".to_owned(), 409)
+    );
+    assert_eq!(
+        boto3.error(
+            "create_job",
+            json!({"jobId": "by-name", "targets": ["pump-07"], "document": "{}"})
+        ),
+        ("InvalidRequestException".to_owned(), 400),
+        "targets are ARNs, as on AWS"
     );
 
     for thing in ["pump-07", "pump-08"] {
@@ -227,9 +244,10 @@ fn boto3_force_cancels_an_in_progress_execution_and_the_devices_next_update_is_r
     let broker = LocalBroker::start().unwrap();
     let (_service, endpoint) = start_service(&broker, &[]);
     let mut boto3 = Boto3::start(&endpoint);
+    let pump = boto3.thing("pump-07");
     boto3.ok(
         "create_job",
-        json!({"jobId": "firmware", "targets": ["pump-07"], "document": "{\"v\":2}"}),
+        json!({"jobId": "firmware", "targets": [pump], "document": "{\"v\":2}"}),
     );
     let jobs = device(&broker, "pump-07");
     let mut job = jobs.start_next().unwrap().unwrap();
@@ -288,9 +306,10 @@ fn boto3_reruns_a_continuous_job_on_a_thing_as_execution_number_two() {
     let broker = LocalBroker::start().unwrap();
     let (_service, endpoint) = start_service(&broker, &[]);
     let mut boto3 = Boto3::start(&endpoint);
+    let pump = boto3.thing("pump-07");
     boto3.ok(
         "create_job",
-        json!({"jobId": "config", "targets": ["pump-07"], "document": "{}",
+        json!({"jobId": "config", "targets": [pump], "document": "{}",
                "targetSelection": "CONTINUOUS"}),
     );
     let jobs = device(&broker, "pump-07");
@@ -300,7 +319,7 @@ fn boto3_reruns_a_continuous_job_on_a_thing_as_execution_number_two() {
 
     boto3.ok(
         "associate_targets_with_job",
-        json!({"jobId": "config", "targets": ["pump-07"], "comment": "retry"}),
+        json!({"jobId": "config", "targets": [pump], "comment": "retry"}),
     );
     let second = jobs.start_next().unwrap().unwrap();
     assert_eq!(second.execution_number(), Some(ExecutionNumber::new(2)));
@@ -320,7 +339,7 @@ fn boto3_reruns_a_continuous_job_on_a_thing_as_execution_number_two() {
     assert_eq!(
         boto3.error(
             "associate_targets_with_job",
-            json!({"jobId": "nope", "targets": ["pump-07"]})
+            json!({"jobId": "nope", "targets": [pump]})
         ),
         ("ResourceNotFoundException".to_owned(), 404)
     );
@@ -331,9 +350,10 @@ fn a_one_minute_step_timer_fires_a_tenth_of_a_second_later_under_time_scale_600(
     let broker = LocalBroker::start().unwrap();
     let (_service, endpoint) = start_service(&broker, &["--time-scale", "600"]);
     let mut boto3 = Boto3::start(&endpoint);
+    let pump = boto3.thing("pump-07");
     boto3.ok(
         "create_job",
-        json!({"jobId": "slow", "targets": ["pump-07"], "document": "{}"}),
+        json!({"jobId": "slow", "targets": [pump], "document": "{}"}),
     );
     let jobs = device(&broker, "pump-07");
     let started = Instant::now();
@@ -369,9 +389,10 @@ fn advance_clock_and_reset_are_posted_beside_the_aws_operations() {
     let broker = LocalBroker::start().unwrap();
     let (_service, endpoint) = start_service(&broker, &[]);
     let mut boto3 = Boto3::start(&endpoint);
+    let pump = boto3.thing("pump-07");
     boto3.ok(
         "create_job",
-        json!({"jobId": "timed", "targets": ["pump-07"], "document": "{}",
+        json!({"jobId": "timed", "targets": [pump], "document": "{}",
                "timeoutConfig": {"inProgressTimeoutInMinutes": 10}}),
     );
     let jobs = device(&broker, "pump-07");
@@ -415,12 +436,18 @@ fn the_aws_cli_creates_a_job_and_lists_its_executions() {
             .output()
             .unwrap()
     };
+    let output = aws(&["create-thing", "--thing-name", "pump-07"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let create = [
         "create-job",
         "--job-id",
         "hotfix",
         "--targets",
-        "pump-07",
+        "arn:aws:iot:us-east-1:123456789012:thing/pump-07",
         "--document",
         r#"{"operation":"rotate-logs","keep":2}"#,
     ];
@@ -458,10 +485,11 @@ fn aws_iot_jobs_client_v2_works_through_two_jobs_each_as_execution_number_one() 
     let broker = LocalBroker::start().unwrap();
     let (_service, endpoint) = start_service(&broker, &[]);
     let mut boto3 = Boto3::start(&endpoint);
+    let pump = boto3.thing("pump-07");
     for id in ["first", "second"] {
         boto3.ok(
             "create_job",
-            json!({"jobId": id, "targets": ["pump-07"], "document": format!(r#"{{"job":"{id}"}}"#)}),
+            json!({"jobId": id, "targets": [pump], "document": format!(r#"{{"job":"{id}"}}"#)}),
         );
     }
     let uri = broker.uri();

@@ -380,9 +380,16 @@ fn simulator_control_operations_publish_their_events_before_returning() {
     let broker = MockBroker::new();
     let simulator = start(&broker);
     let (_device, rx) = recorder(&broker, "pump-07", &["$aws/things/pump-07/jobs/notify"]);
+    simulator
+        .call_json(
+            jobs_mock::service::api::Operation::CreateThing,
+            serde_json::json!({"thingName": "pump-07"}),
+        )
+        .unwrap();
     let created = simulator.call_json(
         jobs_mock::service::api::Operation::CreateJob,
-        serde_json::json!({"jobId": "a", "targets": ["pump-07"], "document": "{}"}),
+        serde_json::json!({"jobId": "a", "document": "{}",
+                           "targets": ["arn:aws:iot:us-east-1:123456789012:thing/pump-07"]}),
     );
     assert_eq!(created.unwrap()["jobId"], "a");
     assert!(rx.try_recv().is_ok(), "the notify was published");
