@@ -538,3 +538,318 @@ fn aws_iot_jobs_client_v2_works_through_two_jobs_each_as_execution_number_one() 
     );
     assert_eq!(listed["executionSummaries"].as_array().unwrap().len(), 2);
 }
+
+/// The ARN of thing group `name`.
+fn group_arn(name: &str) -> String {
+    format!("arn:aws:iot:us-east-1:123456789012:thinggroup/{name}")
+}
+
+/// `(executionNumber, status, versionNumber)` of the latest execution of `job` on `thing`.
+fn latest(boto3: &mut Boto3, job: &str, thing: &str) -> (i64, String, i64) {
+    let e = boto3.ok(
+        "describe_job_execution",
+        json!({"jobId": job, "thingName": thing}),
+    )["execution"]
+        .clone();
+    (
+        e["executionNumber"].as_i64().unwrap(),
+        e["status"].as_str().unwrap().to_owned(),
+        e["versionNumber"].as_i64().unwrap(),
+    )
+}
+
+#[test]
+fn boto3_drives_a_continuous_group_job_through_join_leave_removed_and_rejoin() {
+    let broker = LocalBroker::start().unwrap();
+    let (_service, endpoint) = start_service(&broker, &[]);
+    let mut boto3 = Boto3::start(&endpoint);
+    let group = boto3.ok("create_thing_group", json!({"thingGroupName": "pumps"}));
+    assert_eq!(group["thingGroupArn"], group_arn("pumps"));
+    for thing in ["pump-07", "pump-08", "pump-09"] {
+        boto3.thing(thing);
+    }
+    for thing in ["pump-07", "pump-08"] {
+        boto3.ok(
+            "add_thing_to_thing_group",
+            json!({"thingGroupName": "pumps", "thingName": thing}),
+        );
+    }
+    boto3.ok(
+        "create_job",
+        json!({"jobId": "fw", "targets": [group_arn("pumps")], "targetSelection": "CONTINUOUS",
+               "document": "{\"operation\":\"install\"}"}),
+    );
+    let pump07 = device(&broker, "pump-07");
+    let running = pump07.start_next().unwrap().unwrap();
+    assert_eq!(running.status(), Some(&JobStatus::InProgress));
+
+    // A thing joining later gets the job.
+    boto3.ok(
+        "add_thing_to_thing_group",
+        json!({"thingGroupName": "pumps", "thingName": "pump-09"}),
+    );
+    assert_eq!(latest(&mut boto3, "fw", "pump-09"), (1, "QUEUED".into(), 1));
+    let listed = boto3.ok(
+        "list_things_in_thing_group",
+        json!({"thingGroupName": "pumps"}),
+    );
+    assert_eq!(listed["things"], json!(["pump-07", "pump-08", "pump-09"]));
+
+    // Leaving: QUEUED becomes REMOVED (version kept), IN_PROGRESS stays.
+    for thing in ["pump-07", "pump-08"] {
+        boto3.ok(
+            "remove_thing_from_thing_group",
+            json!({"thingGroupName": "pumps", "thingName": thing}),
+        );
+    }
+    assert_eq!(
+        latest(&mut boto3, "fw", "pump-08"),
+        (1, "REMOVED".into(), 1)
+    );
+    assert_eq!(
+        latest(&mut boto3, "fw", "pump-07"),
+        (1, "IN_PROGRESS".into(), 2)
+    );
+    let pump08 = device(&broker, "pump-08");
+    let mut describe = pump08.job(jobs_core::JobId::new("fw").unwrap()).unwrap();
+    let error = describe.describe().unwrap_err();
+    assert_eq!(
+        error.rejection().unwrap().code,
+        RejectCode::TerminalStateReached
+    );
+    let mut removed = pump08.job(jobs_core::JobId::new("fw").unwrap()).unwrap();
+    let error = removed.update(JobStatus::InProgress, None).unwrap_err();
+    let rejection = error.rejection().unwrap();
+    assert_eq!(rejection.code, RejectCode::InvalidStateTransition);
+    assert_eq!(
+        rejection.execution_state.as_ref().unwrap().status,
+        Some(JobStatus::Removed)
+    );
+
+    // Rejoining runs the job again, as execution 2.
+    boto3.ok(
+        "add_thing_to_thing_group",
+        json!({"thingGroupName": "pumps", "thingName": "pump-08"}),
+    );
+    let again = pump08.start_next().unwrap().unwrap();
+    assert_eq!(again.execution_number(), Some(ExecutionNumber::new(2)));
+    let groups = boto3.ok(
+        "list_thing_groups_for_thing",
+        json!({"thingName": "pump-08"}),
+    );
+    assert_eq!(groups["thingGroups"][0]["groupName"], "pumps");
+    let job = boto3.ok("describe_job", json!({"jobId": "fw"}))["job"].clone();
+    assert_eq!(job["targets"], json!([group_arn("pumps")]));
+}
+
+#[test]
+fn boto3_sees_a_paced_rollout_and_a_failed_execution_retried() {
+    let broker = LocalBroker::start().unwrap();
+    let (_service, endpoint) = start_service(&broker, &[]);
+    let mut boto3 = Boto3::start(&endpoint);
+    boto3.ok("create_thing_group", json!({"thingGroupName": "pumps"}));
+    for i in 0..5 {
+        let thing = format!("pump-{i}");
+        boto3.thing(&thing);
+        boto3.ok(
+            "add_thing_to_thing_group",
+            json!({"thingGroupName": "pumps", "thingName": thing}),
+        );
+    }
+    boto3.ok(
+        "create_job",
+        json!({"jobId": "fw", "targets": [group_arn("pumps")], "document": "{}",
+               "jobExecutionsRolloutConfig": {"maximumPerMinute": 2},
+               "jobExecutionsRetryConfig": {"criteriaList": [
+                   {"failureType": "FAILED", "numberOfRetries": 2}]}}),
+    );
+    let count = |boto3: &mut Boto3| {
+        boto3.ok("list_job_executions_for_job", json!({"jobId": "fw"}))["executionSummaries"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(count(&mut boto3), 2);
+    boto3.ok(
+        "http_post",
+        json!({"path": "/jobs-service/advance-clock", "body": {"seconds": 60}}),
+    );
+    assert_eq!(count(&mut boto3), 4);
+    let job = boto3.ok("describe_job", json!({"jobId": "fw"}))["job"].clone();
+    assert_eq!(
+        job["jobExecutionsRolloutConfig"],
+        json!({"maximumPerMinute": 2})
+    );
+
+    let pump0 = device(&broker, "pump-0");
+    let mut first = pump0.start_next().unwrap().unwrap();
+    first.update(JobStatus::Failed, None).unwrap();
+    let retry = pump0.start_next().unwrap().unwrap();
+    assert_eq!(retry.execution_number(), Some(ExecutionNumber::new(2)));
+    let listed = boto3.ok(
+        "list_job_executions_for_thing",
+        json!({"thingName": "pump-0"}),
+    );
+    let retries: Vec<(i64, i64)> = listed["executionSummaries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let s = &s["jobExecutionSummary"];
+            (
+                s["executionNumber"].as_i64().unwrap(),
+                s["retryAttempt"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(retries, [(1, 0), (2, 1)]);
+}
+
+/// A GET of `url` (`http://HOST:PORT/PATH`) with an optional `Range`, over a plain
+/// `TcpStream`: status, headers (lowercase names) and body.
+fn http_get(url: &str, range: Option<&str>) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    use std::io::Read as _;
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let range = range.map_or_else(String::new, |r| format!("Range: {r}\r\n"));
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\n{range}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8(response[..split].to_vec()).unwrap();
+    let body = response[split + 4..].to_vec();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body)
+}
+
+#[test]
+fn the_aws_cli_creates_a_group_job_with_a_presigned_url_the_device_downloads_with_ranges() {
+    let dir = std::env::temp_dir().join(format!("jobs-mock-aws-files-{}", std::process::id()));
+    let firmware: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::create_dir_all(dir.join("fw-bucket")).unwrap();
+    std::fs::write(dir.join("fw-bucket/firmware-3.0.0.bin"), &firmware).unwrap();
+    let broker = LocalBroker::start().unwrap();
+    let files = dir.to_str().unwrap().to_owned();
+    let (_service, endpoint) = start_service(&broker, &["--files", &files]);
+    let aws = |args: &[&str]| {
+        let output = Command::new(aws_cli())
+            .args(["iot", "--endpoint-url", &endpoint, "--region", "us-east-1"])
+            .args(["--output", "json"])
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", "x")
+            .env("AWS_SECRET_ACCESS_KEY", "x")
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "aws {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice::<Value>(&output.stdout).unwrap_or(Value::Null)
+    };
+    aws(&["create-thing-group", "--thing-group-name", "pumps"]);
+    aws(&["create-thing", "--thing-name", "pump-07"]);
+    aws(&[
+        "add-thing-to-thing-group",
+        "--thing-group-name",
+        "pumps",
+        "--thing-name",
+        "pump-07",
+    ]);
+    let placeholder = "${aws:iot:s3-presigned-url-v2:https://s3.us-east-1.amazonaws.com/fw-bucket/firmware-3.0.0.bin}";
+    let document = format!(r#"{{"operation":"install-firmware","url":"{placeholder}"}}"#);
+    let arn = group_arn("pumps");
+    aws(&[
+        "create-job",
+        "--job-id",
+        "fw-3",
+        "--targets",
+        &arn,
+        "--target-selection",
+        "CONTINUOUS",
+        "--presigned-url-config",
+        "roleArn=arn:aws:iam::123456789012:role/jobs-s3,expiresInSec=60",
+        "--document",
+        &document,
+    ]);
+    let got = aws(&["get-job-document", "--job-id", "fw-3"]);
+    assert_eq!(
+        got["document"], document,
+        "the control plane keeps the placeholder"
+    );
+
+    let jobs = device(&broker, "pump-07");
+    let job = jobs.start_next().unwrap().unwrap();
+    let url = job.document().unwrap().to_value()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let address = endpoint.trim_start_matches("http://");
+    assert!(
+        url.starts_with(&format!(
+            "http://{address}/jobs-service/files/fw-bucket/firmware-3.0.0.bin?Expires="
+        )),
+        "{url}"
+    );
+    let (status, headers, body) = http_get(&url, None);
+    assert_eq!((status, body.len()), (200, firmware.len()));
+    // The size up front, as S3 sends it (before the fix the body came chunked).
+    assert!(headers.contains(&("content-length".into(), "200000".into())));
+    assert_eq!(body, firmware);
+    let (status, headers, body) = http_get(&url, Some("bytes=150000-"));
+    assert_eq!(status, 206);
+    assert!(headers.contains(&("content-range".into(), "bytes 150000-199999/200000".into())));
+    assert_eq!(body, firmware[150_000..]);
+
+    // Past expiresInSec on the service's clock: S3's 403; a describe gives a fresh URL.
+    let post = |path: &str, body: &str| {
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        std::io::Read::read_to_string(&mut stream, &mut response).unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    };
+    post("/jobs-service/advance-clock", r#"{"seconds": 60}"#);
+    let (status, _, body) = http_get(&url, Some("bytes=150000-"));
+    assert_eq!(status, 403);
+    let text = String::from_utf8(body).unwrap();
+    assert!(
+        text.contains("<Error><Code>AccessDenied</Code><Message>Request has expired</Message>"),
+        "{text}"
+    );
+    let mut job = job;
+    job.describe().unwrap();
+    let fresh = job.document().unwrap().to_value()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(fresh, url);
+    let (status, _, body) = http_get(&fresh, Some("bytes=150000-"));
+    assert_eq!((status, body.as_slice()), (206, &firmware[150_000..]));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -490,7 +490,9 @@ fn transfer(files: &Files, mut request: tiny_http::Request) {
         reader,
         usize::try_from(len).ok(),
         None,
-    );
+    )
+    // Content-Length, never chunked, as S3 sends objects: downloaders learn the size.
+    .with_chunked_threshold(usize::MAX);
     if let Err(error) = request.respond(response) {
         log::info!("file transfer {url} ended early: {error}");
     }
