@@ -66,6 +66,10 @@ impl JobsService {
     /// Queues a retry of each FAILED or TIMED_OUT execution not looked at yet, as the job's
     /// retry configuration allows.
     fn retry_failures(&mut self, now_ms: i64, events: &mut Vec<Outgoing>) {
+        // Every request settles: without a retry configuration there is nothing to scan.
+        if self.jobs.values().all(|r| r.retry.is_none()) {
+            return;
+        }
         let mut retries: Vec<(JobId, ThingName, RetryCounts)> = Vec::new();
         for (thing, state) in &mut self.things {
             for execution in &mut state.executions {
@@ -107,6 +111,9 @@ impl JobsService {
 
     /// Cancels (as CancelJob without `force`) every job whose abort criteria are met.
     fn check_aborts(&mut self, now_ms: i64, events: &mut Vec<Outgoing>) {
+        if self.jobs.values().all(|r| r.abort.is_none()) {
+            return;
+        }
         let mut aborted: Vec<(JobId, String)> = Vec::new();
         for (id, record) in &self.jobs {
             let Some(config) = &record.abort else {
