@@ -766,15 +766,15 @@ fn the_aws_cli_creates_a_group_job_with_a_presigned_url_the_device_downloads_wit
         );
         serde_json::from_slice::<Value>(&output.stdout).unwrap_or(Value::Null)
     };
-    aws(&["create-thing-group", "--thing-group-name", "pumps"]);
-    aws(&["create-thing", "--thing-name", "pump-07"]);
-    aws(&[
-        "add-thing-to-thing-group",
-        "--thing-group-name",
-        "pumps",
-        "--thing-name",
-        "pump-07",
-    ]);
+    // The registry through boto3 (one process for many calls); the job through the AWS CLI,
+    // as the README shows it.
+    let mut boto3 = Boto3::start(&endpoint);
+    boto3.ok("create_thing_group", json!({"thingGroupName": "pumps"}));
+    boto3.thing("pump-07");
+    boto3.ok(
+        "add_thing_to_thing_group",
+        json!({"thingGroupName": "pumps", "thingName": "pump-07"}),
+    );
     let placeholder = "${aws:iot:s3-presigned-url-v2:https://s3.us-east-1.amazonaws.com/fw-bucket/firmware-3.0.0.bin}";
     let document = format!(r#"{{"operation":"install-firmware","url":"{placeholder}"}}"#);
     let arn = group_arn("pumps");
@@ -851,5 +851,22 @@ fn the_aws_cli_creates_a_group_job_with_a_presigned_url_the_device_downloads_wit
     assert_ne!(fresh, url);
     let (status, _, body) = http_get(&fresh, Some("bytes=150000-"));
     assert_eq!((status, body.as_slice()), (206, &firmware[150_000..]));
+
+    // An upload (as `curl -T` does) lands in the store, in DIR/BUCKET/KEY.
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        stream,
+        "PUT /jobs-service/files/fw-bucket/notes.txt HTTP/1.1\r\nHost: {address}\r\n\
+         Content-Length: 5\r\nConnection: close\r\n\r\nhello"
+    )
+    .unwrap();
+    let mut response = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert_eq!(
+        std::fs::read(dir.join("fw-bucket/notes.txt")).unwrap(),
+        b"hello"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

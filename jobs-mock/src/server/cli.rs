@@ -179,6 +179,7 @@ mod tests {
             ["jobs-service", "--http=localhost"],
             ["jobs-service", "--broker=http://h:1"],
             ["jobs-service", "--cert=x.pem"],
+            ["jobs-service", "--files=/tmp/x"],
         ] {
             assert!(Args::try_parse_from(bad).is_err(), "{bad:?}");
         }

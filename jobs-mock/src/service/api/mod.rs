@@ -54,6 +54,7 @@ mod emulator_ops;
 mod execution_ops;
 mod group_ops;
 mod job_ops;
+mod membership_ops;
 mod shapes;
 mod thing_ops;
 
@@ -80,15 +81,17 @@ pub use execution_ops::{
     ListJobExecutionsForThingOutput,
 };
 pub use group_ops::{
-    AddThingToThingGroup, CreateThingGroup, CreateThingGroupOutput, DeleteThingGroup,
-    DescribeThingGroup, DescribeThingGroupOutput, GroupNameAndArn, ListThingGroups,
-    ListThingGroupsForThing, ListThingGroupsOutput, ListThingsInThingGroup,
-    ListThingsInThingGroupOutput, RemoveThingFromThingGroup, ThingGroupMetadata,
-    ThingGroupProperties,
+    CreateThingGroup, CreateThingGroupOutput, DeleteThingGroup, DescribeThingGroup,
+    DescribeThingGroupOutput, GroupNameAndArn, ListThingGroups, ListThingGroupsOutput,
+    ThingGroupMetadata, ThingGroupProperties,
 };
 pub use job_ops::{
     CancelJob, DeleteJob, DescribeJob, DescribeJobOutput, GetJobDocument, GetJobDocumentOutput,
     ListJobs, ListJobsOutput,
+};
+pub use membership_ops::{
+    AddThingToThingGroup, ListThingGroupsForThing, ListThingsInThingGroup,
+    ListThingsInThingGroupOutput, RemoveThingFromThingGroup,
 };
 pub use shapes::{
     Empty, Job, JobExecution, JobExecutionStatusDetails, JobExecutionSummary,
