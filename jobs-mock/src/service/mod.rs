@@ -104,8 +104,8 @@
 //!   and groups are listed by name (our choices).
 //! - **Targets** are ARNs, as AWS takes them (documented: "a list of things and thing
 //!   groups", ARNs in every AWS example): `arn:aws:iot:us-east-1:123456789012:thing/NAME` or
-//!   `…:thinggroup/NAME` of a **registered** thing or group (documented: jobs target things of
-//!   the registry). A bare name or any other string is an `InvalidRequestException`; an ARN
+//!   `…:thinggroup/NAME` of a **registered** thing or group (AWS documents targets as things
+//!   and thing groups, which are registry entries; a thing ARN names one). A bare name or any other string is an `InvalidRequestException`; an ARN
 //!   of an unknown thing or group, or of another account or region, is a
 //!   `ResourceNotFoundException` (both what a third-party emulator, MiniStack, answers; AWS's
 //!   exact answer is not recorded: our choice). A group target expands to its members at
@@ -119,8 +119,9 @@
 //!   terminal, version kept, `notify` and `notify-next` as for any end (documented: "REMOVED
 //!   … thing no longer a target"; version kept measured). An IN_PROGRESS execution **stays**
 //!   when its thing leaves, and a thing that rejoins gets a new execution with
-//!   `executionNumber` + 1 (both measured on AWS by MiniStack's authors, 2026, protocol
-//!   reference §8.5 — dated third-party measurements, not AWS documentation). SNAPSHOT jobs
+//!   `executionNumber` + 1 (both measured on AWS by MiniStack's authors, as the protocol
+//!   reference §8.5 records them with their date: third-party measurements, not AWS
+//!   documentation). SNAPSHOT jobs
 //!   never change their targets' executions after creation (documented).
 //! - **Rollout** (`jobExecutionsRolloutConfig`): at most `maximumPerMinute` executions are
 //!   queued per one-minute window counted from the job's creation on the service's clock;
