@@ -742,7 +742,15 @@ fn http_get(url: &str, range: Option<&str>) -> (u16, Vec<(String, String)>, Vec<
 
 #[test]
 fn the_aws_cli_creates_a_group_job_with_a_presigned_url_the_device_downloads_with_ranges() {
+    /// Removes the store's directory however the test ends.
+    struct Cleanup(PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
     let dir = std::env::temp_dir().join(format!("jobs-mock-aws-files-{}", std::process::id()));
+    let _cleanup = Cleanup(dir.clone());
     let firmware: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
     std::fs::create_dir_all(dir.join("fw-bucket")).unwrap();
     std::fs::write(dir.join("fw-bucket/firmware-3.0.0.bin"), &firmware).unwrap();
