@@ -52,6 +52,7 @@
 //! # }
 //! ```
 
+pub mod aws;
 mod broker;
 pub mod conformance;
 #[cfg(feature = "local-broker")]
