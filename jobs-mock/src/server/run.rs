@@ -18,7 +18,7 @@ use super::cli::{Args, init_logger};
 use super::control::{CONTROL_TOPIC, RESULT_TOPIC, handle_control};
 use super::http::HttpServer;
 use super::jobs_file::parse_jobs_file;
-use crate::service::{Clock, JobsService, Simulator};
+use crate::service::{Clock, JobsService, Simulator, SimulatorMode};
 
 /// How often the execution states are checked for the change log.
 const WATCH_INTERVAL: Duration = Duration::from_millis(200);
@@ -104,9 +104,14 @@ impl Server {
             .collect::<Result<Vec<_>, _>>()?;
 
         let transport = args.broker.connect(&args.client_id)?;
-        let simulator = Arc::new(Simulator::start(
+        let mode = match args.relay {
+            true => SimulatorMode::Relay,
+            false => SimulatorMode::Portable,
+        };
+        let simulator = Arc::new(Simulator::start_with(
             Arc::new(transport),
             JobsService::new(Clock::scaled(args.time_scale)),
+            mode,
         )?);
         let control = args
             .broker
