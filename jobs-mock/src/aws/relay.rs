@@ -71,11 +71,13 @@ pub fn classify(topic: &str) -> JobsTopic {
     let [Some("$aws"), Some("things"), Some(_), Some("jobs")] = namespace else {
         return JobsTopic::Other;
     };
-    let rest: Vec<&str> = levels.collect();
-    match rest.as_slice() {
-        [] => JobsTopic::Other,
-        ["notify" | "notify-next"] => JobsTopic::Event,
-        [_, .., "accepted" | "rejected"] => JobsTopic::Reply,
+    // Without collecting the levels: this runs for every publish of an AWS-mode broker.
+    let Some(first) = levels.next() else {
+        return JobsTopic::Other;
+    };
+    match levels.next_back() {
+        None if first == "notify" || first == "notify-next" => JobsTopic::Event,
+        Some("accepted" | "rejected") => JobsTopic::Reply,
         _ => JobsTopic::Request,
     }
 }

@@ -80,13 +80,18 @@ impl AwsState {
     }
 
     fn quota(&mut self, client_id: &str) -> &mut ClientQuota {
-        let rate = self.settings.publish_rate;
-        self.clients
-            .entry(client_id.to_owned())
-            .or_insert_with(|| ClientQuota {
+        // Looked up before inserting: no allocation for a client already counted.
+        if !self.clients.contains_key(client_id) {
+            let rate = self.settings.publish_rate;
+            let quota = ClientQuota {
                 window: rate.map(|rate| SlidingWindow::new(rate.limit, rate.per)),
                 counters: QuotaCounters::default(),
-            })
+            };
+            self.clients.insert(client_id.to_owned(), quota);
+        }
+        self.clients
+            .get_mut(client_id)
+            .unwrap_or_else(|| unreachable!("inserted above"))
     }
 
     /// Admits one publish of `client_id` (either direction) into its rate window.
