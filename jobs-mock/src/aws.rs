@@ -26,6 +26,12 @@
 //!
 //! The service's connection ([`AwsSettings::service_client_id`], `jobs-service` by default) is
 //! exempt from every quota and is the only one that may use the relay.
+//!
+//! On the `MockBroker`, recording ([`MockBroker::published`](crate::MockBroker::published))
+//! shows a relayed request on its own topic, published by the device; a relayed reply as the
+//! service's publish on `$jobs-emulator/reply/…` and, once delivered, as the broker's
+//! ([`BROKER_CLIENT`](crate::BROKER_CLIENT)) publish on the reply topic; a scripted reply as
+//! the broker's. A publish discarded by the rate quota is not recorded.
 
 mod counters;
 pub mod relay;

@@ -124,6 +124,18 @@ fn implicit_replies_reach_the_requester_alone_whether_or_not_it_subscribed() {
         .unwrap();
     assert_eq!(mine.topics(), [GET_ACCEPTED, GET_ACCEPTED]);
     assert!(theirs.topics().is_empty());
+    // Recorded: the requests as the device's, the deliveries as the broker's.
+    assert!(
+        broker
+            .published_on(GET)
+            .iter()
+            .all(|p| p.client == "pump-07")
+    );
+    let replies = broker.published_on(GET_ACCEPTED);
+    assert_eq!(replies.len(), 2);
+    assert!(replies.iter().all(|p| p.client == jobs_mock::BROKER_CLIENT));
+    let relayed = relay::reply_topic("pump-07", GET_ACCEPTED);
+    assert_eq!(broker.published_on(&relayed)[0].client, "jobs-service");
 }
 
 #[test]
@@ -323,6 +335,11 @@ fn a_burst_beyond_the_rate_is_discarded_without_puback_and_counted() {
     assert!(started.elapsed() >= Duration::from_millis(20));
     let counters = broker.quota_report().client("burst");
     assert_eq!((counters.published, counters.discarded_inbound), (100, 2));
+    assert_eq!(
+        broker.published_on("telemetry").len(),
+        100,
+        "discards are not recorded"
+    );
 
     // The window slides: 999 ms later still full, at 1 s the first 100 have left it.
     clock.advance(Duration::from_millis(999));
