@@ -101,7 +101,7 @@ impl Client {
 /// Configures a [`Client`]: the subscription strategy, the subscription budget and the
 /// publish pacing. The defaults come from the transport's [`BrokerLimits`](crate::BrokerLimits): for a transport
 /// that talks to AWS IoT Core, a budget of 50 subscriptions, 40 requests a second (bursts of
-/// 10) and 100 publishes in flight; for others, no limits.
+/// 5) and 100 publishes in flight; for others, no limits.
 #[must_use]
 pub struct ClientBuilder {
     transport: Arc<dyn MqttTransport>,

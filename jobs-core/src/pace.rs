@@ -24,10 +24,11 @@ impl PublishRate {
     }
 
     /// The rate the client takes for a broker whose limit is `limit` publishes a second,
-    /// inbound and outbound together (AWS IoT Core: 100): 40 % of it for requests, each of
-    /// which brings one reply back (80 % in all), leaving a fifth for events. Bursts of 10 %.
+    /// inbound and outbound together (AWS IoT Core: 100): 40 % of it for requests, with bursts
+    /// of 5 %. In any one second that is at most 45 % requests and 45 % replies (each request
+    /// brings one back), leaving a tenth for events, however the broker measures its second.
     pub fn within(limit: u32) -> Self {
-        Self::per_second(f64::from(limit) * 0.4, (limit / 10).max(1))
+        Self::per_second(f64::from(limit) * 0.4, (limit / 20).max(1))
     }
 
     /// Publishes a second, on average.
@@ -160,7 +161,7 @@ mod tests {
     #[test]
     fn the_default_for_a_broker_limit_leaves_room_for_replies_and_events() {
         let rate = PublishRate::within(100);
-        assert_eq!((rate.rate(), rate.burst()), (40.0, 10));
+        assert_eq!((rate.rate(), rate.burst()), (40.0, 5));
         assert!(rate.is_valid());
         assert!(!PublishRate::per_second(0.0, 1).is_valid());
         assert!(!PublishRate::per_second(f64::NAN, 1).is_valid());

@@ -429,3 +429,140 @@ fn a_sweep_lists_every_thing_in_name_order_and_resumes_where_it_stopped() {
     assert_eq!(resumed.position(), 30);
     assert!(resumed.next_thing().is_none());
 }
+
+/// A broker with AWS IoT Core's MQTT-level behaviour (implicit replies, quotas), its publish
+/// rate scaled up by `scale` to keep tests short, and the simulator behind its relay.
+fn aws(scale: usize) -> (MockBroker, Simulator) {
+    use jobs_mock::aws::AwsSettings;
+    use jobs_mock::service::SimulatorMode;
+    let broker = MockBroker::with_aws(
+        AwsSettings::default().publish_rate(100 * scale, Duration::from_secs(1)),
+    );
+    let simulator = Simulator::start_with(
+        Arc::new(broker.connect("jobs-service")),
+        JobsService::new(Clock::virtual_at(1_750_000_000)),
+        SimulatorMode::Relay,
+    )
+    .unwrap();
+    (broker, simulator)
+}
+
+/// A client for AWS IoT Core's limits, the publish rate scaled as the broker's.
+fn aws_client(broker: &MockBroker, subscriptions: Subscriptions, scale: u32) -> Client {
+    Client::builder(broker.connect(GATEWAY))
+        .subscriptions(subscriptions)
+        .max_subscriptions(Some(50))
+        .publish_rate(Some(PublishRate::within(100 * scale)))
+        .build()
+        .unwrap()
+}
+
+fn create(simulator: &Simulator, id: &str, things: impl IntoIterator<Item = usize>) {
+    simulator
+        .create_job(
+            JobSpec::new(
+                jobs_core::JobId::new(id).unwrap(),
+                jobs_core::Document::from_json(r#"{"operation":"work"}"#).unwrap(),
+            )
+            .things(
+                things
+                    .into_iter()
+                    .map(|n| ThingName::new(thing(n)).unwrap()),
+            ),
+        )
+        .unwrap();
+}
+
+#[test]
+fn implicit_replies_serve_fifty_things_on_aws_iot_core_and_refuse_the_fifty_first_locally() {
+    let (broker, simulator) = aws(100);
+    let client = aws_client(
+        &broker,
+        Subscriptions::ImplicitReplies { notify: false },
+        100,
+    );
+    let served: Vec<Jobs> = (0..50)
+        .map(|n| Jobs::new(&client, thing(n)).unwrap())
+        .collect();
+    let error = Jobs::new(&client, thing(50)).unwrap_err();
+    assert!(matches!(
+        error,
+        Error::InvalidInput(InvalidInput::SubscriptionBudget { budget: 50, .. })
+    ));
+    create(&simulator, "fw", (0..50).step_by(5));
+    for (n, jobs) in served.iter().enumerate() {
+        assert_eq!(
+            jobs.list().unwrap().len(),
+            usize::from(n % 5 == 0),
+            "thing {n}"
+        );
+    }
+    let report = broker.quota_report().client(GATEWAY);
+    assert_eq!(report.subscriptions, 50);
+    assert_eq!(report.subscribe_refused, 0);
+    assert_eq!(report.discarded(), 0);
+}
+
+#[test]
+fn gateway_wildcards_serve_a_thousand_things_with_one_subscription_and_route_their_events() {
+    use jobs_core::Event;
+    let (broker, simulator) = aws(100);
+    let client = aws_client(
+        &broker,
+        Subscriptions::GatewayWildcards { notify: false },
+        100,
+    );
+    let started = Instant::now();
+    let served: Vec<Jobs> = (0..1000)
+        .map(|n| Jobs::new(&client, thing(n)).unwrap())
+        .collect();
+    eprintln!("1,000 things built in {:?}", started.elapsed());
+    assert_eq!(client.subscription_count(), 1);
+    assert_eq!(
+        broker.subscriptions(GATEWAY),
+        ["$aws/things/+/jobs/notify-next"]
+    );
+    create(&simulator, "fw", [3, 500, 999]);
+    // The events reach exactly the things they are for.
+    for n in [3, 500, 999] {
+        let event = served[n]
+            .with_timeout(Duration::from_secs(5))
+            .next_event()
+            .unwrap();
+        assert!(
+            matches!(event, Some(Event::NextJobChanged(_))),
+            "thing {n}: {event:?}"
+        );
+    }
+    assert!(served[4].try_next_event().is_none());
+    // Replies come back unsubscribed, to this connection alone.
+    for n in [3, 4, 500] {
+        assert_eq!(served[n].list().unwrap().len(), usize::from(n != 4));
+    }
+    assert_eq!(broker.quota_report().client(GATEWAY).discarded(), 0);
+}
+
+#[test]
+fn a_burst_beyond_aws_iot_cores_publish_rate_is_slowed_by_the_client_never_discarded() {
+    // The real rate: 100 publishes a second, in and out together, in a sliding window.
+    let (broker, _simulator) = aws(1);
+    let client = aws_client(
+        &broker,
+        Subscriptions::GatewayWildcards { notify: false },
+        1,
+    );
+    let jobs = Jobs::new(&client, thing(0)).unwrap();
+    let started = Instant::now();
+    for _ in 0..60 {
+        jobs.list().unwrap();
+    }
+    // 5 at once, then 40 a second: the 60th about 1.4 s in.
+    assert!(
+        started.elapsed() >= Duration::from_millis(1300),
+        "{:?}",
+        started.elapsed()
+    );
+    let report = broker.quota_report().client(GATEWAY);
+    assert_eq!(report.discarded(), 0, "{report:?}");
+    assert_eq!(report.published, 60);
+}
