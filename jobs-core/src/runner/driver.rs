@@ -127,14 +127,14 @@ impl Driver<'_> {
             stop_seen: false,
         };
         loop {
-            self.take_inputs(&mut state);
-            let mut acted = true;
-            while acted {
-                acted = false;
+            // Until nothing happens: an input taken after the last poll must be polled for
+            // before the loop sleeps.
+            let mut busy = true;
+            while busy {
+                busy = self.take_inputs(&mut state);
                 for index in 0..state.things.len() {
-                    acted |= self.poll_thing(&mut state, index);
+                    busy |= self.poll_thing(&mut state, index);
                 }
-                self.take_inputs(&mut state);
             }
             if state.things.iter().all(|thing| thing.exit.is_some()) {
                 return outcome(&state);
@@ -163,18 +163,21 @@ impl Driver<'_> {
         }
     }
 
-    /// Feeds the machines everything that happened, without blocking.
-    fn take_inputs(&self, state: &mut Loop) {
+    /// Feeds the machines everything that happened, without blocking; true if anything was.
+    fn take_inputs(&self, state: &mut Loop) -> bool {
         let now = Instant::now();
+        let mut took = false;
         if !state.stop_seen
             && let Some(at) = self.stop.requested_at()
         {
             state.stop_seen = true;
+            took = true;
             for thing in &mut state.things {
                 thing.machine.handle(Input::Stop { at }, now);
             }
         }
         while let Ok((index, done)) = state.done_rx.try_recv() {
+            took = true;
             state.handlers_running = state.handlers_running.saturating_sub(1);
             if let Some(thing) = state.things.get_mut(index) {
                 thing.running.remove(&done.key);
@@ -189,25 +192,30 @@ impl Driver<'_> {
             }
         }
         while let Ok((index, answer)) = state.answers.try_recv() {
+            took = true;
             if let Some(thing) = state.things.get_mut(index) {
                 thing.machine.handle(answer, now);
             }
         }
         while let Ok((index, notice)) = state.notices.try_recv() {
+            took = true;
             if let (Some(thing), Notice::Event(event)) = (state.things.get_mut(index), notice) {
                 thing.machine.handle(Input::Event(*event), now);
             }
         }
         for thing in &mut state.things {
-            if thing.jobs.shared().closed.load(Ordering::Acquire) {
+            if thing.exit.is_none() && thing.jobs.shared().closed.load(Ordering::Acquire) {
+                took = true;
                 thing.machine.handle(Input::Closed, now);
             }
             let epoch = thing.jobs.client.router.epoch();
             if epoch != thing.epoch {
+                took = true;
                 thing.epoch = epoch;
                 thing.machine.handle(Input::Reconnected, now);
             }
         }
+        took
     }
 
     /// Carries out one action of thing `index`.
