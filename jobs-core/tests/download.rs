@@ -1,5 +1,6 @@
-//! The runner's download step against a local HTTP server that cuts, expires and stalls on
-//! command: resume with `Range`, SHA-256 verification, fresh URLs, cancel and stop.
+//! The runner's download step against a local HTTP server that cuts, expires, stalls and
+//! dies on command: resume with `Range`, SHA-256 verification, fresh URLs, cancel and stop
+//! (prompt even while the server stalls), and a server killed mid-transfer and restarted.
 
 #![allow(clippy::unwrap_used, reason = "test helpers fail the test on bad data")]
 
@@ -8,13 +9,16 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use common::fleet::{WAIT, fleet, signal, start};
+use crossbeam_channel::{Receiver, Sender};
 use jobs_core::JobStatus;
 use jobs_core::runner::{Download, DownloadError, Outcome, Runner};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -25,8 +29,9 @@ struct Behaviour {
     cuts: Vec<usize>,
     /// Requests answered 403 before the file is served again.
     expired: usize,
-    /// Answers hold back the body until released (a stall).
-    stall: Option<crossbeam_channel::Receiver<()>>,
+    /// The next request sends this many bytes of its body, then waits for the receiver (a
+    /// stall) before it sends the rest, or closes the connection if the server was killed.
+    stall: Option<(usize, Receiver<()>)>,
     /// Requests seen: the path and the range start asked for.
     requests: Vec<(String, Option<u64>)>,
 }
@@ -35,6 +40,10 @@ struct FileServer {
     port: u16,
     content: Arc<Vec<u8>>,
     behaviour: Arc<Mutex<Behaviour>>,
+    /// Set by [`FileServer::kill`]: the listener is closed, stalled answers close early.
+    killed: Arc<AtomicBool>,
+    /// Ends when the accept loop has dropped its listener.
+    accepting: Option<thread::JoinHandle<()>>,
 }
 
 impl FileServer {
@@ -42,21 +51,47 @@ impl FileServer {
         let content: Arc<Vec<u8>> = Arc::new((0..size).map(|i| (i * 7 % 251) as u8).collect());
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let behaviour = Arc::new(Mutex::new(Behaviour::default()));
-        {
-            let (content, behaviour) = (Arc::clone(&content), Arc::clone(&behaviour));
-            thread::spawn(move || {
-                for stream in listener.incoming().flatten() {
-                    let (content, behaviour) = (Arc::clone(&content), Arc::clone(&behaviour));
-                    thread::spawn(move || serve(stream, &content, &behaviour));
-                }
-            });
-        }
-        Self {
+        let mut server = Self {
             port,
             content,
-            behaviour,
-        }
+            behaviour: Arc::new(Mutex::new(Behaviour::default())),
+            killed: Arc::new(AtomicBool::new(false)),
+            accepting: None,
+        };
+        server.accept(listener);
+        server
+    }
+
+    fn accept(&mut self, listener: TcpListener) {
+        let (content, behaviour) = (Arc::clone(&self.content), Arc::clone(&self.behaviour));
+        let killed = Arc::clone(&self.killed);
+        self.accepting = Some(thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                if killed.load(Ordering::SeqCst) {
+                    // The listener is dropped here: the port refuses connections.
+                    return;
+                }
+                let (content, behaviour) = (Arc::clone(&content), Arc::clone(&behaviour));
+                let killed = Arc::clone(&killed);
+                thread::spawn(move || serve(stream, &content, &behaviour, &killed));
+            }
+        }));
+    }
+
+    /// Kills the server: the port refuses connections from now on, and a stalled answer is
+    /// cut where it stalled once its stall is released.
+    fn kill(&mut self) {
+        self.killed.store(true, Ordering::SeqCst);
+        // Wakes the accept loop, which sees the flag and drops the listener.
+        drop(TcpStream::connect(("127.0.0.1", self.port)).unwrap());
+        self.accepting.take().unwrap().join().unwrap();
+    }
+
+    /// Starts the server again on the same port.
+    fn restart(&mut self) {
+        self.killed.store(false, Ordering::SeqCst);
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).unwrap();
+        self.accept(listener);
     }
 
     fn url(&self, path: &str) -> String {
@@ -73,9 +108,17 @@ impl FileServer {
     fn requests(&self) -> Vec<(String, Option<u64>)> {
         self.behaviour.lock().requests.clone()
     }
+
+    /// The next request stalls after `bytes` of its body until the returned sender sends
+    /// (or is dropped).
+    fn stall_after(&self, bytes: usize) -> Sender<()> {
+        let (release, stall) = crossbeam_channel::bounded(0);
+        self.behaviour.lock().stall = Some((bytes, stall));
+        release
+    }
 }
 
-fn serve(stream: TcpStream, content: &[u8], behaviour: &Mutex<Behaviour>) {
+fn serve(stream: TcpStream, content: &[u8], behaviour: &Mutex<Behaviour>, killed: &AtomicBool) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut line = String::new();
     if reader.read_line(&mut line).is_err() {
@@ -104,7 +147,7 @@ fn serve(stream: TcpStream, content: &[u8], behaviour: &Mutex<Behaviour>) {
         } else {
             Some(b.cuts.remove(0))
         };
-        (expired, cut, b.stall.clone())
+        (expired, cut, b.stall.take())
     };
     let mut stream = stream;
     if expired {
@@ -136,14 +179,78 @@ fn serve(stream: TcpStream, content: &[u8], behaviour: &Mutex<Behaviour>) {
     if stream.write_all(head.as_bytes()).is_err() {
         return;
     }
-    if let Some(stall) = stall {
-        let _ = stall.recv_timeout(WAIT);
-    }
     let body = match cut {
         Some(cut) => &body[..cut.min(body.len())],
         None => body,
     };
+    let body = match stall {
+        Some((at, stall)) => {
+            let at = at.min(body.len());
+            if stream.write_all(&body[..at]).is_err() {
+                return;
+            }
+            let _ = stall.recv_timeout(WAIT);
+            if killed.load(Ordering::SeqCst) {
+                return;
+            }
+            &body[at..]
+        }
+        None => body,
+    };
     let _ = stream.write_all(body);
+}
+
+/// The runner's debug lines, kept for the test that waits for a refused connection.
+struct Captured {
+    lines: Mutex<Vec<String>>,
+    added: Condvar,
+}
+
+impl log::Log for Captured {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.target().starts_with("jobs_core")
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            self.lines.lock().push(record.args().to_string());
+            self.added.notify_all();
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+fn captured() -> &'static Captured {
+    static CAPTURED: OnceLock<&'static Captured> = OnceLock::new();
+    CAPTURED.get_or_init(|| {
+        let captured: &'static Captured = Box::leak(Box::new(Captured {
+            lines: Mutex::new(Vec::new()),
+            added: Condvar::new(),
+        }));
+        log::set_logger(captured).unwrap();
+        log::set_max_level(log::LevelFilter::Debug);
+        captured
+    })
+}
+
+impl Captured {
+    /// Waits (at most [`WAIT`]) until a line from index `from` on contains `text`.
+    fn wait_for(&self, from: usize, text: &str) {
+        let deadline = Instant::now() + WAIT;
+        let mut lines = self.lines.lock();
+        while !lines.iter().skip(from).any(|line| line.contains(text)) {
+            assert!(
+                !self.added.wait_until(&mut lines, deadline).timed_out(),
+                "no log line with {text:?}: {:?}",
+                &lines[from.min(lines.len())..]
+            );
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.lines.lock().len()
+    }
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -286,15 +393,27 @@ fn an_expired_url_is_replaced_by_the_one_a_fresh_describe_returns() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// The partial file of a download to `destination`.
+fn partial_of(destination: &std::path::Path) -> PathBuf {
+    Download::new("u", destination, &"0".repeat(64))
+        .unwrap()
+        .partial_path()
+}
+
+/// Waits until the execution's last progress report says `bytes` were downloaded.
+fn wait_for_progress(f: &common::fleet::Fleet, bytes: u64) {
+    let bytes = bytes.to_string();
+    f.wait_until("the download reported its progress", || {
+        f.details("fw")
+            .is_some_and(|details| details.get("downloadedBytes") == Some(bytes.as_str()))
+    });
+}
+
 #[test]
-fn a_cancel_mid_download_stops_it_promptly_and_keeps_the_partial_file() {
+fn a_cancel_mid_download_returns_while_the_server_still_stalls_and_keeps_the_partial_file() {
     let server = FileServer::start(200_000);
-    let (release, stall) = crossbeam_channel::bounded::<()>(0);
-    {
-        let mut behaviour = server.behaviour.lock();
-        behaviour.cuts = vec![80_000];
-        behaviour.stall = Some(stall);
-    }
+    // 80,000 bytes, then a stall that lasts until the test releases it.
+    let release = server.stall_after(80_000);
     let dir = temp_dir("cancel");
     let destination = dir.join("firmware.bin");
     let f = fleet();
@@ -303,35 +422,168 @@ fn a_cancel_mid_download_stops_it_promptly_and_keeps_the_partial_file() {
     let (url, sha, dest) = (server.url("fw.bin"), server.sha256(), destination.clone());
     let runner = Runner::builder(&f.jobs)
         .handler("install", move |ctx| {
-            let outcome = ctx.download(&Download::new(&url, &dest, &sha)?);
-            result_tx.send(outcome.map(|d| d.bytes)).unwrap();
+            let download = Download::new(&url, &dest, &sha)?.progress_every(Duration::ZERO);
+            result_tx
+                .send(ctx.download(&download).map(|d| d.bytes))
+                .unwrap();
             Ok(Outcome::failed())
         })
         .build()
         .unwrap();
     let (stop, thread) = start(runner);
-    // The first request stalls after its head; the service cancels the job meanwhile.
-    f.wait_until("the job runs", || f.status("fw") == JobStatus::InProgress);
+    wait_for_progress(&f, 80_000);
     f.simulator
         .cancel_job(&jobs_core::JobId::new("fw").unwrap())
         .unwrap();
-    // The stalled body is released; the download notices the cancel at its next read.
-    release.send(()).unwrap();
     let outcome = result.recv_timeout(WAIT).unwrap();
     assert!(
         matches!(outcome, Err(DownloadError::Canceled)),
         "{outcome:?}"
     );
+    // The server is still stalled in its answer (it takes the release at once): the download
+    // did not wait for it. Before the fix it noticed the cancel only at its next read.
+    assert!(
+        release.try_send(()).is_ok(),
+        "the download waited for the server"
+    );
     stop.stop();
     thread.join().unwrap().unwrap();
     assert_eq!(f.status("fw"), JobStatus::Canceled);
     assert!(!destination.exists());
-    let partial = Download::new("u", &destination, &"0".repeat(64))
-        .unwrap()
-        .partial_path();
-    assert!(
-        partial.exists(),
+    assert_eq!(
+        std::fs::metadata(partial_of(&destination)).unwrap().len(),
+        80_000,
         "the partial file is kept for a later resume"
     );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_stop_mid_download_returns_at_once_and_the_next_runner_resumes_from_the_partial_file() {
+    let server = FileServer::start(200_000);
+    let release = server.stall_after(80_000);
+    let dir = temp_dir("stop");
+    let destination = dir.join("firmware.bin");
+    let f = fleet();
+    f.create("fw", json!({"operation": "install"}));
+    let (result_tx, result) = signal();
+    // A handler stopped mid-download leaves the execution IN_PROGRESS: it returns nothing
+    // until the runner has abandoned it (the agent example does the same).
+    let (abandoned_tx, abandoned) = signal::<()>();
+    let handler = {
+        let (url, sha, dest) = (server.url("fw.bin"), server.sha256(), destination.clone());
+        move |ctx: &jobs_core::runner::Context| {
+            let download = Download::new(&url, &dest, &sha)?.progress_every(Duration::ZERO);
+            match ctx.download(&download) {
+                Ok(done) => Ok(Outcome::succeeded().with_details(
+                    jobs_core::StatusDetails::from_pairs([
+                        ("resumed", ctx.resumed().to_string()),
+                        ("resumedFrom", done.resumed_from.to_string()),
+                    ])?,
+                )),
+                Err(error) => {
+                    result_tx.send(error).unwrap();
+                    let _ = abandoned.recv_timeout(WAIT);
+                    Ok(Outcome::failed())
+                }
+            }
+        }
+    };
+    let handler = Arc::new(handler);
+    let runner = {
+        let handler = Arc::clone(&handler);
+        Runner::builder(&f.jobs)
+            .stop_grace(Duration::from_millis(100))
+            .handler("install", move |ctx| handler(ctx))
+            .build()
+            .unwrap()
+    };
+    let (stop, thread) = start(runner);
+    wait_for_progress(&f, 80_000);
+    stop.stop();
+    let error = result.recv_timeout(WAIT).unwrap();
+    assert!(matches!(error, DownloadError::Stopping), "{error:?}");
+    assert!(
+        release.try_send(()).is_ok(),
+        "the download waited for the server"
+    );
+    // The runner returns after its grace, the handler abandoned: the execution stays
+    // IN_PROGRESS, the partial file beside the destination.
+    thread.join().unwrap().unwrap();
+    drop(abandoned_tx);
+    assert_eq!(f.status("fw"), JobStatus::InProgress);
+    assert!(!destination.exists());
+    assert_eq!(
+        std::fs::metadata(partial_of(&destination)).unwrap().len(),
+        80_000
+    );
+
+    // The next runner (after a restart) resumes the execution and the download.
+    let runner = Runner::builder(&f.jobs)
+        .handler("install", move |ctx| handler(ctx))
+        .build()
+        .unwrap();
+    let (stop, thread) = start(runner);
+    f.wait_until("the job ended", || f.status("fw").is_terminal());
+    stop.stop();
+    thread.join().unwrap().unwrap();
+    assert_eq!(f.status("fw"), JobStatus::Succeeded);
+    let details = f.details("fw").unwrap();
+    assert_eq!(details.get("resumed"), Some("true"));
+    assert_eq!(details.get("resumedFrom"), Some("80000"));
+    assert_eq!(
+        server.requests().last(),
+        Some(&("/fw.bin".to_owned(), Some(80_000)))
+    );
+    assert_eq!(std::fs::read(&destination).unwrap(), *server.content);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_server_killed_mid_transfer_is_retried_until_it_is_back_and_the_download_resumes() {
+    let log = captured();
+    let mut server = FileServer::start(300_000);
+    let release = server.stall_after(100_000);
+    let dir = temp_dir("killed");
+    let destination = dir.join("firmware.bin");
+    let f = fleet();
+    f.create("fw", json!({"operation": "install"}));
+    let (url, sha, dest) = (server.url("fw.bin"), server.sha256(), destination.clone());
+    let runner = Runner::builder(&f.jobs)
+        .handler("install", move |ctx| {
+            let download = Download::new(&url, &dest, &sha)?.progress_every(Duration::ZERO);
+            let done = ctx.download(&download)?;
+            Ok(
+                Outcome::succeeded().with_details(jobs_core::StatusDetails::from_pairs([(
+                    "bytes",
+                    done.bytes.to_string(),
+                )])?),
+            )
+        })
+        .build()
+        .unwrap();
+    let (stop, thread) = start(runner);
+    wait_for_progress(&f, 100_000);
+    // The server dies: its port refuses connections, and the answer in flight is cut.
+    let from = log.count();
+    server.kill();
+    drop(release);
+    // The download finds the port closed at least once…
+    log.wait_for(from, "refused");
+    // …and resumes once the server is back.
+    server.restart();
+    f.wait_until("the job ended", || f.status("fw").is_terminal());
+    stop.stop();
+    thread.join().unwrap().unwrap();
+    assert_eq!(
+        f.status("fw"),
+        JobStatus::Succeeded,
+        "{:?}",
+        f.details("fw")
+    );
+    assert_eq!(f.details("fw").unwrap().get("bytes"), Some("300000"));
+    let ranges: Vec<Option<u64>> = server.requests().into_iter().map(|(_, r)| r).collect();
+    assert_eq!(ranges, vec![None, Some(100_000)]);
+    assert_eq!(std::fs::read(&destination).unwrap(), *server.content);
     std::fs::remove_dir_all(dir).unwrap();
 }

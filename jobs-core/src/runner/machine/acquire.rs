@@ -288,6 +288,40 @@ impl Acquisition {
     }
 }
 
+/// What the events since the current acquisition round's list showed as pending. An event
+/// that comes while the round is taking an execution on cannot check it (it is not running
+/// yet); an execution the round takes on that one of these events did not show pending is
+/// checked once its handler runs.
+#[derive(Debug, Default)]
+pub(crate) struct ShownPending {
+    views: Vec<Vec<Key>>,
+    /// More events came than are kept: every execution taken on is checked.
+    overflowed: bool,
+}
+
+impl ShownPending {
+    /// The most views kept in one round.
+    const MAX: usize = 16;
+
+    pub(crate) fn clear(&mut self) {
+        self.views.clear();
+        self.overflowed = false;
+    }
+
+    pub(crate) fn record(&mut self, pending: Vec<Key>) {
+        if self.views.len() < Self::MAX {
+            self.views.push(pending);
+        } else {
+            self.overflowed = true;
+        }
+    }
+
+    /// Whether an event since the round's list did not show `key` pending.
+    pub(crate) fn missed(&self, key: &Key) -> bool {
+        self.overflowed || self.views.iter().any(|pending| !pending.contains(key))
+    }
+}
+
 /// Logs a failed search: at debug level while offline (expected, and retried when the
 /// connection is back), as a warning otherwise.
 fn log_failure(what: &str, error: &Error) {

@@ -181,6 +181,8 @@ pub(crate) struct Machine {
     actions: VecDeque<Action>,
     in_flight: Option<InFlight>,
     acquisition: Acquisition,
+    /// What the events since the current round's list showed as pending.
+    shown: acquire::ShownPending,
     resubscribe: bool,
     next_resync: Instant,
     /// Set by a stop: the instant the stop grace ends.
@@ -203,6 +205,7 @@ impl Machine {
             actions: VecDeque::new(),
             in_flight: None,
             acquisition: Acquisition::wanted(),
+            shown: acquire::ShownPending::default(),
             resubscribe: false,
             next_resync,
             stop_deadline: None,
@@ -324,6 +327,9 @@ impl Machine {
                 if !complete || pending.iter().any(|key| !self.is_known(key)) {
                     self.acquisition.want();
                 }
+                if complete {
+                    self.shown.record(pending);
+                }
             }
             Event::NextJobChanged(next) => match &next.execution {
                 Some(head) => {
@@ -332,8 +338,12 @@ impl Machine {
                     if !self.is_known(&head) {
                         self.acquisition.want();
                     }
+                    self.shown.record(vec![head]);
                 }
-                None => self.check_running_except(|_| false),
+                None => {
+                    self.check_running_except(|_| false);
+                    self.shown.record(Vec::new());
+                }
             },
         }
     }
@@ -522,6 +532,9 @@ impl Machine {
                 .next(now, &backoff, &mut self.jitter, room, holds_any, |key| {
                     held.contains_key(key) || finished.contains(key)
                 })?;
+        if step == acquire::Step::List {
+            self.shown.clear();
+        }
         let request = step.request();
         self.in_flight = Some(InFlight::Acquire(step));
         Some(request)
@@ -611,12 +624,15 @@ impl Machine {
         match taken {
             acquire::Taken::Run { execution, resumed } => {
                 let key = Key::of(&execution);
+                // An event since the round's list that did not show it pending (a cancel that
+                // came while start-next was in flight, say) is not lost: it is checked.
+                let check_wanted = self.shown.missed(&key);
                 self.held.insert(
                     key,
                     Held {
                         phase: Phase::Running,
                         pacer: Pacer::new(),
-                        check_wanted: false,
+                        check_wanted,
                         ended_by_service: None,
                     },
                 );

@@ -766,3 +766,71 @@ fn a_failed_resubscription_while_every_slot_is_busy_is_retried_when_paced() {
         2
     );
 }
+
+#[test]
+fn a_cancel_that_comes_while_start_next_is_in_flight_is_checked_once_the_handler_runs() {
+    // The service starts the execution, then cancels it; the cancel's notify-next (nothing
+    // pending) is taken in before start-next's answer. Before the fix the event found nothing
+    // running to check, and the cancel was missed until the resync interval.
+    let mut h = Harness::new(1);
+    let one = key("fw", 1);
+    h.expect(Request::List, Ok(Reply::Listed(vec![listed(&one, false)])));
+    assert_eq!(h.next(), Some(Request::StartNext));
+    h.handle(Input::Event(next_changed(None)));
+    h.handle(Input::Answer(Ok(Reply::Execution(Some(execution(
+        &one,
+        JobStatus::InProgress,
+    ))))));
+    h.expect(
+        describe(&one),
+        Ok(Reply::Execution(Some(execution(&one, JobStatus::Canceled)))),
+    );
+    h.next();
+    assert_eq!(h.started, vec![(one.clone(), false)]);
+    assert_eq!(h.canceled, vec![one]);
+}
+
+#[test]
+fn an_event_during_start_next_that_shows_the_execution_pending_asks_for_no_check() {
+    let mut h = Harness::new(1);
+    let one = key("fw", 1);
+    h.expect(Request::List, Ok(Reply::Listed(vec![listed(&one, false)])));
+    assert_eq!(h.next(), Some(Request::StartNext));
+    h.handle(Input::Event(next_changed(Some(&one))));
+    h.handle(Input::Event(jobs_changed(&[&one])));
+    h.handle(Input::Answer(Ok(Reply::Execution(Some(execution(
+        &one,
+        JobStatus::InProgress,
+    ))))));
+    assert_eq!(h.next(), None);
+    assert_eq!(h.started, vec![(one, false)]);
+}
+
+#[test]
+fn events_before_a_round_s_list_do_not_check_what_the_round_takes_on() {
+    let mut h = Harness::new(1);
+    let (one, two) = (key("fw", 1), key("cfg", 1));
+    h.take_on_first(&one);
+    // An event about nothing pending comes while `one` runs: `one` is checked…
+    h.handle(Input::Event(next_changed(None)));
+    h.expect(
+        describe(&one),
+        Ok(Reply::Execution(Some(execution(
+            &one,
+            JobStatus::InProgress,
+        )))),
+    );
+    h.done(&one, Outcome::succeeded());
+    h.expect(report(&one, JobStatus::Succeeded), Ok(Reply::Updated));
+    // …and the next round, which lists `two`, starts afresh: no check of `two`.
+    h.expect(Request::List, Ok(Reply::Listed(vec![listed(&two, false)])));
+    h.expect(
+        Request::StartNext,
+        Ok(Reply::Execution(Some(execution(
+            &two,
+            JobStatus::InProgress,
+        )))),
+    );
+    assert_eq!(h.next(), None);
+    assert_eq!(h.started.last(), Some(&(two, false)));
+}
