@@ -1,0 +1,483 @@
+//! soak: the job runner on real parts, under broker outages, crashes, reboots, cloud cancels,
+//! step timeouts, failing handlers and re-runs — and a ledger that can see every way it could
+//! go wrong.
+//!
+//! Starts a private mosquitto on 127.0.0.1, hosts the Jobs simulator on it through `jobs-paho`
+//! (on a clock 60 times faster than real time, so a 1-minute step timer fires after 1 s), and
+//! runs one [`Runner`](jobs_core::runner::Runner) per device thing over its own Paho
+//! connection (2 handlers at once, 2 s `Jobs` timeout, backoff 100 ms to 1 s). Every job is
+//! planned up front from the seed; its handler:
+//! - succeeds, fails (an error), panics, or rejects — at a random moment, or timed to return
+//!   while the broker is down (55 % of them), so that its terminal report starts during an
+//!   outage; some documents name an operation no handler serves;
+//! - waits to be canceled: the soak cancels the running execution (CancelJobExecution with
+//!   `force`) after a random delay;
+//! - starts a 1-minute step timer and waits for it to expire;
+//! - or is a CONTINUOUS job run twice: execution 2 is queued by AssociateTargetsWithJob once
+//!   execution 1 ended, or right after execution 1's cancel, while its handler still runs;
+//! - and "crashes" some executions on purpose: the device's runner is stopped with the handler
+//!   still running, and a new runner must resume the execution. The soak also reboots devices
+//!   (the same, at a random moment, with a random stop grace of 0–400 ms), and refuses some
+//!   updates in the simulator (throttled, internal error, version mismatch).
+//!
+//! Meanwhile the broker is killed (SIGKILL, then restarted on the same port) and frozen
+//! (SIGSTOP, then SIGCONT), up for 0.8–1.6 s between outages of 0.3–1.2 s (kills) or 0.3–3 s
+//! (freezes); jobs are created in waves across the outages.
+//!
+//! At the end every execution must be in the state AWS would give it (the plan says which),
+//! every handler call and side effect is counted by (thing, job, execution number): a second
+//! run of an execution must be explained by a crash or a teardown (counted by cause) and the
+//! side effect must have happened exactly once; `on_ended` must have been called exactly once
+//! per execution and runner, with one final ending per execution that agrees with the
+//! service; every cancel and timeout must have reached its handler; at least a quarter of the
+//! handlers' terminal reports must start while the broker is down or frozen; abandoned
+//! handlers are released and the service re-read after a quiet spell (nothing may change);
+//! no execution may get more than 10 terminal updates; and every thread must stop within its
+//! bound (a stuck runner fails the run; a watchdog ends a run that hangs). It prints every
+//! count and exits non-zero on any failure.
+//!
+//! ```sh
+//! cargo run -p examples --features paho --bin soak              # 10 devices, 200 jobs, 20 kills, 10 freezes
+//! cargo run -p examples --features paho --bin soak -- --short   # what ./test.sh runs (4 devices, 40 jobs)
+//! cargo run -p examples --features paho --bin soak -- --big     # 100 devices, 1,000 jobs
+//! cargo run -p examples --features paho --bin soak -- --devices 4 --jobs 60 --restarts 8 --seed 7
+//! ```
+//! Other flags: `--freezes N`, `--reboots N`. The seed is printed; the same seed gives the
+//! same plan (not the same timing). Needs the `mosquitto` executable. `RUST_LOG=warn` (or
+//! lower) shows the libraries' logs; the default is `error`.
+
+mod bounded;
+mod chaos;
+mod check;
+mod control;
+mod device;
+mod dice;
+mod ledger;
+mod plan;
+mod tap;
+
+use std::error::Error;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use examples::{args_or_exit, exit_on_error, logger};
+use jobs_core::{Client, Jobs, ThingName};
+use jobs_mock::service::api::CreateJob;
+use jobs_mock::service::{Clock, ExecutionInfo, JobsService, Simulator, TargetSelection};
+use jobs_paho::PahoTransport;
+use parking_lot::Mutex;
+
+use chaos::{Broker, OutageKind, Outages};
+use control::Command;
+use device::{DEVICE_STOP_BOUND, Device, JOBS_TIMEOUT, Shared};
+use dice::Dice;
+use ledger::Ledger;
+use plan::Plan;
+use tap::{Received, Tap};
+
+/// How much faster than real time the simulator's clock runs: a 1-minute step timer fires
+/// after 1 s.
+const CLOCK_FACTOR: u32 = 60;
+
+/// How long after the last outage every execution must have ended.
+const DRAIN_LIMIT: Duration = Duration::from_secs(90);
+
+/// How long the released handlers get to return.
+const RELEASE_LIMIT: Duration = Duration::from_secs(10);
+
+/// How long the service must stay unchanged after the release (more than the runners' resync
+/// interval and slowest backoff together).
+const QUIET: Duration = Duration::from_millis(3500);
+
+struct Args {
+    mode: &'static str,
+    devices: usize,
+    jobs: usize,
+    restarts: usize,
+    freezes: usize,
+    reboots: usize,
+    seed: u64,
+    /// The watchdog's limit on the whole run.
+    limit: Duration,
+}
+
+const USAGE: &str = "usage: soak [--short | --big] [--devices N] [--jobs N] [--restarts N] \
+                     [--freezes N] [--reboots N] [--seed N]";
+
+fn parse_args() -> Result<Args, String> {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let short = argv.iter().any(|a| a == "--short");
+    let big = argv.iter().any(|a| a == "--big");
+    let mut args = match (short, big) {
+        (true, true) => return Err(USAGE.to_owned()),
+        (true, false) => Args {
+            mode: "short",
+            devices: 4,
+            jobs: 40,
+            restarts: 4,
+            freezes: 3,
+            reboots: 2,
+            seed: 0,
+            limit: Duration::from_secs(120),
+        },
+        (false, true) => Args {
+            mode: "big",
+            devices: 100,
+            jobs: 1000,
+            restarts: 20,
+            freezes: 10,
+            reboots: 20,
+            seed: 0,
+            limit: Duration::from_secs(1200),
+        },
+        (false, false) => Args {
+            mode: "full",
+            devices: 10,
+            jobs: 200,
+            restarts: 20,
+            freezes: 10,
+            reboots: 6,
+            seed: 0,
+            limit: Duration::from_secs(600),
+        },
+    };
+    let mut seed = None;
+    let mut rest = argv.iter();
+    while let Some(flag) = rest.next() {
+        if flag == "--short" || flag == "--big" {
+            continue;
+        }
+        let value = rest
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| format!("{flag} needs a number\n{USAGE}"))?;
+        let count = usize::try_from(value).map_err(|e| e.to_string())?;
+        match flag.as_str() {
+            "--devices" => args.devices = count.max(1),
+            "--jobs" => args.jobs = count,
+            "--restarts" => args.restarts = count,
+            "--freezes" => args.freezes = count,
+            "--reboots" => args.reboots = count,
+            "--seed" => seed = Some(value),
+            _ => return Err(USAGE.to_owned()),
+        }
+    }
+    args.seed = seed.unwrap_or_else(Dice::random_seed);
+    Ok(args)
+}
+
+fn main() {
+    logger::init();
+    if std::env::var_os("RUST_LOG").is_none() {
+        // Outages make the libraries warn all the time; the soak prints what it found.
+        log::set_max_level(log::LevelFilter::Error);
+    }
+    let args = args_or_exit(parse_args());
+    exit_on_error("soak", || soak(&args));
+}
+
+fn connect(uri: &str, id: &str) -> Result<PahoTransport, jobs_paho::ConnectError> {
+    PahoTransport::builder(uri, id)
+        .operation_timeout(Duration::from_secs(2))
+        .connect_timeout(Duration::from_secs(2))
+        .keep_alive(Duration::from_secs(2))
+        .reconnect_backoff(Duration::from_secs(1), Duration::from_secs(1))
+        .build()
+}
+
+fn soak(args: &Args) -> Result<(), Box<dyn Error>> {
+    let started = Instant::now();
+    let phase = Arc::new(Mutex::new("starting"));
+    let mut dice = Dice::new(args.seed);
+    let plan = Arc::new(Plan::generate(args.jobs, args.devices, &mut dice)?);
+    let mut broker = Broker::start()?;
+    let _watchdog = chaos::watchdog(args.limit, Arc::clone(&broker.pid), Arc::clone(&phase));
+    let uri = broker.local.uri();
+    let received = Arc::new(Mutex::new(Received::default()));
+    let factor = NonZeroU32::new(CLOCK_FACTOR).ok_or("clock factor of zero")?;
+    let simulator = Arc::new(Simulator::start(
+        Arc::new(Tap::new(
+            connect(&uri, "soak-service")?,
+            Arc::clone(&received),
+        )),
+        JobsService::new(Clock::scaled(factor)),
+    )?);
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let outages = Arc::new(Outages::default());
+    let (control_tx, control_rx) = crossbeam_channel::unbounded();
+    let control_pending = Arc::new(AtomicUsize::new(0));
+    let control = control::start(
+        Arc::clone(&simulator),
+        Arc::clone(&ledger),
+        control_rx,
+        Arc::clone(&control_pending),
+    )?;
+    let (release_tx, release) = crossbeam_channel::bounded::<()>(0);
+    let shared = Arc::new(Shared {
+        ledger: Arc::clone(&ledger),
+        plan: Arc::clone(&plan),
+        outages: Arc::clone(&outages),
+        control: control_tx.clone(),
+        control_pending: Arc::clone(&control_pending),
+        release,
+        generations: AtomicU64::new(0),
+    });
+    let (finish_tx, finish) = crossbeam_channel::bounded::<()>(0);
+    let mut devices = Vec::new();
+    for i in 0..args.devices {
+        let thing = ThingName::new(format!("soak-{i:03}"))?;
+        let client = Client::new(connect(&uri, thing.as_str())?)?;
+        let jobs = Jobs::builder(&client, &thing)
+            .timeout(JOBS_TIMEOUT)
+            .build()?;
+        devices.push(Device::start(
+            jobs,
+            Arc::clone(&shared),
+            finish.clone(),
+            dice.fork(),
+        )?);
+    }
+
+    // The outages, with the jobs created in waves and the reboots spread among them.
+    *phase.lock() = "running the outages";
+    let outages_started = Instant::now();
+    let mut kinds: Vec<OutageKind> = std::iter::repeat_n(OutageKind::Kill, args.restarts)
+        .chain(std::iter::repeat_n(OutageKind::Freeze, args.freezes))
+        .collect();
+    for i in (1..kinds.len()).rev() {
+        let j = usize::try_from(dice.below(i as u64 + 1)).unwrap_or(0);
+        kinds.swap(i, j);
+    }
+    let cycles = kinds.len();
+    let first = if cycles == 0 {
+        args.jobs
+    } else {
+        args.jobs / 4
+    };
+    let creating = (cycles * 2).div_ceil(3).max(1);
+    let mut created = 0;
+    let mut create = |upto: usize| -> Result<(), Box<dyn Error>> {
+        for job in plan.jobs.get(created..upto).unwrap_or_default() {
+            let mut request = CreateJob::new(
+                job.id.clone(),
+                &job.document(created)?,
+                vec![format!("soak-{:03}", job.device)],
+            );
+            if job.rerun {
+                request.target_selection = Some(TargetSelection::Continuous);
+            }
+            if let Some((code, times)) = &job.refused {
+                simulator.refuse_updates(&job.id, code.clone(), Some(*times));
+            }
+            simulator.call(request)?;
+            created += 1;
+        }
+        Ok(())
+    };
+    create(first)?;
+    let mut reboots_done = 0;
+    for (i, kind) in kinds.iter().enumerate() {
+        if i < creating {
+            create(first + (args.jobs - first) * (i + 1) / creating)?;
+        }
+        let mut up = dice.millis(800, 1600);
+        let reboots_due = args.reboots * (i + 1) / cycles - reboots_done;
+        for _ in 0..reboots_due {
+            let part = dice.millis(0, u64::try_from(up.as_millis()).unwrap_or(0));
+            thread::sleep(part);
+            up = up.saturating_sub(part);
+            let device = usize::try_from(dice.below(devices.len() as u64)).unwrap_or(0);
+            devices[device].reboot();
+            reboots_done += 1;
+        }
+        thread::sleep(up);
+        let length = match kind {
+            OutageKind::Kill => dice.millis(300, 1200),
+            OutageKind::Freeze => dice.millis(300, 3000),
+        };
+        broker.outage(*kind, length, &outages)?;
+    }
+    create(args.jobs)?;
+    while reboots_done < args.reboots {
+        thread::sleep(dice.millis(100, 500));
+        let device = usize::try_from(dice.below(devices.len() as u64)).unwrap_or(0);
+        devices[device].reboot();
+        reboots_done += 1;
+    }
+    outages.finish();
+    let outages_took = outages_started.elapsed();
+
+    // Every execution must end.
+    *phase.lock() = "waiting for every execution to end";
+    let drain_started = Instant::now();
+    let mut failures = Vec::new();
+    loop {
+        let executions = simulator.executions();
+        let done = executions.len() == plan.executions()
+            && executions.iter().all(|e| e.status.is_terminal())
+            && control_pending.load(Ordering::Acquire) == 0;
+        if done {
+            break;
+        }
+        if drain_started.elapsed() > DRAIN_LIMIT {
+            let open: Vec<String> = executions
+                .iter()
+                .filter(|e| !e.status.is_terminal())
+                .take(10)
+                .map(|e| format!("{}", check::key_of(e)))
+                .collect();
+            failures.push(format!(
+                "not every execution ended within {} s of the last outage: {} of {} exist; \
+                 still open: {open:?}; control commands pending: {}",
+                DRAIN_LIMIT.as_secs(),
+                executions.len(),
+                plan.executions(),
+                control_pending.load(Ordering::Acquire)
+            ));
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    let drain_took = drain_started.elapsed();
+    let before_release = simulator.executions();
+
+    // Release the abandoned handlers; they must all return, and change nothing.
+    *phase.lock() = "releasing the abandoned handlers";
+    let released_at = Instant::now();
+    drop(release_tx);
+    loop {
+        let waiting = ledger
+            .lock()
+            .calls
+            .iter()
+            .filter(|c| c.returned.is_none())
+            .count();
+        if waiting == 0 {
+            break;
+        }
+        if released_at.elapsed() > RELEASE_LIMIT {
+            failures.push(format!(
+                "{waiting} handlers did not return within {} s of their release",
+                RELEASE_LIMIT.as_secs()
+            ));
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    thread::sleep(QUIET);
+    let after_release = simulator.executions();
+    failures.extend(compare(
+        "after the release",
+        &before_release,
+        &after_release,
+    ));
+
+    // Stop every runner, each join bounded.
+    *phase.lock() = "stopping the runners";
+    let stopping = Instant::now();
+    drop(finish_tx);
+    let count = devices.len();
+    let mut joined = 0;
+    for device in devices {
+        let left = DEVICE_STOP_BOUND.saturating_sub(stopping.elapsed());
+        match device.join_within(left) {
+            Ok(()) => joined += 1,
+            Err(stuck) => failures.push(stuck),
+        }
+    }
+    let _ = control_tx.send(Command::Quit);
+    let control_joined = match control.join_within(Duration::from_secs(5)) {
+        Ok(()) => 1,
+        Err(stuck) => {
+            failures.push(stuck);
+            0
+        }
+    };
+    let stop_took = stopping.elapsed();
+    let after_stop = simulator.executions();
+    failures.extend(compare("after the stop", &after_release, &after_stop));
+
+    *phase.lock() = "checking";
+    let mut out = String::new();
+    let ledger = ledger.lock();
+    let received = received.lock();
+    let observed = check::Observed {
+        plan: &plan,
+        ledger: &ledger,
+        received: &received,
+        outages: &outages,
+        executions: &after_stop,
+        released_at,
+        started,
+    };
+    let mut found = check::check(&observed, &mut out);
+    found.failures.append(&mut failures);
+    println!(
+        "soak ({}): {} devices, {} jobs ({} executions), {} kills, {} freezes, {} reboots, seed {}: {:.1} s",
+        args.mode,
+        args.devices,
+        args.jobs,
+        plan.executions(),
+        args.restarts,
+        args.freezes,
+        args.reboots,
+        args.seed,
+        started.elapsed().as_secs_f64()
+    );
+    print!("{out}");
+    println!(
+        "  joins: devices {joined}/{count}, control thread {control_joined}/1, handlers \
+         {}/{} returned",
+        ledger.calls.iter().filter(|c| c.returned.is_some()).count(),
+        ledger.calls.len()
+    );
+    println!(
+        "  durations: outages {:.1} s, until every execution ended {:.1} s, release and quiet \
+         spell {:.1} s, stop {:.2} s",
+        outages_took.as_secs_f64(),
+        drain_took.as_secs_f64(),
+        (stopping - released_at).as_secs_f64(),
+        stop_took.as_secs_f64()
+    );
+    if found.failures.is_empty() {
+        println!("soak: ok");
+        return Ok(());
+    }
+    for failure in found.failures.iter().take(30) {
+        println!("  FAILED: {failure}");
+    }
+    if found.failures.len() > 30 {
+        println!("  … and {} more", found.failures.len() - 30);
+    }
+    println!("  what happened to the executions concerned (times from the start):");
+    for key in found.keys.iter().take(10) {
+        print!("{}", check::history(&observed, key));
+    }
+    Err(format!("{} failures", found.failures.len()).into())
+}
+
+/// The differences between two readings of the service.
+fn compare(when: &str, before: &[ExecutionInfo], after: &[ExecutionInfo]) -> Vec<String> {
+    let state = |e: &ExecutionInfo| {
+        (
+            check::key_of(e),
+            (e.status.clone(), e.version_number, e.status_details.clone()),
+        )
+    };
+    let before: std::collections::BTreeMap<_, _> = before.iter().map(state).collect();
+    let after: std::collections::BTreeMap<_, _> = after.iter().map(state).collect();
+    let mut changes = Vec::new();
+    for (key, now) in &after {
+        match before.get(key) {
+            Some(then) if then == now => {}
+            then => changes.push(format!("{key} changed {when}: from {then:?} to {now:?}")),
+        }
+    }
+    for key in before.keys().filter(|k| !after.contains_key(*k)) {
+        changes.push(format!("{key} disappeared {when}"));
+    }
+    changes
+}

@@ -1,0 +1,235 @@
+//! The plan of a run: every job, what its handler does on each execution and the state AWS
+//! must give each execution, decided up front from the seed.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use jobs_core::{Document, JobId, JobStatus, RejectCode};
+use serde::{Deserialize, Serialize};
+
+use crate::dice::Dice;
+
+/// The operation the soak's handler serves.
+pub(crate) const OPERATION: &str = "work";
+
+/// An operation no handler serves: the runner reports it `REJECTED` itself.
+pub(crate) const UNHANDLED: &str = "no-such-operation";
+
+/// The `reason` of a handler that fails on purpose.
+pub(crate) const FAILURE: &str = "deliberate failure";
+
+/// What the handler does on one execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Act {
+    /// Returns `SUCCEEDED`.
+    Succeed,
+    /// Returns an error: `FAILED` with the error as `reason`.
+    Fail,
+    /// Panics: `FAILED` with "the handler panicked".
+    Panic,
+    /// Returns `REJECTED`.
+    Reject,
+    /// Waits to be canceled: the soak cancels the execution with CancelJobExecution (force).
+    Cancel,
+    /// Starts a 1-minute step timer (1 s on the soak's scaled clock) and waits to be timed out.
+    Timeout,
+}
+
+impl Act {
+    /// True for the acts that return an outcome for the runner to report.
+    pub(crate) fn returns(self) -> bool {
+        matches!(
+            self,
+            Self::Succeed | Self::Fail | Self::Panic | Self::Reject
+        )
+    }
+}
+
+impl fmt::Display for Act {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            Self::Succeed => "succeed",
+            Self::Fail => "fail",
+            Self::Panic => "panic",
+            Self::Reject => "reject",
+            Self::Cancel => "cancel",
+            Self::Timeout => "time out",
+        };
+        f.write_str(name)
+    }
+}
+
+/// One execution's part of the plan (execution number = index + 1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Run {
+    pub(crate) act: Act,
+    /// Return during the next broker outage (kill or freeze) instead of after `ms`.
+    pub(crate) outage: bool,
+    /// How long the work takes, in milliseconds, when not timed to an outage.
+    pub(crate) ms: u64,
+    /// Crash after the side effect on the first run: the device's runner is torn down with
+    /// the handler still running, and a new runner resumes the execution.
+    pub(crate) crash: bool,
+}
+
+/// The job document the handler reads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Doc {
+    pub(crate) operation: String,
+    pub(crate) n: usize,
+    pub(crate) runs: Vec<Run>,
+}
+
+/// One job of the plan.
+#[derive(Debug, Clone)]
+pub(crate) struct JobPlan {
+    pub(crate) id: JobId,
+    /// Index of the target device.
+    pub(crate) device: usize,
+    /// A CONTINUOUS job run twice: execution 2 is queued by AssociateTargetsWithJob once
+    /// execution 1 ended (at once after the cancel, if execution 1 is canceled).
+    pub(crate) rerun: bool,
+    /// The document names an operation no handler serves.
+    pub(crate) unhandled: bool,
+    /// The simulator refuses the job's first updates with this code, this many times.
+    pub(crate) refused: Option<(RejectCode, usize)>,
+    pub(crate) runs: Vec<Run>,
+}
+
+/// The state AWS must give an execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Expected {
+    pub(crate) status: JobStatus,
+    /// The `reason` status detail it must hold, if any.
+    pub(crate) reason: Option<String>,
+}
+
+impl JobPlan {
+    pub(crate) fn document(&self, n: usize) -> Result<Document, serde_json::Error> {
+        Document::from_serialize(&Doc {
+            operation: if self.unhandled { UNHANDLED } else { OPERATION }.to_owned(),
+            n,
+            runs: self.runs.clone(),
+        })
+    }
+
+    /// The plan of execution `number`, if the plan has one.
+    pub(crate) fn run(&self, number: i64) -> Option<&Run> {
+        usize::try_from(number)
+            .ok()
+            .and_then(|n| n.checked_sub(1))
+            .and_then(|i| self.runs.get(i))
+    }
+
+    /// The state AWS must give execution `number`.
+    pub(crate) fn expected(&self, number: i64) -> Option<Expected> {
+        let run = self.run(number)?;
+        if self.unhandled {
+            return Some(Expected {
+                status: JobStatus::Rejected,
+                reason: Some(format!("no handler for operation {UNHANDLED:?}")),
+            });
+        }
+        let (status, reason) = match run.act {
+            Act::Succeed => (JobStatus::Succeeded, None),
+            Act::Fail => (JobStatus::Failed, Some(FAILURE.to_owned())),
+            Act::Panic => (JobStatus::Failed, Some("the handler panicked".to_owned())),
+            Act::Reject => (JobStatus::Rejected, None),
+            Act::Cancel => (JobStatus::Canceled, None),
+            Act::Timeout => (JobStatus::TimedOut, None),
+        };
+        Some(Expected { status, reason })
+    }
+}
+
+/// Every job of the run, by index and by job ID.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    pub(crate) jobs: Vec<JobPlan>,
+    by_id: HashMap<String, usize>,
+}
+
+impl Plan {
+    /// `jobs` jobs spread over `devices` devices.
+    pub(crate) fn generate(jobs: usize, devices: usize, dice: &mut Dice) -> Result<Self, String> {
+        let mut plans = Vec::with_capacity(jobs);
+        for n in 0..jobs {
+            let id = JobId::new(format!("soak-job-{n:05}")).map_err(|e| e.to_string())?;
+            plans.push(job(id, n % devices.max(1), dice));
+        }
+        let by_id = plans
+            .iter()
+            .enumerate()
+            .map(|(i, plan)| (plan.id.to_string(), i))
+            .collect();
+        Ok(Self { jobs: plans, by_id })
+    }
+
+    pub(crate) fn get(&self, job: &str) -> Option<&JobPlan> {
+        self.by_id.get(job).and_then(|&i| self.jobs.get(i))
+    }
+
+    /// How many executions the plan makes.
+    pub(crate) fn executions(&self) -> usize {
+        self.jobs.iter().map(|job| job.runs.len()).sum()
+    }
+}
+
+fn job(id: JobId, device: usize, dice: &mut Dice) -> JobPlan {
+    let roll = dice.below(100);
+    let mut plan = JobPlan {
+        id,
+        device,
+        rerun: false,
+        unhandled: false,
+        refused: None,
+        runs: Vec::new(),
+    };
+    let act = match roll {
+        0..10 => {
+            plan.rerun = true;
+            let first = match dice.below(10) {
+                0..4 => Act::Succeed,
+                4..6 => Act::Fail,
+                _ => Act::Cancel,
+            };
+            let second = if dice.chance(70) {
+                Act::Succeed
+            } else {
+                Act::Fail
+            };
+            plan.runs.push(run(first, dice));
+            plan.runs.push(run(second, dice));
+            return plan;
+        }
+        10..20 => Act::Cancel,
+        20..27 => Act::Timeout,
+        27..34 => Act::Fail,
+        34..37 => Act::Panic,
+        37..41 => Act::Reject,
+        41..43 => {
+            plan.unhandled = true;
+            Act::Succeed
+        }
+        _ => Act::Succeed,
+    };
+    if act == Act::Succeed && !plan.unhandled && dice.chance(8) {
+        plan.refused = Some(match dice.below(3) {
+            0 => (RejectCode::RequestThrottled, 2),
+            1 => (RejectCode::InternalError, 2),
+            _ => (RejectCode::VersionMismatch, 1),
+        });
+    }
+    plan.runs.push(run(act, dice));
+    plan
+}
+
+fn run(act: Act, dice: &mut Dice) -> Run {
+    Run {
+        act,
+        outage: act.returns() && dice.chance(55),
+        ms: 20 + dice.below(280),
+        crash: dice.chance(8),
+    }
+}
