@@ -77,14 +77,31 @@ impl Outages {
         state.down.is_some()
     }
 
-    /// The kind of outage `at` fell in, if any.
-    pub(crate) fn during(&self, at: Instant) -> Option<OutageKind> {
+    /// The outage `at` fell in, if any.
+    pub(crate) fn during(&self, at: Instant) -> Option<Interval> {
         self.state
             .lock()
             .intervals
             .iter()
             .find(|i| i.start <= at && at <= i.end)
-            .map(|i| i.kind)
+            .copied()
+    }
+
+    /// How long the broker was down between `from` and `to` (the outage still under way
+    /// counted up to now).
+    pub(crate) fn down_between(&self, from: Instant, to: Instant) -> Duration {
+        let state = self.state.lock();
+        let current = state.down.map(|(start, kind)| Interval {
+            start,
+            end: Instant::now(),
+            kind,
+        });
+        state
+            .intervals
+            .iter()
+            .chain(current.as_ref())
+            .map(|i| i.end.min(to).saturating_duration_since(i.start.max(from)))
+            .sum()
     }
 
     pub(crate) fn intervals(&self) -> Vec<Interval> {

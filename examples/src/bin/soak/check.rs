@@ -1,8 +1,7 @@
-//! The checks at the end of a run: everything the ledger recorded against the service's final
-//! state, and every count printed.
+//! The checks at the end of a run: what the service holds against the plan, and everything the
+//! ledger recorded — handler calls, side effects, endings, teardowns — against both.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use jobs_core::JobStatus;
@@ -13,62 +12,31 @@ use crate::chaos::{OutageKind, Outages};
 use crate::device::JOBS_TIMEOUT;
 use crate::ledger::{Call, Cause, EndRecord, Generation, Key, Ledger, Returned, Teardown};
 use crate::plan::{Act, Plan};
+use crate::report::Counts;
 use crate::tap::Received;
 
 /// The share of terminal reports that must happen during outages.
-const OUTAGE_SHARE_MIN: f64 = 0.25;
+pub(crate) const OUTAGE_SHARE_MIN: f64 = 0.25;
 
 /// More terminal updates than this about one execution is a storm.
 const STORM: u32 = 10;
 
-/// What the run observed, for [`check`].
+/// What the run observed.
 pub(crate) struct Observed<'a> {
     pub(crate) plan: &'a Plan,
     pub(crate) ledger: &'a Ledger,
     pub(crate) received: &'a Received,
     pub(crate) outages: &'a Outages,
+    /// The service's final state.
     pub(crate) executions: &'a [ExecutionInfo],
     /// When the abandoned handlers were released.
     pub(crate) released_at: Instant,
     /// When the run started: times are printed from here.
     pub(crate) started: Instant,
-}
-
-pub(crate) fn key_of(info: &ExecutionInfo) -> Key {
-    Key {
-        thing: info.thing_name.to_string(),
-        job: info.job_id.to_string(),
-        number: info.execution_number,
-    }
-}
-
-fn service_made(status: &JobStatus) -> bool {
-    matches!(
-        status,
-        JobStatus::Canceled | JobStatus::TimedOut | JobStatus::Removed
-    )
-}
-
-/// Whether `ending` agrees with the service's final state of the execution.
-fn agrees(ending: &Ending, status: &JobStatus) -> bool {
-    match ending {
-        Ending::Reported(reported) => reported == status,
-        Ending::EndedByService(Some(ended)) => ended == status && service_made(status),
-        Ending::EndedByService(None) | Ending::LeftInProgress => service_made(status),
-        Ending::Unconfirmed => status.is_terminal(),
-        _ => false,
-    }
-}
-
-fn ending_name(ending: &Ending) -> &'static str {
-    match ending {
-        Ending::Reported(_) => "Reported",
-        Ending::EndedByService(Some(_)) => "EndedByService(status)",
-        Ending::EndedByService(None) => "EndedByService(None)",
-        Ending::Unconfirmed => "Unconfirmed",
-        Ending::LeftInProgress => "LeftInProgress",
-        _ => "unknown",
-    }
+    /// The kills, freezes and reboots asked for.
+    pub(crate) kills: usize,
+    pub(crate) freezes: usize,
+    pub(crate) reboots: usize,
 }
 
 /// The failures found, and the executions they concern (whose history is printed).
@@ -87,35 +55,97 @@ impl Findings {
     }
 }
 
-/// Checks everything and prints the counts.
-pub(crate) fn check(o: &Observed<'_>, out: &mut String) -> Findings {
+pub(crate) fn key_of(info: &ExecutionInfo) -> Key {
+    Key {
+        thing: info.thing_name.to_string(),
+        job: info.job_id.to_string(),
+        number: info.execution_number,
+    }
+}
+
+/// The ledger, indexed.
+struct Index<'a> {
+    /// Handler calls by execution, in the order they started.
+    calls: BTreeMap<&'a Key, Vec<&'a Call>>,
+    /// Endings by execution and runner.
+    endings: HashMap<(&'a Key, Generation), Vec<&'a EndRecord>>,
+    /// Endings by execution.
+    endings_of: HashMap<&'a Key, Vec<&'a EndRecord>>,
+    teardowns: HashMap<Generation, &'a Teardown>,
+}
+
+impl<'a> Index<'a> {
+    fn new(ledger: &'a Ledger) -> Self {
+        let mut calls: BTreeMap<&Key, Vec<&Call>> = BTreeMap::new();
+        for call in &ledger.calls {
+            calls.entry(&call.key).or_default().push(call);
+        }
+        for list in calls.values_mut() {
+            list.sort_by_key(|call| call.started);
+        }
+        let mut endings: HashMap<(&Key, Generation), Vec<&EndRecord>> = HashMap::new();
+        let mut endings_of: HashMap<&Key, Vec<&EndRecord>> = HashMap::new();
+        for end in &ledger.endings {
+            endings
+                .entry((&end.key, end.generation))
+                .or_default()
+                .push(end);
+            endings_of.entry(&end.key).or_default().push(end);
+        }
+        let teardowns = ledger.teardowns.iter().map(|t| (t.generation, t)).collect();
+        Self {
+            calls,
+            endings,
+            endings_of,
+            teardowns,
+        }
+    }
+
+    fn torn_down_by(&self, generation: Generation) -> Option<Cause> {
+        self.teardowns.get(&generation).map(|t| t.cause)
+    }
+}
+
+fn service_made(status: &JobStatus) -> bool {
+    matches!(
+        status,
+        JobStatus::Canceled | JobStatus::TimedOut | JobStatus::Removed
+    )
+}
+
+/// Whether `ending` agrees with the service's final state of the execution.
+fn agrees(ending: &Ending, status: &JobStatus) -> bool {
+    match ending {
+        Ending::Reported(reported) => reported == status && !service_made(status),
+        Ending::EndedByService(Some(ended)) => ended == status && service_made(status),
+        Ending::EndedByService(None) | Ending::LeftInProgress => service_made(status),
+        Ending::Unconfirmed => status.is_terminal(),
+        _ => false,
+    }
+}
+
+/// Runs every check; returns what failed and the counts to print.
+pub(crate) fn check(o: &Observed<'_>) -> (Findings, Counts) {
     let mut findings = Findings::default();
+    let mut counts = Counts::default();
     for problem in o.ledger.problems.iter().chain(&o.ledger.runner_errors) {
         findings.fail(None, problem.clone());
     }
-    let ledger = o.ledger;
+    findings.keys.extend(o.ledger.problem_keys.iter().cloned());
+    let index = Index::new(o.ledger);
+    service_state(o, &mut findings, &mut counts);
+    calls(o, &index, &mut findings, &mut counts);
+    endings(o, &index, &mut findings, &mut counts);
+    service_endings(o, &index, &mut findings, &mut counts);
+    outage_reports(o, &index, &mut findings, &mut counts);
+    requests(o, &mut findings, &mut counts);
+    coverage(o, &index, &mut findings, &counts);
+    counts.fill(o, &index.calls);
+    (findings, counts)
+}
 
-    let mut calls: BTreeMap<&Key, Vec<&Call>> = BTreeMap::new();
-    for call in &ledger.calls {
-        calls.entry(&call.key).or_default().push(call);
-    }
-    for list in calls.values_mut() {
-        list.sort_by_key(|call| call.started);
-    }
-    let mut endings: HashMap<(&Key, Generation), Vec<&EndRecord>> = HashMap::new();
-    for end in &ledger.endings {
-        endings
-            .entry((&end.key, end.generation))
-            .or_default()
-            .push(end);
-    }
-    let teardowns: HashMap<Generation, &Teardown> =
-        ledger.teardowns.iter().map(|t| (t.generation, t)).collect();
-
-    // The service's final state against the plan.
-    let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
-    let service: HashMap<Key, &ExecutionInfo> =
-        o.executions.iter().map(|e| (key_of(e), e)).collect();
+/// Every execution is in the state AWS would give it.
+fn service_state(o: &Observed<'_>, findings: &mut Findings, counts: &mut Counts) {
     if o.executions.len() != o.plan.executions() {
         findings.fail(
             None,
@@ -128,7 +158,7 @@ pub(crate) fn check(o: &Observed<'_>, out: &mut String) -> Findings {
     }
     for info in o.executions {
         let key = key_of(info);
-        *by_status.entry(info.status.to_string()).or_default() += 1;
+        *counts.by_status.entry(info.status.to_string()).or_default() += 1;
         let Some(expected) = o.plan.get(&key.job).and_then(|p| p.expected(key.number)) else {
             findings.fail(Some(&key), format!("{key} is not in the plan"));
             continue;
@@ -156,381 +186,57 @@ pub(crate) fn check(o: &Observed<'_>, out: &mut String) -> Findings {
             );
         }
     }
+}
 
-    // Handler calls and side effects.
-    let mut causes: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut duplicates = 0;
-    for (key, list) in &calls {
-        if !service.contains_key(*key) {
+/// Handler calls and side effects: one effect per execution; every second run explained.
+fn calls(o: &Observed<'_>, index: &Index<'_>, findings: &mut Findings, counts: &mut Counts) {
+    let service: BTreeSet<Key> = o.executions.iter().map(key_of).collect();
+    for (key, list) in &index.calls {
+        if !service.contains(*key) {
             findings.fail(
                 Some(key),
                 format!("{key} ran, but the service has no such execution"),
             );
         }
-        let effects = ledger.effects.get(*key).copied().unwrap_or(0);
+        let effects = o.ledger.effects.get(*key).copied().unwrap_or(0);
         if effects != 1 {
             findings.fail(Some(key), format!("{key}: {effects} side effects"));
         }
         for pair in list.windows(2) {
             let [prev, next] = pair else { continue };
-            match rerun_cause(key, prev, next, &endings, &teardowns, ledger) {
-                Ok(cause) => *causes.entry(cause).or_default() += 1,
+            match rerun_cause(key, prev, next, index, o.ledger) {
+                Ok(cause) => *counts.second_runs.entry(cause).or_default() += 1,
                 Err(why) => {
-                    duplicates += 1;
+                    counts.duplicates += 1;
                     findings.fail(Some(key), format!("{key} ran again: {why}"));
                 }
             }
         }
-    }
-    for (key, plan_run) in o.executions.iter().map(|e| {
-        let key = key_of(e);
-        let run = o
-            .plan
-            .get(&key.job)
-            .filter(|p| !p.unhandled)
-            .and_then(|p| p.run(key.number));
-        (key, run)
-    }) {
-        if plan_run.is_some() && !calls.contains_key(&key) {
-            findings.fail(Some(&key), format!("{key}: its handler never ran"));
-        }
-    }
-
-    // Endings.
-    let mut ending_counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for end in &ledger.endings {
-        *ending_counts.entry(ending_name(&end.ending)).or_default() += 1;
-    }
-    for ((key, generation), list) in &endings {
-        if list.len() > 1 {
-            findings.fail(
-                Some(key),
-                format!(
-                    "{key}: on_ended called {} times by runner {generation}",
-                    list.len()
-                ),
-            );
-        }
-    }
-    for call in &ledger.calls {
-        if !endings.contains_key(&(&call.key, call.generation)) {
-            findings.fail(
-                Some(&call.key),
-                format!(
-                    "{}: runner {} ran it but never called on_ended for it",
-                    call.key, call.generation
-                ),
-            );
-        }
-    }
-    let mut unheld = 0;
-    for info in o.executions {
-        let key = key_of(info);
-        let mine: Vec<&EndRecord> = ledger.endings.iter().filter(|e| e.key == key).collect();
-        let final_ones: Vec<&&EndRecord> = mine
-            .iter()
-            .filter(|e| e.ending != Ending::LeftInProgress)
-            .collect();
-        match final_ones.as_slice() {
-            [one] => {
-                if !agrees(&one.ending, &info.status) {
-                    findings.fail(
-                        Some(&key),
-                        format!(
-                            "{key}: on_ended said {:?}, the service holds {}",
-                            one.ending, info.status
-                        ),
-                    );
-                }
+        for call in list {
+            if let Some((_, how @ (Returned::GaveUp | Returned::TimerNotArmed))) = call.returned {
+                findings.fail(Some(key), format!("{key}: its handler {how:?}"));
             }
-            [] if !mine.is_empty() && service_made(&info.status) => unheld += 1,
-            [] => findings.fail(
-                Some(&key),
-                format!(
-                    "{key} ({}): no runner ended it (on_ended: {:?})",
-                    info.status,
-                    mine.iter().map(|e| &e.ending).collect::<Vec<_>>()
-                ),
-            ),
-            many => findings.fail(
-                Some(&key),
-                format!(
-                    "{key}: {} final endings: {:?}",
-                    many.len(),
-                    many.iter().map(|e| &e.ending).collect::<Vec<_>>()
-                ),
-            ),
-        }
-    }
-
-    // Cancels and timeouts: a handler saw each one, unless no runner held the execution then.
-    let mut seen = BTreeMap::<Act, usize>::new();
-    for info in o.executions {
-        let key = key_of(info);
-        let Some(run) = o.plan.get(&key.job).and_then(|p| p.run(key.number)) else {
-            continue;
-        };
-        if matches!(run.act, Act::Cancel | Act::Timeout) {
-            let saw = calls.get(&key).is_some_and(|list| {
-                list.iter()
-                    .any(|c| matches!(c.returned, Some((_, Returned::Canceled))))
-            });
-            let held = ledger
-                .endings
-                .iter()
-                .any(|e| e.key == key && e.ending != Ending::LeftInProgress);
-            if saw {
-                *seen.entry(run.act).or_default() += 1;
-            } else if held {
+            if call.returned.is_none() {
                 findings.fail(
-                    Some(&key),
+                    Some(key),
                     format!(
-                        "{key} ({}) ended while its handler ran, and the handler never saw it",
-                        info.status
+                        "{key}: the handler run by runner {} never returned",
+                        call.generation
                     ),
                 );
             }
         }
-        if let Some(list) = calls.get(&key) {
-            for call in list {
-                if let Some((_, how @ (Returned::GaveUp | Returned::TimerNotArmed))) = call.returned
-                {
-                    findings.fail(Some(&key), format!("{key}: its handler {how:?}"));
-                }
-            }
+    }
+    for info in o.executions {
+        let key = key_of(info);
+        let handled = o
+            .plan
+            .get(&key.job)
+            .is_some_and(|p| !p.unhandled && p.run(key.number).is_some());
+        if handled && !index.calls.contains_key(&key) {
+            findings.fail(Some(&key), format!("{key}: its handler never ran"));
         }
     }
-
-    // Terminal reports during outages.
-    let (mut reports, mut during) = (0usize, BTreeMap::<OutageKind, usize>::new());
-    for end in &ledger.endings {
-        if !matches!(end.ending, Ending::Reported(_) | Ending::Unconfirmed) {
-            continue;
-        }
-        let returned = calls.get(&end.key).and_then(|list| {
-            list.iter()
-                .rev()
-                .find(|c| c.generation == end.generation)
-                .and_then(|c| c.returned)
-        });
-        if let Some((at, Returned::Outcome)) = returned {
-            reports += 1;
-            if let Some(kind) = o.outages.during(at) {
-                *during.entry(kind).or_default() += 1;
-            }
-        }
-    }
-    let in_outage: usize = during.values().sum();
-    let share = if reports == 0 {
-        0.0
-    } else {
-        in_outage as f64 / reports as f64
-    };
-    let intervals = o.outages.intervals();
-    if !intervals.is_empty() && share < OUTAGE_SHARE_MIN {
-        findings.fail(None, format!(
-            "only {:.0} % of terminal reports happened during an outage (at least {:.0} % wanted)",
-            share * 100.0,
-            OUTAGE_SHARE_MIN * 100.0
-        ));
-    }
-
-    // Abandoned handlers: every one returned.
-    let mut abandoned = 0;
-    let mut abandoned_released = 0;
-    for call in &ledger.calls {
-        let Some(teardown) = teardowns.get(&call.generation) else {
-            continue;
-        };
-        let after_stop = call.returned.is_none_or(|(at, _)| at > teardown.stopped_at);
-        if teardown.cause != Cause::Final && after_stop {
-            abandoned += 1;
-            if call.returned.is_some_and(|(at, _)| at >= o.released_at) {
-                abandoned_released += 1;
-            }
-        }
-        if call.returned.is_none() {
-            findings.fail(
-                Some(&call.key),
-                format!(
-                    "{}: the handler run by runner {} never returned",
-                    call.key, call.generation
-                ),
-            );
-        }
-    }
-
-    // Storms.
-    let terminal_total: u32 = o.received.terminal_updates.values().sum();
-    let terminal_max = o
-        .received
-        .terminal_updates
-        .values()
-        .copied()
-        .max()
-        .unwrap_or(0);
-    for (key, &n) in &o.received.terminal_updates {
-        if n > STORM {
-            findings.fail(
-                Some(key),
-                format!("{key}: {n} terminal updates reached the service"),
-            );
-        }
-    }
-
-    // Counts.
-    let mut teardown_causes = BTreeMap::<String, usize>::new();
-    let mut took: Vec<Duration> = Vec::new();
-    let mut over_bound = 0;
-    for t in &ledger.teardowns {
-        *teardown_causes.entry(t.cause.to_string()).or_default() += 1;
-        took.push(t.took);
-        if t.took > t.grace + JOBS_TIMEOUT {
-            over_bound += 1;
-        }
-    }
-    took.sort();
-    let pick = |q: usize| {
-        took.get((took.len().saturating_sub(1)) * q / 100)
-            .map_or(0.0, |d| d.as_secs_f64())
-    };
-    let resumed = ledger.calls.iter().filter(|c| c.resumed).count();
-    let effects: u32 = ledger.effects.values().sum();
-    let acts = |act: Act| {
-        o.executions
-            .iter()
-            .filter(|e| {
-                let key = key_of(e);
-                o.plan
-                    .get(&key.job)
-                    .filter(|p| !p.unhandled)
-                    .and_then(|p| p.run(key.number))
-                    .is_some_and(|r| r.act == act)
-            })
-            .count()
-    };
-    let unhandled = o.plan.jobs.iter().filter(|p| p.unhandled).count();
-    let mut refused = BTreeMap::<String, usize>::new();
-    for plan in &o.plan.jobs {
-        if let Some((code, times)) = &plan.refused {
-            *refused.entry(format!("{code} x{times}")).or_default() += 1;
-        }
-    }
-    let while_running = ledger
-        .reruns_queued
-        .iter()
-        .filter(|(key, at)| {
-            calls.get(key).is_some_and(|list| {
-                list.iter()
-                    .any(|c| c.returned.is_none_or(|(r, _)| r > **at))
-            })
-        })
-        .count();
-    let down: Duration = intervals.iter().map(|i| i.end - i.start).sum();
-    let kills = intervals
-        .iter()
-        .filter(|i| i.kind == OutageKind::Kill)
-        .count();
-    let w = |out: &mut String, line: String| {
-        let _ = writeln!(out, "  {line}");
-    };
-    w(out, format!("executions by final status: {by_status:?}"));
-    w(
-        out,
-        format!(
-            "on_ended: {} calls {ending_counts:?}; ended by the service while no runner held them: {unheld}",
-            ledger.endings.len()
-        ),
-    );
-    w(
-        out,
-        format!(
-            "handler calls: {} ({resumed} resumed) over {} executions; side effects: {effects}; \
-         second runs by cause: {causes:?}; duplicates: {duplicates}",
-            ledger.calls.len(),
-            calls.len()
-        ),
-    );
-    w(
-        out,
-        format!(
-            "runners: {} built; stopped by {teardown_causes:?}; stop took p50 {:.2} s, p90 {:.2} s, \
-         max {:.2} s ({over_bound} over grace + one Jobs timeout)",
-            ledger.teardowns.len(),
-            pick(50),
-            pick(90),
-            pick(100)
-        ),
-    );
-    w(
-        out,
-        format!(
-            "abandoned handlers: {abandoned} ({} crashed on purpose), {abandoned_released} returned \
-         only at the final release; all returned: {}",
-            ledger.crashed.len(),
-            ledger.calls.iter().all(|c| c.returned.is_some())
-        ),
-    );
-    w(
-        out,
-        format!(
-            "cancels: {} planned, {} asked, {} made, {} seen by the handler; timeouts: {} planned, \
-         {} timers armed, {} seen by the handler",
-            acts(Act::Cancel),
-            ledger.cancels_asked.len(),
-            ledger.cancels_made,
-            seen.get(&Act::Cancel).unwrap_or(&0),
-            acts(Act::Timeout),
-            ledger.timers_armed,
-            seen.get(&Act::Timeout).unwrap_or(&0)
-        ),
-    );
-    w(
-        out,
-        format!(
-            "re-runs (execution 2): {} planned, {} queued ({while_running} while execution 1's \
-         handler still ran)",
-            o.plan.jobs.iter().filter(|p| p.rerun).count(),
-            ledger.reruns_queued.len()
-        ),
-    );
-    w(
-        out,
-        format!(
-            "failing handlers: {} errors, {} panics, {} rejects, {unhandled} unhandled operations; \
-         refused updates injected: {refused:?}",
-            acts(Act::Fail),
-            acts(Act::Panic),
-            acts(Act::Reject)
-        ),
-    );
-    w(
-        out,
-        format!(
-            "terminal reports of handler outcomes: {reports}, during outages: {in_outage} \
-         ({during:?}) = {:.0} % (at least {:.0} % wanted)",
-            share * 100.0,
-            OUTAGE_SHARE_MIN * 100.0
-        ),
-    );
-    w(
-        out,
-        format!(
-            "outages: {kills} kills, {} freezes, {:.1} s down in all",
-            intervals.len() - kills,
-            down.as_secs_f64()
-        ),
-    );
-    w(
-        out,
-        format!(
-            "service received {} requests; terminal updates: {terminal_total} for {} executions \
-         (max {terminal_max} for one)",
-            o.received.requests,
-            o.received.terminal_updates.len()
-        ),
-    );
-    findings
 }
 
 /// Why `next` ran an execution that `prev` ran before, or why that is a duplicate.
@@ -538,14 +244,13 @@ fn rerun_cause(
     key: &Key,
     prev: &Call,
     next: &Call,
-    endings: &HashMap<(&Key, Generation), Vec<&EndRecord>>,
-    teardowns: &HashMap<Generation, &Teardown>,
+    index: &Index<'_>,
     ledger: &Ledger,
 ) -> Result<&'static str, String> {
     if prev.generation == next.generation {
         return Err(format!("twice by runner {}", prev.generation));
     }
-    let Some(teardown) = teardowns.get(&prev.generation) else {
+    let Some(teardown) = index.teardowns.get(&prev.generation) else {
         return Err(format!(
             "runner {} ran it before and was never stopped",
             prev.generation
@@ -557,7 +262,8 @@ fn rerun_cause(
     if !next.resumed {
         return Err("the second run was not marked resumed".to_owned());
     }
-    let ending = endings
+    let ending = index
+        .endings
         .get(&(key, prev.generation))
         .and_then(|list| list.first())
         .map(|e| &e.ending);
@@ -586,86 +292,271 @@ fn rerun_cause(
     }
 }
 
-/// Everything recorded about one execution, for a failure's report.
-pub(crate) fn history(o: &Observed<'_>, key: &Key) -> String {
-    let at = |t: Instant| {
-        format!(
-            "+{:.3} s",
-            t.saturating_duration_since(o.started).as_secs_f64()
-        )
-    };
-    let mut text = String::new();
-    let plan = o.plan.get(&key.job);
-    let _ = writeln!(
-        text,
-        "  {key}: plan {:?}",
-        plan.map(|p| (p.rerun, p.unhandled, &p.refused, &p.runs))
-    );
-    let info = o.executions.iter().find(|e| key_of(e) == *key);
-    let _ = writeln!(
-        text,
-        "    service: {:?}",
-        info.map(|e| (&e.status, e.version_number, &e.status_details))
-    );
-    let mut generations = BTreeSet::new();
-    for call in o.ledger.calls.iter().filter(|c| c.key == *key) {
-        generations.insert(call.generation);
-        let _ = writeln!(
-            text,
-            "    call by runner {}: resumed {}, started {}, returned {:?}",
-            call.generation,
-            call.resumed,
-            at(call.started),
-            call.returned.map(|(t, how)| (at(t), how))
-        );
-    }
-    for end in o.ledger.endings.iter().filter(|e| e.key == *key) {
-        generations.insert(end.generation);
-        let _ = writeln!(
-            text,
-            "    on_ended by runner {}: {:?}",
-            end.generation, end.ending
-        );
-    }
-    for generation in generations {
-        if let Some(t) = o
-            .ledger
-            .teardowns
-            .iter()
-            .find(|t| t.generation == generation)
-        {
-            let _ = writeln!(
-                text,
-                "    runner {generation}: stopped by a {} at {} (grace {:.2} s), run returned after {:.2} s",
-                t.cause,
-                at(t.stopped_at),
-                t.grace.as_secs_f64(),
-                t.took.as_secs_f64()
+/// `on_ended`: once per execution and runner, for every execution a runner ran, nothing left
+/// at the final stop.
+fn endings(o: &Observed<'_>, index: &Index<'_>, findings: &mut Findings, counts: &mut Counts) {
+    for end in &o.ledger.endings {
+        *counts.endings.entry(ending_name(&end.ending)).or_default() += 1;
+        let last = index.torn_down_by(end.generation) == Some(Cause::Final);
+        if last && matches!(end.ending, Ending::LeftInProgress | Ending::Unconfirmed) {
+            findings.fail(
+                Some(&end.key),
+                format!(
+                    "{}: runner {} still held it at the final stop ({:?})",
+                    end.key, end.generation, end.ending
+                ),
             );
         }
     }
-    if let Some(rerun) = o.ledger.reruns_queued.get(key) {
-        let _ = writeln!(text, "    its re-run was queued at {}", at(*rerun));
+    for ((key, generation), list) in &index.endings {
+        if list.len() > 1 {
+            findings.fail(
+                Some(key),
+                format!(
+                    "{key}: on_ended called {} times by runner {generation}",
+                    list.len()
+                ),
+            );
+        }
     }
-    let _ = writeln!(
-        text,
-        "    terminal updates received: {:?}",
-        o.received.terminal_updates.get(key)
-    );
-    let calls = o.ledger.calls.iter().filter(|c| c.key == *key);
-    let from = calls.clone().map(|c| c.started).min();
-    let to = calls.filter_map(|c| c.returned.map(|(t, _)| t)).max();
-    if let (Some(from), Some(to)) = (from, to) {
-        let near: Vec<String> = o
-            .outages
-            .intervals()
+    for call in &o.ledger.calls {
+        if !index.endings.contains_key(&(&call.key, call.generation)) {
+            findings.fail(
+                Some(&call.key),
+                format!(
+                    "{}: runner {} ran it but never called on_ended for it",
+                    call.key, call.generation
+                ),
+            );
+        }
+    }
+}
+
+fn ending_name(ending: &Ending) -> &'static str {
+    match ending {
+        Ending::Reported(_) => "Reported",
+        Ending::EndedByService(Some(_)) => "EndedByService(status)",
+        Ending::EndedByService(None) => "EndedByService(None)",
+        Ending::Unconfirmed => "Unconfirmed",
+        Ending::LeftInProgress => "LeftInProgress",
+        _ => "unknown",
+    }
+}
+
+/// Per execution: one final ending that agrees with the service (or none, when the service
+/// ended it while no runner held it); cancels and timeouts reached a handler.
+fn service_endings(
+    o: &Observed<'_>,
+    index: &Index<'_>,
+    findings: &mut Findings,
+    counts: &mut Counts,
+) {
+    for info in o.executions {
+        let key = key_of(info);
+        let mine = index.endings_of.get(&key).cloned().unwrap_or_default();
+        // Reported and EndedByService settle an execution; Unconfirmed and LeftInProgress
+        // leave it to a later runner, if the service still has it pending.
+        let settled: Vec<&EndRecord> = mine
             .iter()
-            .filter(|i| {
-                i.end + Duration::from_secs(3) >= from && i.start <= to + Duration::from_secs(3)
-            })
-            .map(|i| format!("{:?} {}..{}", i.kind, at(i.start), at(i.end)))
+            .copied()
+            .filter(|e| matches!(e.ending, Ending::Reported(_) | Ending::EndedByService(_)))
             .collect();
-        let _ = writeln!(text, "    outages around it: {near:?}");
+        let last = mine.last().map(|e| &e.ending);
+        let unheld = settled.is_empty()
+            && last == Some(&Ending::LeftInProgress)
+            && service_made(&info.status);
+        let all = || mine.iter().map(|e| &e.ending).collect::<Vec<_>>();
+        match settled.as_slice() {
+            [one] if !agrees(&one.ending, &info.status) => findings.fail(
+                Some(&key),
+                format!(
+                    "{key}: on_ended said {:?}, the service holds {}",
+                    one.ending, info.status
+                ),
+            ),
+            [one] if last != Some(&one.ending) => findings.fail(
+                Some(&key),
+                format!("{key}: on_ended again after it was settled: {:?}", all()),
+            ),
+            [_] => {}
+            [] if unheld => counts.unheld += 1,
+            [] if last == Some(&Ending::Unconfirmed) && info.status.is_terminal() => {
+                counts.unconfirmed += 1;
+            }
+            _ => findings.fail(
+                Some(&key),
+                format!(
+                    "{key} ({}): {} settling endings (on_ended: {:?})",
+                    info.status,
+                    settled.len(),
+                    all()
+                ),
+            ),
+        }
+        let act = o
+            .plan
+            .get(&key.job)
+            .and_then(|p| p.run(key.number))
+            .map(|r| r.act);
+        if let Some(act @ (Act::Cancel | Act::Timeout)) = act {
+            let saw = index.calls.get(&key).is_some_and(|list| {
+                list.iter()
+                    .any(|c| matches!(c.returned, Some((_, Returned::Canceled))))
+            });
+            if saw {
+                *counts.seen.entry(act).or_default() += 1;
+            } else if !unheld {
+                findings.fail(
+                    Some(&key),
+                    format!(
+                        "{key} ({}) ended while its handler ran, and the handler never saw it",
+                        info.status
+                    ),
+                );
+            }
+        }
     }
-    text
+}
+
+/// The share of terminal reports whose handler returned while the broker was down.
+fn outage_reports(
+    o: &Observed<'_>,
+    index: &Index<'_>,
+    findings: &mut Findings,
+    counts: &mut Counts,
+) {
+    for end in &o.ledger.endings {
+        if !matches!(end.ending, Ending::Reported(_) | Ending::Unconfirmed) {
+            continue;
+        }
+        let returned = index.calls.get(&end.key).and_then(|list| {
+            list.iter()
+                .rev()
+                .find(|c| c.generation == end.generation)
+                .and_then(|c| c.returned)
+        });
+        let Some((at, Returned::Outcome)) = returned else {
+            continue;
+        };
+        counts.reports += 1;
+        let took = end.at.saturating_duration_since(at);
+        counts.report_latency.push(took);
+        counts
+            .report_uptime
+            .push(took.saturating_sub(o.outages.down_between(at, end.at)));
+        let during = o.outages.during(at);
+        if let Some(outage) = during {
+            *counts.reports_during.entry(outage.kind).or_default() += 1;
+        }
+        let run = o.plan.get(&end.key.job).and_then(|p| p.run(end.key.number));
+        if run.is_some_and(|r| r.outage) {
+            counts.timed_to_outage += 1;
+            counts.timed_in_outage += usize::from(during.is_some());
+            let last = o.outages.intervals().iter().map(|i| i.end).max();
+            counts.timed_after_last += usize::from(last.is_some_and(|last| at > last));
+        }
+    }
+    if !o.outages.intervals().is_empty() && counts.outage_share() < OUTAGE_SHARE_MIN {
+        findings.fail(
+            None,
+            format!(
+                "only {:.0} % of terminal reports happened during an outage (at least {:.0} % wanted)",
+                counts.outage_share() * 100.0,
+                OUTAGE_SHARE_MIN * 100.0
+            ),
+        );
+    }
+}
+
+/// What the service received: every request names its execution; no storms.
+fn requests(o: &Observed<'_>, findings: &mut Findings, counts: &mut Counts) {
+    counts.unnumbered = o
+        .received
+        .job_requests
+        .iter()
+        .filter(|(key, _)| key.number == 0)
+        .map(|(_, n)| n)
+        .sum();
+    if counts.unnumbered > 0 {
+        findings.fail(
+            None,
+            format!(
+                "{} describes or updates named no execution number",
+                counts.unnumbered
+            ),
+        );
+    }
+    for (key, &n) in &o.received.terminal_updates {
+        if n > STORM {
+            findings.fail(
+                Some(key),
+                format!("{key}: {n} terminal updates reached the service"),
+            );
+        }
+    }
+}
+
+/// The run did what it claims to test: with every scenario in the plan, each happened.
+fn coverage(o: &Observed<'_>, index: &Index<'_>, findings: &mut Findings, counts: &Counts) {
+    let mut missing = Vec::new();
+    if o.plan.has_every_scenario() {
+        if counts.seen.get(&Act::Cancel).is_none_or(|&n| n == 0) {
+            missing.push("a cancel seen by its handler");
+        }
+        if counts.seen.get(&Act::Timeout).is_none_or(|&n| n == 0) {
+            missing.push("a step timeout seen by its handler");
+        }
+        if o.ledger.reruns_queued.is_empty() {
+            missing.push("a re-run");
+        }
+        if counts.second_runs.get("crashed").is_none_or(|&n| n == 0) {
+            missing.push("a crashed execution resumed");
+        }
+    }
+    let causes: BTreeSet<Cause> = index.teardowns.values().map(|t| t.cause).collect();
+    if o.reboots > 0 && !causes.contains(&Cause::Reboot) {
+        missing.push("a reboot");
+    }
+    let kinds: BTreeSet<OutageKind> = o.outages.intervals().iter().map(|i| i.kind).collect();
+    if o.kills > 0 && !kinds.contains(&OutageKind::Kill) {
+        missing.push("a kill");
+    }
+    if o.freezes > 0 && !kinds.contains(&OutageKind::Freeze) {
+        missing.push("a freeze");
+    }
+    for (kind, wanted, name) in [
+        (OutageKind::Kill, o.kills, "a terminal report during a kill"),
+        (
+            OutageKind::Freeze,
+            o.freezes,
+            "a terminal report during a freeze",
+        ),
+    ] {
+        if wanted > 0 && counts.reports_during.get(&kind).is_none_or(|&n| n == 0) {
+            missing.push(name);
+        }
+    }
+    if !missing.is_empty() {
+        findings.fail(None, format!("the run never had {}", missing.join(", ")));
+    }
+}
+
+/// Whether a runner took longer than its documented bound to stop.
+pub(crate) fn over_bound(teardown: &Teardown) -> bool {
+    teardown.took > teardown.grace + JOBS_TIMEOUT
+}
+
+/// The outages within `margin` of `from..=to`.
+pub(crate) fn outages_near(
+    outages: &Outages,
+    from: Instant,
+    to: Instant,
+    margin: Duration,
+) -> Vec<(OutageKind, Instant, Instant)> {
+    outages
+        .intervals()
+        .iter()
+        .filter(|i| i.end + margin >= from && i.start <= to + margin)
+        .map(|i| (i.kind, i.start, i.end))
+        .collect()
 }

@@ -1,6 +1,7 @@
 //! The cloud side of the chaos: a thread that cancels running executions (CancelJobExecution
 //! with `force`) and re-targets continuous jobs (AssociateTargetsWithJob), each after a delay.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -14,6 +15,9 @@ use parking_lot::Mutex;
 use crate::bounded::{self, Bounded};
 use crate::ledger::{Key, Ledger};
 
+/// How often a re-run waiting for execution 1 to end looks again.
+const RECHECK: Duration = Duration::from_millis(200);
+
 /// What the control thread is asked to do.
 #[derive(Debug)]
 pub(crate) enum Command {
@@ -24,7 +28,9 @@ pub(crate) enum Command {
         after: Duration,
         rerun: bool,
     },
-    /// Queue execution 2 of this job on this thing after `after` (execution 1 ended).
+    /// Queue execution 2 of this job on this thing after `after`, once the service ended
+    /// execution 1 (asked again by each ending of execution 1 that is not `LeftInProgress`;
+    /// done once).
     Rerun { key: Key, after: Duration },
     /// Stop; commands still waiting are problems.
     Quit,
@@ -39,6 +45,7 @@ pub(crate) fn start(
 ) -> Result<Bounded<()>, String> {
     bounded::spawn("soak-control", move || {
         let mut due: Vec<(Instant, Command)> = Vec::new();
+        let mut rerun = HashSet::new();
         loop {
             let now = Instant::now();
             let next = due.iter().map(|(at, _)| *at).min();
@@ -60,8 +67,12 @@ pub(crate) fn start(
             let (ready, later): (Vec<_>, Vec<_>) = due.into_iter().partition(|(at, _)| *at <= now);
             due = later;
             for (_, command) in ready {
-                carry_out(&simulator, &ledger, command);
-                pending.fetch_sub(1, Ordering::AcqRel);
+                match carry_out(&simulator, &ledger, &mut rerun, command) {
+                    Some(again) => due.push((Instant::now() + RECHECK, again)),
+                    None => {
+                        pending.fetch_sub(1, Ordering::AcqRel);
+                    }
+                }
             }
         }
         for (_, command) in due {
@@ -79,21 +90,56 @@ fn ids(key: &Key) -> Result<(JobId, ThingName), String> {
     ))
 }
 
-fn carry_out(simulator: &Simulator, ledger: &Mutex<Ledger>, command: Command) {
+/// Carries out `command`; returns it if it must wait (execution 1 of a re-run not ended yet).
+fn carry_out(
+    simulator: &Simulator,
+    ledger: &Mutex<Ledger>,
+    rerun: &mut HashSet<Key>,
+    command: Command,
+) -> Option<Command> {
+    let about = match &command {
+        Command::Cancel { key, .. } | Command::Rerun { key, .. } => Some(key.clone()),
+        Command::Quit => None,
+    };
     let result = match command {
-        Command::Cancel { key, rerun, .. } => cancel(simulator, ledger, &key).and_then(|()| {
-            if rerun {
+        Command::Cancel {
+            key, rerun: again, ..
+        } => cancel(simulator, ledger, &key).and_then(|()| {
+            if again && rerun.insert(key.clone()) {
                 associate(simulator, ledger, &key)
             } else {
                 Ok(())
             }
         }),
-        Command::Rerun { key, .. } => associate(simulator, ledger, &key),
+        Command::Rerun { key, after } => {
+            if rerun.contains(&key) {
+                // Another ending of execution 1 asked already.
+                return None;
+            }
+            let ended = ids(&key).map(|(job, thing)| {
+                simulator
+                    .execution(&thing, &job)
+                    .is_none_or(|e| e.execution_number != key.number || e.status.is_terminal())
+            });
+            match ended {
+                // An unconfirmed report: wait until the service ended execution 1.
+                Ok(false) => return Some(Command::Rerun { key, after }),
+                Ok(true) => {
+                    rerun.insert(key.clone());
+                    associate(simulator, ledger, &key)
+                }
+                Err(problem) => Err(problem),
+            }
+        }
         Command::Quit => Ok(()),
     };
     if let Err(problem) = result {
-        ledger.lock().problem(problem);
+        match &about {
+            Some(key) => ledger.lock().problem_about(key, problem),
+            None => ledger.lock().problem(problem),
+        }
     }
+    None
 }
 
 fn cancel(simulator: &Simulator, ledger: &Mutex<Ledger>, key: &Key) -> Result<(), String> {

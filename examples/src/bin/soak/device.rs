@@ -226,6 +226,7 @@ fn on_ended(ended: &Ended, env: &Env) {
             key: key.clone(),
             generation: env.generation,
             ending: ended.ending.clone(),
+            at: Instant::now(),
         });
     if rerun {
         let after = env.dice.lock().millis(0, 500);
@@ -242,7 +243,7 @@ fn work(ctx: &Context, env: &Env) -> Result<Outcome, HandlerError> {
         shared
             .ledger
             .lock()
-            .problem(format!("{key}: the handler got no execution number"));
+            .problem_about(&key, format!("{key}: the handler got no execution number"));
     }
     let doc: Doc = ctx.parse_document()?;
     let Some(run) = shared
@@ -255,7 +256,7 @@ fn work(ctx: &Context, env: &Env) -> Result<Outcome, HandlerError> {
         shared
             .ledger
             .lock()
-            .problem(format!("{key}: the plan has no such execution"));
+            .problem_about(&key, format!("{key}: the plan has no such execution"));
         return Err("no such execution in the plan".into());
     };
     let call = shared

@@ -56,6 +56,7 @@ pub(crate) struct EndRecord {
     pub(crate) key: Key,
     pub(crate) generation: Generation,
     pub(crate) ending: Ending,
+    pub(crate) at: Instant,
 }
 
 /// Why a runner was torn down.
@@ -112,8 +113,9 @@ pub(crate) struct Ledger {
     pub(crate) timers_armed: usize,
     /// Runners whose `run` returned an error.
     pub(crate) runner_errors: Vec<String>,
-    /// Problems seen while running (each one fails the soak).
+    /// Problems seen while running (each one fails the soak), and the executions they concern.
     pub(crate) problems: Vec<String>,
+    pub(crate) problem_keys: std::collections::BTreeSet<Key>,
 }
 
 impl Ledger {
@@ -141,6 +143,11 @@ impl Ledger {
     }
 
     pub(crate) fn problem(&mut self, problem: String) {
+        self.problems.push(problem);
+    }
+
+    pub(crate) fn problem_about(&mut self, key: &Key, problem: String) {
+        self.problem_keys.insert(key.clone());
         self.problems.push(problem);
     }
 }

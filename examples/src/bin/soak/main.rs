@@ -8,7 +8,7 @@
 //! connection (2 handlers at once, 2 s `Jobs` timeout, backoff 100 ms to 1 s). Every job is
 //! planned up front from the seed; its handler:
 //! - succeeds, fails (an error), panics, or rejects — at a random moment, or timed to return
-//!   while the broker is down (55 % of them), so that its terminal report starts during an
+//!   while the broker is down (65 % of them), so that its terminal report starts during an
 //!   outage; some documents name an operation no handler serves;
 //! - waits to be canceled: the soak cancels the running execution (CancelJobExecution with
 //!   `force`) after a random delay;
@@ -54,6 +54,7 @@ mod device;
 mod dice;
 mod ledger;
 mod plan;
+mod report;
 mod tap;
 
 use std::error::Error;
@@ -244,20 +245,23 @@ fn soak(args: &Args) -> Result<(), Box<dyn Error>> {
     // The outages, with the jobs created in waves and the reboots spread among them.
     *phase.lock() = "running the outages";
     let outages_started = Instant::now();
-    let mut kinds: Vec<OutageKind> = std::iter::repeat_n(OutageKind::Kill, args.restarts)
-        .chain(std::iter::repeat_n(OutageKind::Freeze, args.freezes))
+    // Kills and freezes interleaved evenly.
+    let cycles = args.restarts + args.freezes;
+    let kinds: Vec<OutageKind> = (0..cycles)
+        .map(|i| {
+            if (i + 1) * args.freezes / cycles > i * args.freezes / cycles {
+                OutageKind::Freeze
+            } else {
+                OutageKind::Kill
+            }
+        })
         .collect();
-    for i in (1..kinds.len()).rev() {
-        let j = usize::try_from(dice.below(i as u64 + 1)).unwrap_or(0);
-        kinds.swap(i, j);
-    }
-    let cycles = kinds.len();
     let first = if cycles == 0 {
         args.jobs
     } else {
         args.jobs / 4
     };
-    let creating = (cycles * 2).div_ceil(3).max(1);
+    let creating = cycles.div_ceil(2).max(1);
     let mut created = 0;
     let mut create = |upto: usize| -> Result<(), Box<dyn Error>> {
         for job in plan.jobs.get(created..upto).unwrap_or_default() {
@@ -313,30 +317,49 @@ fn soak(args: &Args) -> Result<(), Box<dyn Error>> {
     // Every execution must end.
     *phase.lock() = "waiting for every execution to end";
     let drain_started = Instant::now();
-    let mut failures = Vec::new();
+    let mut failures = check::Findings::default();
     loop {
         let executions = simulator.executions();
-        let done = executions.len() == plan.executions()
-            && executions.iter().all(|e| e.status.is_terminal())
-            && control_pending.load(Ordering::Acquire) == 0;
-        if done {
+        // Handlers of live runners still running (abandoned ones wait for the release).
+        let running: Vec<ledger::Key> = {
+            let ledger = ledger.lock();
+            let torn_down: std::collections::HashSet<ledger::Generation> =
+                ledger.teardowns.iter().map(|t| t.generation).collect();
+            ledger
+                .calls
+                .iter()
+                .filter(|c| c.returned.is_none() && !torn_down.contains(&c.generation))
+                .map(|c| c.key.clone())
+                .collect()
+        };
+        let open: Vec<ledger::Key> = executions
+            .iter()
+            .filter(|e| !e.status.is_terminal())
+            .map(check::key_of)
+            .collect();
+        let pending = control_pending.load(Ordering::Acquire);
+        if executions.len() == plan.executions()
+            && open.is_empty()
+            && running.is_empty()
+            && pending == 0
+        {
             break;
         }
         if drain_started.elapsed() > DRAIN_LIMIT {
-            let open: Vec<String> = executions
-                .iter()
-                .filter(|e| !e.status.is_terminal())
-                .take(10)
-                .map(|e| format!("{}", check::key_of(e)))
-                .collect();
-            failures.push(format!(
-                "not every execution ended within {} s of the last outage: {} of {} exist; \
-                 still open: {open:?}; control commands pending: {}",
-                DRAIN_LIMIT.as_secs(),
-                executions.len(),
-                plan.executions(),
-                control_pending.load(Ordering::Acquire)
-            ));
+            failures.fail(
+                None,
+                format!(
+                    "not everything ended within {} s of the last outage: {} of {} executions \
+                     exist; still open: {open:?}; handlers still running: {running:?}; control \
+                     commands pending: {pending}",
+                    DRAIN_LIMIT.as_secs(),
+                    executions.len(),
+                    plan.executions(),
+                ),
+            );
+            failures
+                .keys
+                .extend(open.into_iter().chain(running).take(10));
             break;
         }
         thread::sleep(Duration::from_millis(100));
@@ -359,21 +382,25 @@ fn soak(args: &Args) -> Result<(), Box<dyn Error>> {
             break;
         }
         if released_at.elapsed() > RELEASE_LIMIT {
-            failures.push(format!(
-                "{waiting} handlers did not return within {} s of their release",
-                RELEASE_LIMIT.as_secs()
-            ));
+            failures.fail(
+                None,
+                format!(
+                    "{waiting} handlers did not return within {} s of their release",
+                    RELEASE_LIMIT.as_secs()
+                ),
+            );
             break;
         }
         thread::sleep(Duration::from_millis(20));
     }
     thread::sleep(QUIET);
     let after_release = simulator.executions();
-    failures.extend(compare(
+    compare(
         "after the release",
         &before_release,
         &after_release,
-    ));
+        &mut failures,
+    );
 
     // Stop every runner, each join bounded.
     *phase.lock() = "stopping the runners";
@@ -385,23 +412,22 @@ fn soak(args: &Args) -> Result<(), Box<dyn Error>> {
         let left = DEVICE_STOP_BOUND.saturating_sub(stopping.elapsed());
         match device.join_within(left) {
             Ok(()) => joined += 1,
-            Err(stuck) => failures.push(stuck),
+            Err(stuck) => failures.fail(None, stuck),
         }
     }
     let _ = control_tx.send(Command::Quit);
     let control_joined = match control.join_within(Duration::from_secs(5)) {
         Ok(()) => 1,
         Err(stuck) => {
-            failures.push(stuck);
+            failures.fail(None, stuck);
             0
         }
     };
     let stop_took = stopping.elapsed();
     let after_stop = simulator.executions();
-    failures.extend(compare("after the stop", &after_release, &after_stop));
+    compare("after the stop", &after_release, &after_stop, &mut failures);
 
     *phase.lock() = "checking";
-    let mut out = String::new();
     let ledger = ledger.lock();
     let received = received.lock();
     let observed = check::Observed {
@@ -412,9 +438,13 @@ fn soak(args: &Args) -> Result<(), Box<dyn Error>> {
         executions: &after_stop,
         released_at,
         started,
+        kills: args.restarts,
+        freezes: args.freezes,
+        reboots: args.reboots,
     };
-    let mut found = check::check(&observed, &mut out);
-    found.failures.append(&mut failures);
+    let (mut found, counts) = check::check(&observed);
+    found.failures.append(&mut failures.failures);
+    found.keys.append(&mut failures.keys);
     println!(
         "soak ({}): {} devices, {} jobs ({} executions), {} kills, {} freezes, {} reboots, seed {}: {:.1} s",
         args.mode,
@@ -427,16 +457,16 @@ fn soak(args: &Args) -> Result<(), Box<dyn Error>> {
         args.seed,
         started.elapsed().as_secs_f64()
     );
-    print!("{out}");
+    counts.print();
     println!(
-        "  joins: devices {joined}/{count}, control thread {control_joined}/1, handlers \
-         {}/{} returned",
+        "  joins (each bounded): devices {joined}/{count}, control thread {control_joined}/1, \
+         handlers {}/{} returned",
         ledger.calls.iter().filter(|c| c.returned.is_some()).count(),
         ledger.calls.len()
     );
     println!(
-        "  durations: outages {:.1} s, until every execution ended {:.1} s, release and quiet \
-         spell {:.1} s, stop {:.2} s",
+        "  durations: outages {:.1} s, then until every execution ended {:.1} s, release and \
+         quiet spell {:.1} s, stop {:.2} s",
         outages_took.as_secs_f64(),
         drain_took.as_secs_f64(),
         (stopping - released_at).as_secs_f64(),
@@ -454,13 +484,18 @@ fn soak(args: &Args) -> Result<(), Box<dyn Error>> {
     }
     println!("  what happened to the executions concerned (times from the start):");
     for key in found.keys.iter().take(10) {
-        print!("{}", check::history(&observed, key));
+        print!("{}", report::history(&observed, key));
     }
     Err(format!("{} failures", found.failures.len()).into())
 }
 
-/// The differences between two readings of the service.
-fn compare(when: &str, before: &[ExecutionInfo], after: &[ExecutionInfo]) -> Vec<String> {
+/// Records the differences between two readings of the service.
+fn compare(
+    when: &str,
+    before: &[ExecutionInfo],
+    after: &[ExecutionInfo],
+    findings: &mut check::Findings,
+) {
     let state = |e: &ExecutionInfo| {
         (
             check::key_of(e),
@@ -469,15 +504,16 @@ fn compare(when: &str, before: &[ExecutionInfo], after: &[ExecutionInfo]) -> Vec
     };
     let before: std::collections::BTreeMap<_, _> = before.iter().map(state).collect();
     let after: std::collections::BTreeMap<_, _> = after.iter().map(state).collect();
-    let mut changes = Vec::new();
     for (key, now) in &after {
         match before.get(key) {
             Some(then) if then == now => {}
-            then => changes.push(format!("{key} changed {when}: from {then:?} to {now:?}")),
+            then => findings.fail(
+                Some(key),
+                format!("{key} changed {when}: from {then:?} to {now:?}"),
+            ),
         }
     }
     for key in before.keys().filter(|k| !after.contains_key(*k)) {
-        changes.push(format!("{key} disappeared {when}"));
+        findings.fail(Some(key), format!("{key} disappeared {when}"));
     }
-    changes
 }

@@ -156,7 +156,7 @@ impl Plan {
         let mut plans = Vec::with_capacity(jobs);
         for n in 0..jobs {
             let id = JobId::new(format!("soak-job-{n:05}")).map_err(|e| e.to_string())?;
-            plans.push(job(id, n % devices.max(1), dice));
+            plans.push(job(id, n % devices.max(1), n, dice));
         }
         let by_id = plans
             .iter()
@@ -170,25 +170,62 @@ impl Plan {
         self.by_id.get(job).and_then(|&i| self.jobs.get(i))
     }
 
+    /// Whether the plan has every scenario of the catalogue.
+    pub(crate) fn has_every_scenario(&self) -> bool {
+        self.jobs.len() >= CATALOGUE.len()
+    }
+
     /// How many executions the plan makes.
     pub(crate) fn executions(&self) -> usize {
         self.jobs.iter().map(|job| job.runs.len()).sum()
     }
 }
 
-fn job(id: JobId, device: usize, dice: &mut Dice) -> JobPlan {
-    let roll = dice.below(100);
-    let mut plan = JobPlan {
-        id,
-        device,
-        rerun: false,
-        unhandled: false,
-        refused: None,
-        runs: Vec::new(),
-    };
-    let act = match roll {
+/// The kinds of job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Single(Act),
+    /// Succeeds; the simulator refuses its first updates (the variant of [`refusal`]).
+    Refused(u8),
+    /// Names an operation no handler serves.
+    Unhandled,
+    /// A CONTINUOUS job run twice: execution 1 acts as the first, execution 2 as the second.
+    Rerun(Act, Act),
+}
+
+/// The first jobs of every plan, one of each scenario (the second field: crash on purpose), so
+/// that even a short run has them all; the rest are drawn at random.
+const CATALOGUE: [(Shape, bool); 15] = [
+    (Shape::Single(Act::Cancel), false),
+    (Shape::Single(Act::Timeout), false),
+    (Shape::Rerun(Act::Cancel, Act::Succeed), false),
+    (Shape::Rerun(Act::Succeed, Act::Fail), false),
+    (Shape::Rerun(Act::Fail, Act::Succeed), false),
+    (Shape::Single(Act::Fail), false),
+    (Shape::Single(Act::Panic), false),
+    (Shape::Single(Act::Reject), false),
+    (Shape::Unhandled, false),
+    (Shape::Refused(0), false),
+    (Shape::Refused(1), false),
+    (Shape::Refused(2), false),
+    (Shape::Single(Act::Succeed), true),
+    (Shape::Single(Act::Cancel), true),
+    (Shape::Single(Act::Timeout), true),
+];
+
+/// The refusals of [`Shape::Refused`]: none of them changes the outcome (a re-read is all a
+/// `VersionMismatch` needs; the others are retried).
+fn refusal(variant: u8) -> (RejectCode, usize) {
+    match variant {
+        0 => (RejectCode::RequestThrottled, 2),
+        1 => (RejectCode::InternalError, 2),
+        _ => (RejectCode::VersionMismatch, 1),
+    }
+}
+
+fn random_shape(dice: &mut Dice) -> Shape {
+    match dice.below(100) {
         0..10 => {
-            plan.rerun = true;
             let first = match dice.below(10) {
                 0..4 => Act::Succeed,
                 4..6 => Act::Fail,
@@ -199,36 +236,61 @@ fn job(id: JobId, device: usize, dice: &mut Dice) -> JobPlan {
             } else {
                 Act::Fail
             };
-            plan.runs.push(run(first, dice));
-            plan.runs.push(run(second, dice));
-            return plan;
+            Shape::Rerun(first, second)
         }
-        10..20 => Act::Cancel,
-        20..27 => Act::Timeout,
-        27..34 => Act::Fail,
-        34..37 => Act::Panic,
-        37..41 => Act::Reject,
-        41..43 => {
-            plan.unhandled = true;
-            Act::Succeed
-        }
-        _ => Act::Succeed,
-    };
-    if act == Act::Succeed && !plan.unhandled && dice.chance(8) {
-        plan.refused = Some(match dice.below(3) {
-            0 => (RejectCode::RequestThrottled, 2),
-            1 => (RejectCode::InternalError, 2),
-            _ => (RejectCode::VersionMismatch, 1),
-        });
+        10..20 => Shape::Single(Act::Cancel),
+        20..27 => Shape::Single(Act::Timeout),
+        27..34 => Shape::Single(Act::Fail),
+        34..37 => Shape::Single(Act::Panic),
+        37..41 => Shape::Single(Act::Reject),
+        41..43 => Shape::Unhandled,
+        43..47 => Shape::Refused(u8::try_from(dice.below(3)).unwrap_or(0)),
+        _ => Shape::Single(Act::Succeed),
     }
-    plan.runs.push(run(act, dice));
+}
+
+fn job(id: JobId, device: usize, n: usize, dice: &mut Dice) -> JobPlan {
+    let (shape, crash) = match CATALOGUE.get(n) {
+        Some(&(shape, crash)) => (shape, Some(crash)),
+        None => (random_shape(dice), None),
+    };
+    let mut plan = JobPlan {
+        id,
+        device,
+        rerun: false,
+        unhandled: false,
+        refused: None,
+        runs: Vec::new(),
+    };
+    let acts = match shape {
+        Shape::Single(act) => vec![act],
+        Shape::Refused(variant) => {
+            plan.refused = Some(refusal(variant));
+            vec![Act::Succeed]
+        }
+        Shape::Unhandled => {
+            plan.unhandled = true;
+            vec![Act::Succeed]
+        }
+        Shape::Rerun(first, second) => {
+            plan.rerun = true;
+            vec![first, second]
+        }
+    };
+    for act in acts {
+        let mut run = run(act, dice);
+        if let Some(crash) = crash {
+            run.crash = crash && plan.runs.is_empty();
+        }
+        plan.runs.push(run);
+    }
     plan
 }
 
 fn run(act: Act, dice: &mut Dice) -> Run {
     Run {
         act,
-        outage: act.returns() && dice.chance(55),
+        outage: act.returns() && dice.chance(65),
         ms: 20 + dice.below(280),
         crash: dice.chance(8),
     }
