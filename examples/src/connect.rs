@@ -1,38 +1,50 @@
-//! The connection flags shared by the programs that use a real broker, and the
-//! [`PahoTransport`] they describe; the flags of the programs that run one thing's device side
-//! (`device`, `agent`) and the [`Jobs`] they open.
+//! The command-line flags shared by the programs that use a real broker ([`BrokerArgs`]) and by
+//! those that run one thing's device side ([`DeviceArgs`]), parsed with clap, and the
+//! [`PahoTransport`] and [`Jobs`] they describe.
 
 use std::error::Error;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use jobs_core::{Client, Jobs};
-use jobs_paho::{AWS_IOT_ALPN, PahoTransport};
+use clap::Args;
+use jobs_core::{Client, Jobs, ThingName};
+use jobs_paho::{AWS_IOT_ALPN, ConnectRetry, PahoTransport, PahoTransportBuilder};
 
 /// The broker used when `--broker` is not given.
 pub const DEFAULT_BROKER: &str = "tcp://127.0.0.1:1883";
 
-/// Help text for the flags [`BrokerArgs`] understands.
-pub const USAGE: &str = "  \
-  --broker URI     broker to connect to (default tcp://127.0.0.1:1883; TLS: ssl://host:8883)
-  --ca FILE        CA certificate(s) to verify the broker with (PEM; default: system store)
-  --cert FILE      client certificate (PEM), with --key
-  --key FILE       client private key (PEM), with --cert
-  --alpn           send ALPN x-amzn-mqtt-ca (AWS IoT Core with certificates on port 443)";
-
 /// Where and how to connect.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct BrokerArgs {
-    /// The server URI (`--broker`).
+    /// Broker to connect to: tcp://host:port, or ssl://host:port for TLS (AWS IoT Core:
+    /// ssl://ENDPOINT:8883, or :443 with --alpn).
+    #[arg(long = "broker", value_name = "URI", default_value = DEFAULT_BROKER,
+          value_parser = parse_uri)]
     pub uri: String,
-    /// The CA file (`--ca`).
+    /// CA certificate(s) to verify the broker with (PEM; default: the system trust store).
+    #[arg(long, value_name = "FILE")]
     pub ca: Option<PathBuf>,
-    /// The client certificate (`--cert`).
+    /// Client certificate (PEM), with --key.
+    #[arg(long, value_name = "FILE", requires = "key")]
     pub cert: Option<PathBuf>,
-    /// The client key (`--key`).
+    /// Client private key (PEM, unencrypted), with --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
     pub key: Option<PathBuf>,
-    /// Whether to send the AWS IoT ALPN protocol (`--alpn`).
+    /// Send the ALPN protocol x-amzn-mqtt-ca (AWS IoT Core with certificates on port 443).
+    #[arg(long)]
     pub alpn: bool,
+    /// Keep retrying the first connect, with backoff, for up to this many seconds (0: fail
+    /// at once).
+    #[arg(long, value_name = "SECONDS", default_value = "0")]
+    pub connect_retry: u64,
+}
+
+/// Checks a server URI as the transport will, before anything connects.
+fn parse_uri(uri: &str) -> Result<String, String> {
+    PahoTransport::builder(uri, "check")
+        .check()
+        .map(|()| uri.to_owned())
+        .map_err(|error| error.to_string())
 }
 
 impl Default for BrokerArgs {
@@ -43,138 +55,95 @@ impl Default for BrokerArgs {
             cert: None,
             key: None,
             alpn: false,
+            connect_retry: 0,
         }
     }
 }
 
 impl BrokerArgs {
-    /// Takes `flag` (and its value, from `rest`) if it is one of the connection flags; returns
-    /// whether it was.
-    ///
-    /// # Errors
-    /// A flag that needs a value came last.
-    pub fn parse_flag(
-        &mut self,
-        flag: &str,
-        rest: &mut dyn Iterator<Item = String>,
-    ) -> Result<bool, String> {
-        let mut value = || rest.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag {
-            "--broker" => self.uri = value()?,
-            "--ca" => self.ca = Some(value()?.into()),
-            "--cert" => self.cert = Some(value()?.into()),
-            "--key" => self.key = Some(value()?.into()),
-            "--alpn" => self.alpn = true,
-            _ => return Ok(false),
-        }
-        Ok(true)
-    }
-
-    /// Connects with client ID `client_id` (clean session, 10 s connect and operation
-    /// timeouts, automatic reconnects).
-    ///
-    /// # Errors
-    /// `--cert` without `--key` or the reverse, or the connection failed.
-    pub fn connect(&self, client_id: &str) -> Result<PahoTransport, Box<dyn Error>> {
+    /// The transport builder for client ID `client_id` (clean session, 10 s connect and
+    /// operation timeouts, automatic reconnects, `--connect-retry`).
+    pub fn builder(&self, client_id: &str) -> PahoTransportBuilder {
         let mut builder = PahoTransport::builder(&self.uri, client_id)
             .connect_timeout(Duration::from_secs(10))
             .operation_timeout(Duration::from_secs(10));
+        if self.connect_retry > 0 {
+            builder = builder.connect_retry(ConnectRetry::for_up_to(Duration::from_secs(
+                self.connect_retry,
+            )));
+        }
         if let Some(ca) = &self.ca {
             builder = builder.ca_file(ca);
         }
-        match (&self.cert, &self.key) {
-            (Some(cert), Some(key)) => builder = builder.client_certificate(cert, key),
-            (None, None) => {}
-            _ => return Err("--cert and --key go together".into()),
+        if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
+            builder = builder.client_certificate(cert, key);
         }
         if self.alpn {
             builder = builder.alpn_protocols(&[AWS_IOT_ALPN]);
         }
-        Ok(builder.build()?)
+        builder
+    }
+
+    /// Connects with client ID `client_id` (see [`builder`](Self::builder)).
+    ///
+    /// # Errors
+    /// The connection failed; the error names the URI, the file or the cause.
+    pub fn connect(&self, client_id: &str) -> Result<PahoTransport, Box<dyn Error>> {
+        Ok(self.builder(client_id).build()?)
+    }
+}
+
+/// Parses `--thing`: a valid thing name (1–128 of `[a-zA-Z0-9:_-]`).
+fn parse_thing(value: &str) -> Result<ThingName, String> {
+    ThingName::new(value).map_err(|error| error.to_string())
+}
+
+/// Parses `--work-scale`: a number from 0 to 1000.
+fn parse_work_scale(value: &str) -> Result<f64, String> {
+    let scale: f64 = value
+        .parse()
+        .map_err(|_| format!("not a number: {value:?}"))?;
+    if (0.0..=1000.0).contains(&scale) {
+        Ok(scale)
+    } else {
+        Err(format!("must be from 0 to 1000, not {value}"))
     }
 }
 
 /// The flags of a program that runs one thing's device side: the connection flags,
 /// `--thing`, `--client-id` and `--work-scale`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Args)]
 pub struct DeviceArgs {
-    /// The connection flags.
+    /// The connection.
+    #[command(flatten)]
     pub broker: BrokerArgs,
-    /// The thing (`--thing`): `None` until given. The programs require it and take it out
-    /// once the flags are parsed, then pass it to [`connect`](Self::connect).
-    pub thing: Option<String>,
-    /// The MQTT client ID (`--client-id`); the thing name when not given.
+    /// The thing; also the MQTT client ID unless --client-id (AWS IoT policies often require
+    /// that).
+    #[arg(long, value_name = "NAME", value_parser = parse_thing)]
+    pub thing: ThingName,
+    /// MQTT client ID [default: the thing name].
+    #[arg(long, value_name = "ID")]
     pub client_id: Option<String>,
-    /// Real seconds per simulated second of work (`--work-scale`, 0–1000, default 0.01).
+    /// Real seconds slept per simulated second of work (0 for none).
+    #[arg(long, value_name = "F", default_value = "0.01", value_parser = parse_work_scale)]
     pub work_scale: f64,
 }
 
-impl Default for DeviceArgs {
-    fn default() -> Self {
-        Self {
-            broker: BrokerArgs::default(),
-            thing: None,
-            client_id: None,
-            work_scale: 0.01,
-        }
-    }
-}
-
 impl DeviceArgs {
-    /// Help line of `--work-scale`; each program places it among its own flags.
-    pub const WORK_SCALE_USAGE: &str =
-        "  --work-scale F   real seconds per simulated second of work (default 0.01)";
-
-    /// The usage text of `program`: its synopsis, the connection flags, `--client-id`, then
-    /// `own` (the help lines of the program's own flags, with [`Self::WORK_SCALE_USAGE`]).
-    pub fn usage(program: &str, own: &str) -> String {
-        format!(
-            "usage: {program} --thing NAME [flags]\n{USAGE}\n  --client-id ID   MQTT client ID \
-             (default: the thing name)\n{own}"
-        )
-    }
-
-    /// Takes `flag` (and its value, from `rest`) if it is a connection flag or one of
-    /// `--thing`, `--client-id` and `--work-scale`; returns whether it was.
-    ///
-    /// # Errors
-    /// A flag that needs a value came last, or the value of `--work-scale` is not a number
-    /// between 0 and 1000.
-    pub fn parse_flag(
-        &mut self,
-        flag: &str,
-        rest: &mut dyn Iterator<Item = String>,
-    ) -> Result<bool, String> {
-        if self.broker.parse_flag(flag, rest)? {
-            return Ok(true);
-        }
-        let mut value = || rest.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag {
-            "--thing" => self.thing = Some(value()?),
-            "--client-id" => self.client_id = Some(value()?),
-            "--work-scale" => {
-                self.work_scale = value()?.parse().map_err(|e| format!("--work-scale: {e}"))?;
-                if !(0.0..=1000.0).contains(&self.work_scale) {
-                    return Err("--work-scale must be between 0 and 1000".into());
-                }
-            }
-            _ => return Ok(false),
-        }
-        Ok(true)
-    }
-
-    /// The MQTT client ID of `thing`: `--client-id` if given, else the thing name.
-    pub fn client_id<'a>(&'a self, thing: &'a str) -> &'a str {
-        self.client_id.as_deref().unwrap_or(thing)
+    /// The MQTT client ID: `--client-id` if given, else the thing name.
+    pub fn client_id(&self) -> &str {
+        self.client_id
+            .as_deref()
+            .unwrap_or_else(|| self.thing.as_str())
     }
 
     /// Connects (see [`BrokerArgs::connect`]) with [`client_id`](Self::client_id) and opens
-    /// the Jobs of `thing`.
+    /// the Jobs of the thing.
     ///
     /// # Errors
     /// The connection failed, or the client or the thing's Jobs could not be set up.
-    pub fn connect(&self, thing: &str) -> Result<Jobs, Box<dyn Error>> {
-        let client = Client::new(self.broker.connect(self.client_id(thing))?)?;
-        Ok(Jobs::new(&client, thing)?)
+    pub fn connect(&self) -> Result<Jobs, Box<dyn Error>> {
+        let client = Client::new(self.broker.connect(self.client_id())?)?;
+        Ok(Jobs::new(&client, self.thing.as_str())?)
     }
 }

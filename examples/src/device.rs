@@ -3,20 +3,26 @@
 //! document, report `IN_PROGRESS`, do the work, then report `SUCCEEDED` or `FAILED` — or
 //! `REJECTED` for a document the device cannot handle.
 //!
-//! The documents it understands (`"action"` field):
+//! The documents it understands, by their `"operation"` field (the convention of the job
+//! runner, `jobs_core::runner`, and of the AWS IoT Device Client):
 //!
-//! | action | work | result |
+//! | operation | work | result |
 //! |---|---|---|
 //! | `rotate-logs` (`keep`) | 30 s "archiving" | SUCCEEDED |
 //! | `install-firmware` (`version`) | 120 s "downloading" | SUCCEEDED, but FAILED on a thing named `pump-08` (its flash is nearly full) |
 //! | `calibrate-flow` (`litresPerMinute`) | 45 s "measuring" | SUCCEEDED |
-//! | anything else | none | REJECTED |
+//! | anything else, or no `operation` | none | REJECTED, with the reason in the status details and printed |
 
 use std::error::Error;
 use std::ops::AddAssign;
 
 use jobs_core::{Document, JobStatus, Jobs, StatusDetails};
 use serde_json::Value;
+
+use crate::say;
+
+/// The operations [`plan`] knows, for the reason given with a rejection.
+pub const OPERATIONS: [&str; 3] = ["rotate-logs", "install-firmware", "calibrate-flow"];
 
 /// Where the loop runs: how it stamps its output lines and how time passes while it works.
 pub trait Host {
@@ -67,7 +73,7 @@ pub fn process_pending(jobs: &Jobs, host: &dyn Host, force: bool) -> Result<Tall
             .iter()
             .map(|job| format!("{} {}", job.id(), status_name(job.status())))
             .collect();
-        println!(
+        say!(
             "{} list: {}",
             host.timestamp(),
             if names.is_empty() {
@@ -83,24 +89,18 @@ pub fn process_pending(jobs: &Jobs, host: &dyn Host, force: bool) -> Result<Tall
                 .map(Document::to_value)
                 .unwrap_or(Value::Null);
             let id = job.id().to_string();
-            println!("{} {id}: document {document}", host.timestamp());
+            say!("{} {id}: document {document}", host.timestamp());
             let Some(work) = plan(&thing, &document) else {
-                let action = document["action"].as_str().unwrap_or("?");
-                let details = StatusDetails::from_pairs([(
-                    "reason",
-                    format!("unsupported action {action}"),
-                )])?;
+                let reason = rejection_reason(&document);
+                let details = StatusDetails::from_pairs([("reason", reason.as_str())])?;
                 job.update(JobStatus::Rejected, Some(&details))?;
-                println!(
-                    "{} {id}: REJECTED (cannot handle action {action:?})",
-                    host.timestamp()
-                );
+                say!("{} {id}: REJECTED: {reason}", host.timestamp());
                 tally.rejected += 1;
                 continue;
             };
             let progress = StatusDetails::from_pairs([("step", work.step)])?;
             job.update(JobStatus::InProgress, Some(&progress))?;
-            println!("{} {id}: IN_PROGRESS ({})", host.timestamp(), work.step);
+            say!("{} {id}: IN_PROGRESS ({})", host.timestamp(), work.step);
             host.work(work.seconds)?;
             let (status, details) = match work.result {
                 Ok(result) => {
@@ -120,7 +120,7 @@ pub fn process_pending(jobs: &Jobs, host: &dyn Host, force: bool) -> Result<Tall
             };
             job.update(status.clone(), Some(&details))?;
             let (key, value) = details.iter().next().unwrap_or(("", ""));
-            println!(
+            say!(
                 "{} {id}: {status} after {} s ({key}: {value})",
                 host.timestamp(),
                 work.seconds
@@ -141,10 +141,26 @@ pub struct Work {
     pub result: Result<String, String>,
 }
 
+/// Why a document is rejected, for the status details and the output: it has no
+/// `operation`, or one this device does not know.
+pub fn rejection_reason(document: &Value) -> String {
+    match &document["operation"] {
+        Value::String(operation) => format!(
+            "unsupported operation {operation:?} (this device knows {})",
+            OPERATIONS.join(", ")
+        ),
+        Value::Null if document.get("action").is_some() => {
+            "no \"operation\" field (this device reads \"operation\", not \"action\")".to_owned()
+        }
+        Value::Null => "no \"operation\" field in the document".to_owned(),
+        other => format!("\"operation\" is not a string: {other}"),
+    }
+}
+
 /// The work `thing` does for `document`; `None` when it cannot handle it (see the
 /// [module docs](self)).
 pub fn plan(thing: &str, document: &Value) -> Option<Work> {
-    match document["action"].as_str()? {
+    match document["operation"].as_str()? {
         "rotate-logs" => Some(Work {
             step: "archiving",
             seconds: 30,
@@ -189,11 +205,24 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn firmware_fails_on_pump_08_only_and_unknown_actions_are_not_planned() {
-        let firmware = json!({"action": "install-firmware", "version": "2.4.0"});
+    fn firmware_fails_on_pump_08_only_and_unknown_operations_are_not_planned() {
+        let firmware = json!({"operation": "install-firmware", "version": "2.4.0"});
         assert!(plan("pump-07", &firmware).is_some_and(|w| w.result.is_ok()));
         assert!(plan("pump-08", &firmware).is_some_and(|w| w.result.is_err()));
-        assert_eq!(plan("pump-07", &json!({"action": "teleport"})), None);
+        assert_eq!(plan("pump-07", &json!({"operation": "teleport"})), None);
         assert_eq!(plan("pump-07", &json!("not an object")), None);
+    }
+
+    #[test]
+    fn the_document_convention_is_operation_as_the_runner_reads_it_and_rejections_say_why() {
+        let document = json!({"action": "rotate-logs"});
+        assert_eq!(plan("pump-07", &document), None);
+        assert!(rejection_reason(&document).contains("not \"action\""));
+        let reason = rejection_reason(&json!({"operation": "teleport"}));
+        assert!(
+            reason.contains("\"teleport\"") && reason.contains("rotate-logs"),
+            "{reason}"
+        );
+        assert!(plan("pump-07", &json!({"operation": "rotate-logs"})).is_some());
     }
 }

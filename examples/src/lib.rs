@@ -1,17 +1,19 @@
 //! Shared code of the example programs: the device loop (used by the offline `quickstart` and
-//! by `device`), the `jobs-service` jobs file and control commands, a tiny logger, and (with
-//! feature `paho`) the connection flags of the programs that use a real broker.
+//! by `device`), the logger, output that survives a closed pipe, and (with feature `paho`) the
+//! connection flags of the programs that use a real broker.
 
 pub mod device;
-pub mod http;
 pub mod logger;
-pub mod service;
+pub mod output;
 
 #[cfg(feature = "paho")]
 pub mod connect;
 
 #[cfg(feature = "rumqttc")]
 pub mod rumqttc_transport;
+
+#[cfg(feature = "tcp")]
+pub mod tcp_transport;
 
 use std::error::Error;
 
@@ -23,17 +25,22 @@ pub fn args_or_exit<T>(parsed: Result<T, String>) -> T {
     })
 }
 
+/// The error and its chain of causes on one line: `error: cause: cause`.
+pub fn error_chain(error: &dyn Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    message
+}
+
 /// Runs a program's body and, if it fails, prints the error and its chain of causes to
 /// standard error and exits with status 1.
 pub fn exit_on_error(name: &str, body: impl FnOnce() -> Result<(), Box<dyn Error>>) {
     if let Err(error) = body() {
-        let mut message = format!("{name}: {error}");
-        let mut source = error.source();
-        while let Some(cause) = source {
-            message.push_str(&format!(": {cause}"));
-            source = cause.source();
-        }
-        eprintln!("{message}");
+        eprintln!("{name}: {}", error_chain(error.as_ref()));
         std::process::exit(1);
     }
 }

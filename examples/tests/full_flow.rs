@@ -1,6 +1,7 @@
 //! End to end over a real mosquitto (started by the test on a free port, killed by its pid):
-//! the `jobs-service` program plays AWS IoT Jobs, `device` programs work through their jobs,
-//! and the test reads the final state of every execution through the control topic.
+//! the `jobs-service` emulator (in-process, as `jobs_mock::server::Server`) plays AWS IoT
+//! Jobs, the `device` and `agent` programs work through their jobs, and the test reads the
+//! final state of every execution from the emulator.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,107 +11,34 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Program, WAIT, start_device, start_service};
+use common::{Program, start_device, start_service};
 
-use examples::service::{CONTROL_TOPIC, RESULT_TOPIC};
-use jobs_core::{ConnectionEvent, MessageSink, MqttTransport, QoS};
+use jobs_core::{Document, JobId, JobStatus, ThingName};
 use jobs_mock::local_broker::{LocalBroker, TestCertificates};
+use jobs_mock::server::Server;
+use jobs_mock::service::{JobSpec, Simulator};
 use jobs_paho::PahoTransport;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const JOBS_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/jobs.json");
 
-/// The test's own connection to the control topic.
-struct Control {
-    transport: PahoTransport,
-    replies: Receiver<Value>,
-    next: u32,
-}
-
-struct ReplySink(Sender<Value>);
-
-impl MessageSink for ReplySink {
-    fn message(&self, _topic: &str, payload: &[u8]) {
-        if let Ok(reply) = serde_json::from_slice(payload) {
-            let _ = self.0.send(reply);
-        }
-    }
-
-    fn connection(&self, _event: ConnectionEvent) {}
-}
-
-impl Control {
-    fn connect(broker: &LocalBroker, name: &str) -> Self {
-        let transport = PahoTransport::builder(&broker.uri(), name)
-            .operation_timeout(Duration::from_secs(10))
-            .build()
-            .unwrap();
-        let (tx, replies) = mpsc::channel();
-        transport.set_sink(Arc::new(ReplySink(tx))).unwrap();
-        transport
-            .subscribe(
-                &[RESULT_TOPIC],
-                QoS::AtLeastOnce,
-                Instant::now() + Duration::from_secs(10),
+/// Every execution on `things` as (thing, job, status), in the emulator's order.
+fn states(service: &Server, things: &[&str]) -> Vec<(String, String, String)> {
+    service
+        .simulator()
+        .executions()
+        .into_iter()
+        .filter(|e| things.contains(&e.thing_name.as_str()))
+        .map(|e| {
+            (
+                e.thing_name.to_string(),
+                e.job_id.to_string(),
+                e.status.to_string(),
             )
-            .unwrap();
-        Self {
-            transport,
-            replies,
-            next: 0,
-        }
-    }
-
-    /// Sends a request for `operation` and waits for the reply carrying its `requestId`.
-    fn request(&mut self, operation: &str, input: Value) -> Value {
-        self.next += 1;
-        let id = format!("test-{}", self.next);
-        let request = json!({"operation": operation, "requestId": id, "input": input});
-        self.transport
-            .publish(
-                CONTROL_TOPIC,
-                request.to_string().as_bytes(),
-                QoS::AtLeastOnce,
-                Instant::now() + Duration::from_secs(10),
-            )
-            .unwrap();
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let reply = self
-                .replies
-                .recv_timeout(left)
-                .unwrap_or_else(|e| panic!("no reply to {request} ({e:?})"));
-            if reply["requestId"] == id.as_str() {
-                return reply;
-            }
-        }
-    }
-
-    /// Every execution on `things` as (thing, job, status), from ListJobExecutionsForThing.
-    fn states(&mut self, things: &[&str]) -> Vec<(String, String, String)> {
-        let mut states = Vec::new();
-        for thing in things {
-            let reply = self.request("ListJobExecutionsForThing", json!({"thingName": thing}));
-            let summaries = reply["output"]["executionSummaries"]
-                .as_array()
-                .unwrap_or_else(|| panic!("{reply}"));
-            states.extend(summaries.iter().map(|e| {
-                (
-                    (*thing).to_owned(),
-                    e["jobId"].as_str().unwrap().to_owned(),
-                    e["jobExecutionSummary"]["status"]
-                        .as_str()
-                        .unwrap()
-                        .to_owned(),
-                )
-            }));
-        }
-        states
-    }
+        })
+        .collect()
 }
 
 const FLEET: [&str; 3] = ["pump-07", "pump-08", "valve-12"];
@@ -125,11 +53,9 @@ fn owned(states: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
 #[test]
 fn jobs_from_the_file_end_succeeded_failed_or_rejected_on_devices_over_the_broker() {
     let broker = LocalBroker::start().unwrap();
-    let mut service = start_service(&broker, &["--jobs", JOBS_FILE]);
-    let mut control = Control::connect(&broker, "full-flow-file");
+    let (service, log) = start_service(&broker, &["--jobs", JOBS_FILE]);
     assert!(
-        control
-            .states(&FLEET)
+        states(&service, &FLEET)
             .iter()
             .all(|(_, _, status)| status == "QUEUED")
     );
@@ -161,7 +87,7 @@ fn jobs_from_the_file_end_succeeded_failed_or_rejected_on_devices_over_the_broke
 
     // Every execution reached the status its device reported: nothing lost.
     assert_eq!(
-        control.states(&FLEET),
+        states(&service, &FLEET),
         owned(&[
             ("pump-07", "rotate-logs", "SUCCEEDED"),
             ("pump-07", "firmware-2-4", "SUCCEEDED"),
@@ -173,51 +99,75 @@ fn jobs_from_the_file_end_succeeded_failed_or_rejected_on_devices_over_the_broke
         ])
     );
 
-    // Closing its standard input stops the service cleanly; its log shows the outcomes.
-    service.close_stdin();
-    let status = service.wait_exit();
-    assert!(status.success(), "{status}");
-    let log = service.output.join("\n");
+    // Stopping the service flushes its change log, which shows the outcomes.
+    drop(service);
+    let log = log.lock().unwrap().join("\n");
     assert!(
         log.contains("pump-08 firmware-2-4: ")
             && log.contains("-> FAILED (version 3; error=not enough flash for 2.4.0)"),
         "{log}"
     );
-    assert!(log.contains("valve-12 quantum-upgrade: "), "{log}");
+    assert!(
+        log.contains("valve-12 quantum-upgrade: QUEUED -> REJECTED (version 2; reason=unsupported operation \"teleport\""),
+        "{log}"
+    );
 }
 
 #[test]
-fn a_job_created_through_the_control_topic_reaches_a_waiting_device() {
+fn a_job_created_while_the_device_waits_reaches_it_and_idle_lines_are_not_repeated() {
     let broker = LocalBroker::start().unwrap();
-    let _service = start_service(&broker, &[]);
-    let mut control = Control::connect(&broker, "full-flow-control");
+    let (service, _log) = start_service(&broker, &[]);
     let mut device = start_device(&broker, "pump-07", &["--wait", "5"]);
     device.wait_for_line(|line| line.contains("waiting for jobs"));
 
-    let create = json!({"jobId": "hotfix", "targets": ["pump-07"],
-                        "document": r#"{"action":"rotate-logs","keep":2}"#});
-    let reply = control.request("CreateJob", create.clone());
-    assert_eq!(reply["output"]["jobId"], "hotfix", "{reply}");
+    service
+        .simulator()
+        .create_job(
+            JobSpec::new(
+                JobId::new("hotfix").unwrap(),
+                Document::from_serialize(&json!({"operation": "rotate-logs", "keep": 2})).unwrap(),
+            )
+            .thing(ThingName::new("pump-07").unwrap()),
+        )
+        .unwrap();
 
     // The device hears the notify and works the job.
     device.wait_for_line(|line| line.contains("hotfix: SUCCEEDED"));
-    let reply = control.request(
-        "DescribeJobExecution",
-        json!({"jobId": "hotfix", "thingName": "pump-07"}),
-    );
-    let execution = &reply["output"]["execution"];
-    assert_eq!(execution["status"], "SUCCEEDED", "{reply}");
+    let done = device.wait_for_line(|line| line.contains("waiting for jobs"));
+    assert!(done.contains("1 succeeded"), "{done}");
+    let execution = service
+        .simulator()
+        .execution(
+            &ThingName::new("pump-07").unwrap(),
+            &JobId::new("hotfix").unwrap(),
+        )
+        .unwrap();
+    assert_eq!(execution.status, JobStatus::Succeeded);
     assert_eq!(
-        execution["statusDetails"],
-        json!({"detailsMap": {"result": "kept 2 archives"}})
+        execution.status_details.unwrap().get("result"),
+        Some("kept 2 archives")
     );
-
-    // The same job ID again is refused, with AWS's exception.
-    let reply = control.request("CreateJob", create);
-    assert_eq!(
-        reply["error"]["__type"], "ResourceAlreadyExistsException",
-        "{reply}"
-    );
+    // The notifies that arrived while it worked wake it again, but a pass that changes
+    // nothing prints nothing. A second job, worked after those wake-ups, bounds the check:
+    // exactly three "waiting" lines (start, after each job); before the fix one more per
+    // wake-up, with the same timestamp.
+    service
+        .simulator()
+        .create_job(
+            JobSpec::new(
+                JobId::new("hotfix-2").unwrap(),
+                Document::from_serialize(&json!({"operation": "rotate-logs", "keep": 3})).unwrap(),
+            )
+            .thing(ThingName::new("pump-07").unwrap()),
+        )
+        .unwrap();
+    device.wait_for_line(|line| line.contains("waiting for jobs (2 succeeded"));
+    let waiting = device
+        .output
+        .iter()
+        .filter(|line| line.contains("waiting for jobs"))
+        .count();
+    assert_eq!(waiting, 3, "{}", device.output.join("\n"));
 }
 
 /// A temporary directory, removed on drop.
@@ -242,7 +192,7 @@ fn a_device_connects_with_its_certificate_over_mutual_tls() {
     let dir = TempDir::new("full-flow-tls");
     let certs = TestCertificates::generate(&dir.0).unwrap();
     let broker = LocalBroker::start_with_tls(&certs).unwrap();
-    let _service = start_service(&broker, &["--jobs", JOBS_FILE]);
+    let (_service, _log) = start_service(&broker, &["--jobs", JOBS_FILE]);
 
     let uri = broker.tls_uri("localhost").unwrap();
     let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
@@ -284,8 +234,7 @@ fn a_device_connects_with_its_certificate_over_mutual_tls() {
 
 #[test]
 fn the_agent_runs_its_handlers_reboots_mid_install_and_resumes_it() {
-    use jobs_core::{Document, JobId, JobStatus, ThingName};
-    use jobs_mock::service::{Clock, JobSpec, JobsService, Simulator};
+    use jobs_mock::service::{Clock, JobsService};
 
     let broker = LocalBroker::start().unwrap();
     let service = PahoTransport::builder(&broker.uri(), "agent-test-service")
@@ -302,6 +251,7 @@ fn the_agent_runs_its_handlers_reboots_mid_install_and_resumes_it() {
         ),
         ("broken", json!({"operation": "fail"})),
         ("teleport", json!({"operation": "teleport"})),
+        ("old-style", json!({"action": "rotate-logs"})),
     ];
     for (id, document) in &documents {
         simulator
@@ -328,7 +278,7 @@ fn the_agent_runs_its_handlers_reboots_mid_install_and_resumes_it() {
             "--work-scale",
             "0",
             "--exit-after",
-            "4",
+            "5",
         ],
     );
     assert!(agent.wait_exit().success(), "{}", agent.output.join("\n"));
@@ -346,11 +296,89 @@ fn the_agent_runs_its_handlers_reboots_mid_install_and_resumes_it() {
     assert_eq!(firmware, JobStatus::Succeeded);
     assert_eq!(details.unwrap().get("version"), Some("2.4.0"));
     assert_eq!(status("broken").0, JobStatus::Failed);
-    assert_eq!(status("teleport").0, JobStatus::Rejected);
+    let (teleport, details) = status("teleport");
+    assert_eq!(teleport, JobStatus::Rejected);
+    assert!(
+        details
+            .unwrap()
+            .get("reason")
+            .is_some_and(|r| r.contains("unsupported operation \"teleport\"")),
+    );
+    assert_eq!(status("old-style").0, JobStatus::Rejected);
     let output = agent.output.join("\n");
+    assert!(
+        output.contains("teleport REJECTED: unsupported operation \"teleport\""),
+        "{output}"
+    );
+    assert!(
+        output.contains("old-style REJECTED: no \"operation\" field"),
+        "{output}"
+    );
+    // Nothing is printed after "exiting" (before: an abandoned handler's "ended without a
+    // report" line could follow it).
+    assert!(
+        agent.output.last().is_some_and(|l| l.ends_with("exiting")),
+        "{output}"
+    );
     assert!(output.contains("agent: rebooting"), "{output}");
     assert!(
         output.contains("firmware resumed after the reboot"),
         "{output}"
     );
+}
+
+#[test]
+fn the_agent_names_a_timed_out_job_as_timed_out_not_canceled() {
+    use jobs_mock::service::{Clock, JobsService};
+
+    let broker = LocalBroker::start().unwrap();
+    let service = PahoTransport::builder(&broker.uri(), "agent-timeout-service")
+        .operation_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    // 600 times faster: the firmware handler's 10-minute step timer runs out after 1 s,
+    // while each of its steps takes 30 s.
+    let simulator = Simulator::start(
+        Arc::new(service),
+        JobsService::new(Clock::scaled(std::num::NonZeroU32::new(600).unwrap())),
+    )
+    .unwrap();
+    let thing = ThingName::new("agent-08").unwrap();
+    simulator
+        .create_job(
+            JobSpec::new(
+                JobId::new("slow-fw").unwrap(),
+                Document::from_serialize(&json!({"operation": "install-firmware", "version": "9"}))
+                    .unwrap(),
+            )
+            .thing(thing.clone()),
+        )
+        .unwrap();
+    let state = std::env::temp_dir().join(format!("agent-timeout-{}", std::process::id()));
+    let uri = broker.uri();
+    let mut agent = Program::start(
+        env!("CARGO_BIN_EXE_agent"),
+        &[
+            "--broker",
+            &uri,
+            "--thing",
+            thing.as_str(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--work-scale",
+            "1",
+            "--exit-after",
+            "1",
+        ],
+    );
+    assert!(agent.wait_exit().success(), "{}", agent.output.join("\n"));
+    let _ = std::fs::remove_dir_all(&state);
+    let execution = simulator
+        .execution(&thing, &JobId::new("slow-fw").unwrap())
+        .unwrap();
+    assert_eq!(execution.status, JobStatus::TimedOut);
+    let output = agent.output.join("\n");
+    // Before: "slow-fw canceled in the cloud; stopping".
+    assert!(output.contains("slow-fw timed out (TIMED_OUT"), "{output}");
+    assert!(!output.contains("canceled"), "{output}");
 }

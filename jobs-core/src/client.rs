@@ -196,12 +196,15 @@ impl MessageSink for Router {
             ConnectionEvent::Connected {
                 session_present: Some(true),
             } => {
-                info!("transport reconnected; session resumed");
+                info!("reconnected; session resumed: yes");
             }
             ConnectionEvent::Connected { session_present } => {
-                info!(
-                    "transport connected (session present: {session_present:?}); subscriptions will be restored"
-                );
+                let resumed = if session_present.is_some() {
+                    "no"
+                } else {
+                    "unknown (the transport cannot tell)"
+                };
+                info!("reconnected; session resumed: {resumed}; subscriptions will be restored");
                 self.epoch.fetch_add(1, Ordering::AcqRel);
                 for shared in self.all() {
                     shared.reconnected();

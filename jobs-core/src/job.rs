@@ -9,8 +9,7 @@ use crate::model::{ExecutionState, JobExecution, JobExecutionSummary, UpdateRepl
 use crate::names::{JobId, StatusDetails, StepTimeout};
 use crate::{Document, ExecutionNumber, JobStatus, Version};
 
-/// One job execution of a thing, with the service's last known view of it: the seed's
-/// `Job(thing, jobid)`.
+/// One job execution of a thing, with the service's last known view of it.
 ///
 /// Obtained from [`Jobs::list`], [`Jobs::start_next`], [`Jobs::describe_next`] or
 /// [`Jobs::job`]. The accessors return what the latest reply said; [`describe`](Self::describe)
@@ -162,7 +161,7 @@ impl Job {
         Ok(())
     }
 
-    /// Reports `status` with optional details: the seed's `update(status, status_details)`.
+    /// Reports `status` with optional details.
     ///
     /// # Errors
     /// [`InvalidInput::StatusNotSettable`] for a status other than `IN_PROGRESS`, `SUCCEEDED`,

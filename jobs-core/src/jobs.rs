@@ -34,7 +34,7 @@ pub enum Event {
     NextJobChanged(NextJobExecutionChanged),
 }
 
-/// The Jobs of one thing over a shared [`Client`]: the seed's `Jobs(thing)`.
+/// The Jobs of one thing over a shared [`Client`].
 ///
 /// Construction subscribes once, in one SUBSCRIBE, to the six filters that cover every reply
 /// and event of the thing, and waits for the SUBACK before anything is published. Cloning is
@@ -258,7 +258,7 @@ impl Jobs {
     }
 
     /// A handle on the execution of job `id` (a `&str` or a [`JobId`]), without asking the
-    /// service anything yet: the seed's `Job(thing, jobid)`. Call [`Job::describe`] to fill it.
+    /// service anything yet. Call [`Job::describe`] to fill it.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] ([`InvalidInput::JobId`]) for an ID outside 1–64 characters of

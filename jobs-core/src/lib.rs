@@ -7,7 +7,7 @@
 //! say what the service said; many threads may call at once over one connection; reconnects
 //! restore the subscriptions.
 //!
-//! | seed call | here |
+//! | the classic device loop | here |
 //! |---|---|
 //! | `Jobs(thing)` | [`Jobs::new`]`(&client, thing)` |
 //! | `changed()` | [`Jobs::changed`] |

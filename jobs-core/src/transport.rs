@@ -69,6 +69,9 @@ pub enum ConnectionEvent {
 /// while the sink runs, microseconds. What it must not do is keep such a lock once the sink has
 /// returned (for instance while its delivery loop waits for the next packet): the sink wakes
 /// callers whose next step is often a `publish`.
+///
+/// A sink must not panic; if one does, the transport catches the panic (and logs it) and keeps
+/// delivering: a panic never ends the delivery thread.
 pub trait MessageSink: Send + Sync {
     /// Hands over one inbound PUBLISH. Called for every message on any subscribed filter, in the
     /// order the broker delivered them; `payload` is the raw bytes.
@@ -105,6 +108,19 @@ pub trait MessageSink: Send + Sync {
 ///   `Timeout`, and why the client never calls `publish` once a call's deadline is over.) A
 ///   backend may give up earlier on a bound of its own (an operation timeout), also with
 ///   `Timeout`.
+/// - **On the wire.** Each SUBSCRIBE and PUBLISH goes out with the QoS asked, every filter
+///   of the call in one SUBSCRIBE, and never with RETAIN; each acknowledgement completes the
+///   call with its packet ID (IDs are non-zero, not in use, and one whose call gave up stays
+///   taken until its late acknowledgement, so that it cannot complete a newer call). Every
+///   inbound QoS 1 message is acknowledged (a broker stops delivering once its window of
+///   unacknowledged messages is full), and the link is kept alive (PINGREQ whenever nothing
+///   was sent for a keep-alive period). On a healthy link each message reaches the sink once.
+/// - **Never sent again.** A publish whose call has returned, whatever it returned, is never
+///   sent again: no retry, and no resend after a reconnect, not even MQTT's resend of
+///   unacknowledged QoS 1 messages in a resumed session. The caller was told `Timeout` or
+///   `ConnectionLost` and may have moved on; the copy already on the wire may still arrive.
+/// - **The link drops**: calls waiting for an acknowledgement fail at once with
+///   [`TransportError::ConnectionLost`], not at their deadline.
 /// - **Fail fast when offline.** Once the backend knows the connection is down (it has
 ///   reported [`ConnectionEvent::ConnectionLost`]), `publish`, `subscribe` and `unsubscribe`
 ///   return [`TransportError::NotConnected`] at once until it reconnects; they never queue

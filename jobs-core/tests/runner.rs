@@ -313,7 +313,11 @@ fn a_panicking_handler_is_reported_failed() {
     let f = fleet();
     f.create("boom", json!({"operation": "boom"}));
     let runner = Runner::builder(&f.jobs)
-        .handler("boom", |_| panic!("handler bug"))
+        // resume_unwind: a panic without the panic hook, so no message or backtrace is
+        // printed (RUST_BACKTRACE=1 made this deliberate panic look like a failure).
+        .handler("boom", |_| {
+            std::panic::resume_unwind(Box::new("handler bug"))
+        })
         .build()
         .unwrap();
     let (stop, thread) = start(runner);

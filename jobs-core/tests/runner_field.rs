@@ -24,14 +24,23 @@ fn fast() -> Backoff {
     Backoff::new(Duration::from_millis(10), Duration::from_millis(100))
 }
 
-/// Collects every `on_ended` call.
+/// Every `on_ended` call so far.
+type Endings = Arc<Mutex<Vec<Ended>>>;
+
+/// Collects every `on_ended` call, and signals each on the receiver.
 fn endings() -> (
-    Arc<Mutex<Vec<Ended>>>,
+    Endings,
+    crossbeam_channel::Receiver<()>,
     impl Fn(&Ended) + Send + Sync + 'static,
 ) {
     let all = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&all);
-    (all, move |ended: &Ended| sink.lock().push(ended.clone()))
+    let (tx, rx) = signal();
+    let hook = move |ended: &Ended| {
+        sink.lock().push(ended.clone());
+        tx.send(()).unwrap();
+    };
+    (all, rx, hook)
 }
 
 fn number(n: i64) -> Option<ExecutionNumber> {
@@ -53,14 +62,16 @@ fn a_rerun_queued_while_execution_1_is_reported_runs_itself_and_execution_1_ends
         )
         .unwrap();
     let ran = Arc::new(Mutex::new(Vec::new()));
+    let (started_tx, started) = signal();
     let (release_tx, release) = signal::<()>();
-    let (all_ended, on_ended) = endings();
+    let (all_ended, ended_signal, on_ended) = endings();
     let runner = Runner::builder(&f.jobs.with_timeout(Duration::from_secs(5)))
         .backoff(fast())
         .handler("install", {
             let ran = Arc::clone(&ran);
             move |ctx| {
                 ran.lock().push(ctx.execution_number());
+                started_tx.send(()).unwrap();
                 if ctx.execution_number() == number(1) {
                     let _ = release.recv_timeout(WAIT);
                 }
@@ -71,7 +82,7 @@ fn a_rerun_queued_while_execution_1_is_reported_runs_itself_and_execution_1_ends
         .build()
         .unwrap();
     let (stop, thread) = start(runner);
-    f.wait_until("execution 1 runs", || ran.lock().len() == 1);
+    started.recv_timeout(WAIT).unwrap();
     f.broker.freeze();
     release_tx.send(()).unwrap();
     assert!(f.broker.wait_for_queued(1, WAIT));
@@ -103,7 +114,9 @@ fn a_rerun_queued_while_execution_1_is_reported_runs_itself_and_execution_1_ends
             .iter()
             .any(|e| e.execution_number == 2 && e.status == JobStatus::Succeeded)
     });
-    f.wait_until("both ended for the runner", || all_ended.lock().len() == 2);
+    for _ in 0..2 {
+        ended_signal.recv_timeout(WAIT).unwrap();
+    }
     stop.stop();
     thread.join().unwrap().unwrap();
     let statuses: Vec<(i64, JobStatus)> = f
@@ -208,7 +221,7 @@ fn one_version_mismatch_ends_the_execution_once_with_the_reported_status() {
         Some(1),
     );
     f.create("fw", json!({"operation": "work"}));
-    let (all_ended, on_ended) = endings();
+    let (all_ended, ended_signal, on_ended) = endings();
     let runner = Runner::builder(&f.jobs)
         .backoff(fast())
         .handler("work", |_| Ok(Outcome::succeeded()))
@@ -216,10 +229,7 @@ fn one_version_mismatch_ends_the_execution_once_with_the_reported_status() {
         .build()
         .unwrap();
     let (stop, thread) = start(runner);
-    f.wait_until("the job succeeded", || {
-        f.status("fw") == JobStatus::Succeeded
-    });
-    f.wait_until("it ended for the runner", || !all_ended.lock().is_empty());
+    ended_signal.recv_timeout(WAIT).unwrap();
     stop.stop();
     thread.join().unwrap().unwrap();
     let ended = all_ended.lock();
@@ -232,29 +242,22 @@ fn a_panicking_on_ended_hook_does_not_stop_the_runner() {
     // Issue item 3: the hook's panic used to kill the worker before it reported back.
     let f = fleet();
     f.create("first", json!({"operation": "work"}));
-    let calls = Arc::new(AtomicUsize::new(0));
+    let (called_tx, called) = signal();
     let runner = Runner::builder(&f.jobs)
         .handler("work", |_| Ok(Outcome::succeeded()))
-        .on_ended({
-            let calls = Arc::clone(&calls);
-            move |_| {
-                calls.fetch_add(1, Ordering::SeqCst);
-                panic!("printing to a closed pipe");
-            }
+        .on_ended(move |ended| {
+            called_tx.send(ended.job_id.clone()).unwrap();
+            panic!("printing to a closed pipe");
         })
         .stop_grace(Duration::from_secs(30))
         .build()
         .unwrap();
     let (stop, thread) = start(runner);
-    f.wait_until("the first job succeeded", || {
-        f.status("first") == JobStatus::Succeeded
-    });
-    f.wait_until("its hook ran", || calls.load(Ordering::SeqCst) == 1);
+    assert_eq!(called.recv_timeout(WAIT).unwrap().as_str(), "first");
+    assert_eq!(f.status("first"), JobStatus::Succeeded);
     f.create("second", json!({"operation": "work"}));
-    f.wait_until("the second job succeeded", || {
-        f.status("second") == JobStatus::Succeeded
-    });
-    f.wait_until("its hook ran", || calls.load(Ordering::SeqCst) == 2);
+    assert_eq!(called.recv_timeout(WAIT).unwrap().as_str(), "second");
+    assert_eq!(f.status("second"), JobStatus::Succeeded);
     let stopped = Instant::now();
     stop.stop();
     thread.join().unwrap().unwrap();

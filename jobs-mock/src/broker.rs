@@ -23,7 +23,7 @@ mod transport;
 
 use freeze::Queued;
 use recording::Records;
-use routing::deliver;
+use routing::{deliver, hand_over};
 
 pub use recording::{BROKER_CLIENT, Published, SubscribeRequest};
 pub use topic::topic_matches;
@@ -63,7 +63,8 @@ pub use transport::MockTransport;
 ///   [`refuse_subscriptions`](Self::refuse_subscriptions), [`inject`](Self::inject),
 ///   [`freeze`](Self::freeze) and [`thaw`](Self::thaw).
 ///
-/// No sink is ever called with a broker lock held. Cloning is cheap and shares the broker.
+/// No sink is ever called with a broker lock held; a sink that panics on a message is logged
+/// and skipped, never ending the publisher's call. Cloning is cheap and shares the broker.
 #[derive(Clone, Default)]
 pub struct MockBroker {
     shared: Arc<Shared>,
@@ -295,7 +296,7 @@ impl MockBroker {
             };
             if let Some(sink) = sink {
                 for (topic, payload) in batch {
-                    sink.message(&topic, &payload);
+                    hand_over(sink.as_ref(), &topic, &payload);
                 }
             }
         }

@@ -19,6 +19,9 @@
 //!   `local-broker`) a real mosquitto.
 //! - With feature `local-broker`, `local_broker` runs a throwaway mosquitto on 127.0.0.1 for
 //!   integration tests (it needs the `mosquitto` and `openssl` executables).
+//! - With feature `jobs-service`, the `jobs-service` program (`server`): the emulator on a
+//!   real MQTT broker, with the AWS IoT API over HTTP, installed with
+//!   `cargo install --path jobs-mock --features jobs-service`.
 //!
 //! # Example
 //! ```
@@ -40,7 +43,7 @@
 //! assert!(!jobs.changed());
 //!
 //! simulator.create_job(
-//!     JobSpec::new(JobId::new("calibrate")?, Document::from_json(r#"{"action":"calibrate"}"#)?)
+//!     JobSpec::new(JobId::new("calibrate")?, Document::from_json(r#"{"operation":"calibrate"}"#)?)
 //!         .thing(ThingName::new("pump-07")?),
 //! )?;
 //! assert!(jobs.changed()); // the notify arrived before create_job returned
@@ -54,6 +57,8 @@ pub mod conformance;
 #[cfg(feature = "local-broker")]
 pub mod local_broker;
 mod script;
+#[cfg(feature = "jobs-service")]
+pub mod server;
 pub mod service;
 
 pub use broker::{

@@ -18,6 +18,14 @@
 //! [`LocalBroker::start_with_tls`] a second listener requires TLS and a client certificate
 //! signed by the given CA (`require_certificate true`, `use_identity_as_username true`).
 //!
+//! [`LocalBroker::start_refusing`] starts one that also refuses one subscription,
+//! [`REFUSED_FILTER`], with SUBACK 0x80, through mosquitto's dynamic-security plugin (Debian's
+//! `mosquitto` package ships it): mosquitto's `acl_file` never refuses a SUBSCRIBE (2.0.11
+//! grants a denied filter and then delivers nothing on it), but an ACL of the plugin does. Its
+//! configuration, `dynsec.json` in the temporary directory, allows everything else to
+//! anonymous clients; the plugin knows no user names, so a client that connects with one is
+//! refused (CONNACK 5), which is why the other brokers do without it.
+//!
 //! Needs the `mosquitto` executable on `PATH` (Debian/Ubuntu: `apt-get install mosquitto`; the
 //! package does not start a service in containers) and, for [`TestCertificates::generate`], the
 //! `openssl` command-line tool. Nothing here panics: every failure is an [`io::Error`] whose
@@ -52,6 +60,31 @@ pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the ports are polled while waiting for the broker.
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
 
+/// The filter [`LocalBroker::start_refusing`] refuses ([`LocalBroker::refused_filter`]).
+pub const REFUSED_FILTER: &str = "local-broker/refused";
+
+/// Where distributions install mosquitto's dynamic-security plugin.
+const DYNSEC_PLUGIN_PATHS: &[&str] = &[
+    "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
+    "/usr/lib/aarch64-linux-gnu/mosquitto_dynamic_security.so",
+    "/usr/lib/arm-linux-gnueabihf/mosquitto_dynamic_security.so",
+    "/usr/lib/mosquitto_dynamic_security.so",
+    "/usr/lib64/mosquitto_dynamic_security.so",
+    "/usr/local/lib/mosquitto_dynamic_security.so",
+    "/opt/homebrew/lib/mosquitto_dynamic_security.so",
+];
+
+/// The dynamic-security configuration: anonymous clients may do everything but subscribe to
+/// [`REFUSED_FILTER`].
+const DYNSEC_CONFIG: &str = r#"{
+  "defaultACLAccess": {"publishClientSend": true, "publishClientReceive": true, "subscribe": true, "unsubscribe": true},
+  "clients": [],
+  "groups": [{"groupname": "anonymous", "roles": [{"rolename": "refuser"}]}],
+  "roles": [{"rolename": "refuser", "acls": [{"acltype": "subscribeLiteral", "topic": "local-broker/refused", "priority": 0, "allow": false}]}],
+  "anonymousGroup": "anonymous"
+}
+"#;
+
 /// How many sets of fresh ports [`LocalBroker::start`] tries when mosquitto exits at once
 /// (another process took a port between choosing it and binding it).
 const PORT_ATTEMPTS: usize = 5;
@@ -66,6 +99,8 @@ pub struct LocalBroker {
     tls: Option<TlsFiles>,
     /// Sessions are saved to `mosquitto.db` in `dir` on a graceful [`LocalBroker::stop`].
     persistent: bool,
+    /// The dynamic-security plugin, for [`LocalBroker::start_refusing`] when it is installed.
+    dynsec: Option<PathBuf>,
     port: u16,
     tls_port: Option<u16>,
     child: Option<Child>,
@@ -89,7 +124,17 @@ impl LocalBroker {
     /// does not listen within [`STARTUP_TIMEOUT`] (kind [`io::ErrorKind::TimedOut`]). The
     /// message includes the broker's log.
     pub fn start() -> io::Result<Self> {
-        Self::start_inner(None, false)
+        Self::start_inner(None, false, false)
+    }
+
+    /// Starts a broker as [`start`](Self::start) does, which also refuses [`REFUSED_FILTER`]
+    /// (SUBACK 0x80) when mosquitto's dynamic-security plugin is installed (see
+    /// [`refused_filter`](Self::refused_filter)). Clients must connect without a user name.
+    ///
+    /// # Errors
+    /// As for [`start`](Self::start).
+    pub fn start_refusing() -> io::Result<Self> {
+        Self::start_inner(None, false, true)
     }
 
     /// Starts a broker with one plain listener that keeps sessions across restarts: it saves
@@ -100,7 +145,7 @@ impl LocalBroker {
     /// # Errors
     /// As for [`start`](Self::start).
     pub fn start_persistent() -> io::Result<Self> {
-        Self::start_inner(None, true)
+        Self::start_inner(None, true, false)
     }
 
     /// Starts a broker with a plain listener and a mutual-TLS listener (TLS, client
@@ -118,19 +163,33 @@ impl LocalBroker {
                 key: absolute(&certificates.broker_key)?,
             }),
             false,
+            false,
         )
     }
 
-    fn start_inner(tls: Option<TlsFiles>, persistent: bool) -> io::Result<Self> {
+    fn start_inner(tls: Option<TlsFiles>, persistent: bool, refuse: bool) -> io::Result<Self> {
         let dir = std::env::temp_dir().join(crate::unique_name("jobs-mock-broker"));
         fs::create_dir_all(&dir)
             .map_err(|e| context(e, &format!("cannot create {}", dir.display())))?;
+        let dynsec = match refuse {
+            false => None,
+            true => DYNSEC_PLUGIN_PATHS
+                .iter()
+                .map(PathBuf::from)
+                .find(|path| path.is_file()),
+        };
+        if dynsec.is_some() {
+            let path = dir.join("dynsec.json");
+            fs::write(&path, DYNSEC_CONFIG)
+                .map_err(|e| context(e, &format!("cannot write {}", path.display())))?;
+        }
         let mut broker = Self {
             config: dir.join("mosquitto.conf"),
             log: dir.join("mosquitto.log"),
             dir,
             tls,
             persistent,
+            dynsec,
             port: 0,
             tls_port: None,
             child: None,
@@ -163,6 +222,14 @@ impl LocalBroker {
             "per_listener_settings false\nallow_anonymous true\n\
              set_tcp_nodelay true\nlog_dest stderr\nlog_type all\n",
         );
+        if let Some(plugin) = &self.dynsec {
+            let _ = writeln!(
+                config,
+                "plugin {}\nplugin_opt_config_file {}",
+                plugin.display(),
+                self.dir.join("dynsec.json").display()
+            );
+        }
         if self.persistent {
             let _ = writeln!(
                 config,
@@ -197,6 +264,13 @@ impl LocalBroker {
         self.tls_port.map(|port| format!("ssl://{host}:{port}"))
     }
 
+    /// The filter this broker refuses (SUBACK 0x80): [`REFUSED_FILTER`] for a broker started
+    /// by [`start_refusing`](Self::start_refusing) when mosquitto's dynamic-security plugin is
+    /// installed (see the [module docs](self)); `None` otherwise.
+    pub fn refused_filter(&self) -> Option<&str> {
+        self.dynsec.as_ref().map(|_| REFUSED_FILTER)
+    }
+
     /// The port of the plain listener.
     pub fn port(&self) -> u16 {
         self.port
@@ -210,6 +284,25 @@ impl LocalBroker {
     /// The process id of the running mosquitto; `None` after [`kill`](Self::kill).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+
+    /// Fails if the broker was started and has exited since (crashed, or was killed by
+    /// someone else), with its exit status and the end of its log; `Ok` while it runs and
+    /// after [`kill`](Self::kill).
+    ///
+    /// # Errors
+    /// When the process has exited, or its state cannot be read.
+    pub fn check_running(&mut self) -> io::Result<()> {
+        let Some(child) = &mut self.child else {
+            return Ok(());
+        };
+        match child.try_wait()? {
+            None => Ok(()),
+            Some(status) => Err(io::Error::other(format!(
+                "mosquitto exited unexpectedly ({status}); log:\n{}",
+                self.log_tail()
+            ))),
+        }
     }
 
     /// The path of the broker's log file (everything it logged, across restarts).

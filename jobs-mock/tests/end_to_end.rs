@@ -1,4 +1,4 @@
-//! The `jobs-core` client against the simulator on the `MockBroker`: the seed's device loop,
+//! The `jobs-core` client against the simulator on the `MockBroker`: the classic device loop,
 //! many threads on one `Jobs`, many things on one `Client`, rejections, events and timers as
 //! a device sees them.
 #![allow(

@@ -1,12 +1,14 @@
 //! [`PahoTransportBuilder`]: options, their validation and their translation into Paho options.
 
-use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use paho_mqtt as paho;
 
+use crate::diagnose::TlsCheck;
 use crate::error::{ConfigError, ConnectError};
+use crate::pem;
+use crate::retry::ConnectRetry;
 use crate::transport::PahoTransport;
 
 /// The ALPN protocol AWS IoT Core requires for X.509 client certificates on port 443.
@@ -62,6 +64,7 @@ pub struct PahoTransportBuilder {
     pub(crate) operation_timeout: Duration,
     reconnect: (Duration, Duration),
     pub(crate) pre_sink_buffer: usize,
+    retry: Option<ConnectRetry>,
 }
 
 /// The default MQTT keep-alive interval.
@@ -96,12 +99,13 @@ impl PahoTransportBuilder {
             operation_timeout: DEFAULT_OPERATION_TIMEOUT,
             reconnect: DEFAULT_RECONNECT_BACKOFF,
             pre_sink_buffer: DEFAULT_PRE_SINK_BUFFER,
+            retry: None,
         }
     }
 
-    /// The MQTT keep-alive interval, a whole number of seconds (Paho truncates to seconds; AWS
-    /// IoT Core treats values below 30 s as 30 s and allows at most 1200 s). A dead link is
-    /// noticed after about 1.5 × this interval. Defaults to 60 s.
+    /// The MQTT keep-alive interval, a whole number of seconds from 1 to 65535 (MQTT sends it in
+    /// seconds; AWS IoT Core treats values below 30 s as 30 s and allows at most 1200 s). A dead
+    /// link is noticed after about 1.5 × this interval. Defaults to 60 s.
     pub fn keep_alive(mut self, interval: Duration) -> Self {
         self.keep_alive = interval;
         self
@@ -172,8 +176,9 @@ impl PahoTransportBuilder {
         self
     }
 
-    /// The bound on the first connect in [`build`](Self::build) (TCP, TLS and CONNACK), a whole
-    /// number of seconds. Defaults to 10 s.
+    /// The bound on each attempt of the first connect in [`build`](Self::build) (TCP, TLS and
+    /// CONNACK): any non-zero duration (Paho counts whole seconds, so it is given this rounded
+    /// up, and `build` ends the attempt at this bound itself). Defaults to 10 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -189,7 +194,8 @@ impl PahoTransportBuilder {
     }
 
     /// The automatic reconnect backoff after a lost connection: the first attempt after `min`,
-    /// doubling up to `max`, both whole numbers of seconds. Defaults to 1 s and 60 s.
+    /// doubling up to `max`, both whole numbers of seconds from 1 to 65535 (Paho counts them
+    /// in seconds). Defaults to 1 s and 60 s.
     pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
         self.reconnect = (min, max);
         self
@@ -202,21 +208,69 @@ impl PahoTransportBuilder {
         self
     }
 
-    /// Validates the options, creates the client, installs its callbacks and connects (bounded
-    /// by the connect timeout).
+    /// Retries the first connect in [`build`](Self::build) with backoff, as the AWS SDKs do,
+    /// while it fails for a reason that may pass (see [`ConnectError::is_transient`]): the
+    /// broker cannot be reached, closes the connection, times out, or says it is unavailable.
+    /// Each failed attempt is logged at warn with its cause. Defaults to no retry: `build`
+    /// fails at the first failure.
+    pub fn connect_retry(mut self, retry: ConnectRetry) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+
+    /// Checks every option, including the certificate and key files (readable, PEM, the key
+    /// belongs to the certificate), without creating or connecting anything: for programs that
+    /// check their configuration before they start.
     ///
     /// # Errors
-    /// [`ConnectError::Config`] for an invalid option (nothing was created);
-    /// [`ConnectError::Tls`], [`ConnectError::Closed`], [`ConnectError::Refused`] or
-    /// [`ConnectError::Timeout`] when the first connect failed (no reconnect is attempted).
+    /// The [`ConfigError`] [`build`](Self::build) would return.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        self.plan().map(drop)
+    }
+
+    /// Validates the options, creates the client, installs its callbacks and connects (bounded
+    /// by the connect timeout, and retried if [`connect_retry`](Self::connect_retry) says so).
+    /// When an attempt fails without Paho saying why (refused, unreachable, TLS), `build`
+    /// looks itself before it returns (DNS, TCP and a TLS handshake through OpenSSL), within
+    /// one more connect timeout.
+    ///
+    /// # Errors
+    /// [`ConnectError::Config`] for an invalid option (nothing was created); otherwise the
+    /// first connect failed, and the error names the URI and the cause:
+    /// [`ConnectError::Dns`], [`ConnectError::Tcp`] (refused, unreachable),
+    /// [`ConnectError::Tls`] (with the check that failed), [`ConnectError::Closed`],
+    /// [`ConnectError::Refused`] (with the CONNACK code and its meaning) or
+    /// [`ConnectError::Timeout`].
     pub fn build(self) -> Result<PahoTransport, ConnectError> {
-        let plan = self.validate()?;
-        PahoTransport::connect(self, plan)
+        match self.retry {
+            None => {
+                let plan = self.plan()?;
+                PahoTransport::connect(self, plan)
+            }
+            Some(retry) => crate::retry::connect(&self, retry, |builder| {
+                let plan = builder.plan()?;
+                PahoTransport::connect(builder.clone(), plan)
+            }),
+        }
+    }
+
+    /// The watch over this connection's connects and losses.
+    pub(crate) fn watch(&self) -> crate::watch::ConnectionWatch {
+        crate::watch::ConnectionWatch::new(
+            &self.server_uri,
+            &self.client_id,
+            self.session == Session::Clean,
+        )
+    }
+
+    /// The server URI.
+    pub(crate) fn server_uri(&self) -> &str {
+        &self.server_uri
     }
 
     /// Checks every option and produces the Paho options.
-    pub(crate) fn validate(&self) -> Result<Plan, ConfigError> {
-        let tls = scheme_is_tls(&self.server_uri)?;
+    pub(crate) fn plan(&self) -> Result<Plan, ConfigError> {
+        let (tls, host, port) = parse_uri(&self.server_uri)?;
         if !tls && self.tls_requested {
             return Err(ConfigError::TlsOnPlainUri);
         }
@@ -227,14 +281,16 @@ impl PahoTransportBuilder {
             });
         }
         let keep_alive = whole_seconds(self.keep_alive, "keep-alive")?;
-        let connect_timeout = whole_seconds(self.connect_timeout, "connect timeout")?;
+        let (paho_connect_timeout, wait) = connect_bounds(self.connect_timeout)?;
         let min = whole_seconds(self.reconnect.0, "reconnect backoff minimum")?;
         let max = whole_seconds(self.reconnect.1, "reconnect backoff maximum")?;
         if max < min {
             return Err(ConfigError::ReconnectBackoff);
         }
         if self.operation_timeout.is_zero() {
-            return Err(ConfigError::ZeroOperationTimeout);
+            return Err(ConfigError::ZeroTimeout {
+                setting: "operation timeout",
+            });
         }
         if self.password.is_some() && self.user_name.is_none() {
             return Err(ConfigError::PasswordWithoutUserName);
@@ -269,7 +325,7 @@ impl PahoTransportBuilder {
         };
         connect
             .keep_alive_interval(keep_alive)
-            .connect_timeout(connect_timeout)
+            .connect_timeout(paho_connect_timeout)
             .automatic_reconnect(min, max);
         match (self.version, self.session) {
             (MqttVersion::V3_1_1, Session::Clean) => {
@@ -287,6 +343,7 @@ impl PahoTransportBuilder {
                     .filter(|_| expiry.subsec_nanos() == 0)
                     .ok_or(ConfigError::WholeSeconds {
                         setting: "session expiry",
+                        value: expiry,
                     })?;
                 let mut props = paho::Properties::new();
                 props
@@ -307,8 +364,19 @@ impl PahoTransportBuilder {
         Ok(Plan {
             create,
             connect: connect.finalize(),
-            connect_timeout,
-            tls,
+            connect_timeout: wait,
+            tls: Target {
+                uri: self.server_uri.clone(),
+                host,
+                port,
+                connect_timeout: self.connect_timeout,
+                tls: tls.then(|| TlsCheck {
+                    ca_file: self.ca_file.clone(),
+                    client_cert: self.client_cert.clone(),
+                    alpn: self.alpn.clone(),
+                    verify_host_name: self.verify_host_name,
+                }),
+            },
         })
     }
 
@@ -317,14 +385,16 @@ impl PahoTransportBuilder {
         ssl.enable_server_cert_auth(true)
             .verify(self.verify_host_name);
         if let Some(ca) = &self.ca_file {
-            ssl.trust_store(readable(ca)?)
-                .map_err(|e| file_error(ca, e))?;
+            pem::check_ca_file(ca)?;
+            ssl.trust_store(ca)
+                .map_err(|e| paho_file_error(pem::CA_FILE, ca, e))?;
         }
         if let Some((cert, key)) = &self.client_cert {
-            ssl.key_store(readable(cert)?)
-                .map_err(|e| file_error(cert, e))?;
-            ssl.private_key(readable(key)?)
-                .map_err(|e| file_error(key, e))?;
+            pem::check_client_certificate(cert, key)?;
+            ssl.key_store(cert)
+                .map_err(|e| paho_file_error(pem::CERTIFICATE, cert, e))?;
+            ssl.private_key(key)
+                .map_err(|e| paho_file_error(pem::PRIVATE_KEY, key, e))?;
         }
         if !self.alpn.is_empty() {
             let protocols: Vec<&str> = self.alpn.iter().map(String::as_str).collect();
@@ -338,26 +408,77 @@ impl PahoTransportBuilder {
 pub(crate) struct Plan {
     pub(crate) create: paho::CreateOptions,
     pub(crate) connect: paho::ConnectOptions,
+    /// How long `build` waits for one connect attempt.
     pub(crate) connect_timeout: Duration,
-    /// Whether the URI asks for TLS (which decides what a failed connect means).
-    pub(crate) tls: bool,
+    /// Where it connects, to diagnose a failure.
+    pub(crate) tls: Target,
 }
 
-fn scheme_is_tls(uri: &str) -> Result<bool, ConfigError> {
-    let invalid = || ConfigError::ServerUri {
-        uri: uri.to_owned(),
+/// Where a transport connects and how, to say why a connect failed.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub(crate) uri: String,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    /// The connect timeout as configured.
+    pub(crate) connect_timeout: Duration,
+    /// The TLS settings, on a TLS URI.
+    pub(crate) tls: Option<TlsCheck>,
+}
+
+/// How long Paho's own connect timeout may run past ours, when it is a whole number of
+/// seconds: Paho decides first, so its specific error is what the caller sees.
+const CONNECT_MARGIN: Duration = Duration::from_secs(2);
+
+/// Paho's connect timeout (whole seconds, rounded up) and how long `build` waits.
+fn connect_bounds(timeout: Duration) -> Result<(Duration, Duration), ConfigError> {
+    if timeout.is_zero() {
+        return Err(ConfigError::ZeroTimeout {
+            setting: "connect timeout",
+        });
+    }
+    let whole = timeout.subsec_nanos() == 0;
+    let seconds = timeout
+        .as_secs()
+        .saturating_add(u64::from(!whole))
+        .min(65_535);
+    let paho = Duration::from_secs(seconds);
+    let wait = if whole {
+        timeout.saturating_add(CONNECT_MARGIN)
+    } else {
+        timeout
     };
-    let (scheme, rest) = uri.split_once("://").ok_or_else(invalid)?;
+    Ok((paho, wait))
+}
+
+/// The URI's scheme (TLS or not), host and port.
+fn parse_uri(uri: &str) -> Result<(bool, String, u16), ConfigError> {
+    let invalid = |problem| ConfigError::ServerUri {
+        uri: uri.to_owned(),
+        problem,
+    };
+    const SCHEMES: &str =
+        "use tcp:// or mqtt:// (plain) or ssl://, mqtts:// or tls:// (TLS), then host:port";
+    let (scheme, rest) = uri.split_once("://").ok_or_else(|| invalid(SCHEMES))?;
     let tls = match scheme {
         "tcp" | "mqtt" => false,
         "ssl" | "mqtts" | "tls" => true,
-        _ => return Err(invalid()),
+        _ => return Err(invalid(SCHEMES)),
     };
-    let (host, port) = rest.rsplit_once(':').ok_or_else(invalid)?;
-    if host.is_empty() || host.contains(['/', '\0']) || port.parse::<u16>().is_err() {
-        return Err(invalid());
+    let (host, port) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| invalid("no port: use scheme://host:port, such as tcp://localhost:1883"))?;
+    if host.is_empty() || host.contains(['/', '\0']) {
+        return Err(invalid("no host name: use scheme://host:port"));
     }
-    Ok(tls)
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| invalid("the port is not a number from 0 to 65535"))?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    Ok((tls, host.to_owned(), port))
 }
 
 fn whole_seconds(value: Duration, setting: &'static str) -> Result<Duration, ConfigError> {
@@ -365,41 +486,15 @@ fn whole_seconds(value: Duration, setting: &'static str) -> Result<Duration, Con
     if ok {
         Ok(value)
     } else {
-        Err(ConfigError::WholeSeconds { setting })
+        Err(ConfigError::WholeSeconds { setting, value })
     }
 }
 
-/// Checks that `path` is UTF-8 (Paho's requirement) and readable now, for a clear error at
-/// build time instead of a TLS failure.
-fn readable(path: &Path) -> Result<&Path, ConfigError> {
-    if path.to_str().is_none() {
-        return Err(file_error(
-            path,
-            io::Error::new(io::ErrorKind::InvalidInput, "path is not UTF-8"),
-        ));
-    }
-    std::fs::File::open(path).map_err(|e| file_error(path, e))?;
-    Ok(path)
-}
-
-fn file_error(path: &Path, error: impl Into<FileCause>) -> ConfigError {
+fn paho_file_error(role: &'static str, path: &Path, error: paho::Error) -> ConfigError {
     ConfigError::File {
+        role,
         path: path.to_owned(),
-        source: error.into().0,
-    }
-}
-
-struct FileCause(io::Error);
-
-impl From<io::Error> for FileCause {
-    fn from(error: io::Error) -> Self {
-        Self(error)
-    }
-}
-
-impl From<paho::Error> for FileCause {
-    fn from(error: paho::Error) -> Self {
-        Self(io::Error::new(io::ErrorKind::InvalidInput, error))
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, error),
     }
 }
 
@@ -408,7 +503,7 @@ mod tests {
     use super::*;
 
     fn err(builder: PahoTransportBuilder) -> ConfigError {
-        match builder.validate() {
+        match builder.plan() {
             Err(e) => e,
             Ok(_) => panic!("expected a config error"),
         }
@@ -418,7 +513,7 @@ mod tests {
     fn plain_uri_with_default_options_is_valid() {
         assert!(
             PahoTransportBuilder::new("tcp://localhost:1883", "dev")
-                .validate()
+                .plan()
                 .is_ok()
         );
     }
@@ -464,12 +559,47 @@ mod tests {
             PahoTransportBuilder::new("tcp://h:1", "dev").keep_alive(Duration::from_millis(1500));
         assert!(matches!(err(b), ConfigError::WholeSeconds { .. }));
         let b = PahoTransportBuilder::new("tcp://h:1", "dev").connect_timeout(Duration::ZERO);
-        assert!(matches!(err(b), ConfigError::WholeSeconds { .. }));
+        assert!(matches!(
+            err(b),
+            ConfigError::ZeroTimeout {
+                setting: "connect timeout"
+            }
+        ));
         let b = PahoTransportBuilder::new("tcp://h:1", "dev")
             .reconnect_backoff(Duration::from_secs(5), Duration::from_secs(2));
         assert!(matches!(err(b), ConfigError::ReconnectBackoff));
         let b = PahoTransportBuilder::new("tcp://h:1", "dev").operation_timeout(Duration::ZERO);
-        assert!(matches!(err(b), ConfigError::ZeroOperationTimeout));
+        assert!(matches!(err(b), ConfigError::ZeroTimeout { .. }));
+    }
+
+    #[test]
+    fn a_connect_timeout_below_a_second_is_accepted_and_bounds_the_wait_itself() {
+        let plan = PahoTransportBuilder::new("tcp://h:1", "dev")
+            .connect_timeout(Duration::from_millis(1500))
+            .plan()
+            .unwrap();
+        assert_eq!(plan.connect_timeout, Duration::from_millis(1500));
+        let plan = PahoTransportBuilder::new("tcp://h:1", "dev")
+            .connect_timeout(Duration::from_millis(200))
+            .plan()
+            .unwrap();
+        assert_eq!(plan.connect_timeout, Duration::from_millis(200));
+        assert_eq!(
+            connect_bounds(Duration::from_secs(3)).unwrap(),
+            (Duration::from_secs(3), Duration::from_secs(5))
+        );
+        assert_eq!(
+            connect_bounds(Duration::from_millis(1500)).unwrap().0,
+            Duration::from_secs(2)
+        );
+    }
+
+    #[test]
+    fn the_uri_error_says_which_schemes_are_accepted() {
+        let text = err(PahoTransportBuilder::new("http://localhost:1883", "dev")).to_string();
+        assert!(text.contains("tcp://") && text.contains("ssl://"), "{text}");
+        let text = err(PahoTransportBuilder::new("tcp://localhost", "dev")).to_string();
+        assert!(text.contains("no port"), "{text}");
     }
 
     #[test]
@@ -482,9 +612,9 @@ mod tests {
     fn missing_certificate_file_is_refused_at_build_time() {
         let b = PahoTransportBuilder::new("ssl://h:8883", "dev").ca_file("/nonexistent/ca.pem");
         match err(b) {
-            ConfigError::File { path, source } => {
+            ConfigError::File { path, source, .. } => {
                 assert_eq!(path, PathBuf::from("/nonexistent/ca.pem"));
-                assert_eq!(source.kind(), io::ErrorKind::NotFound);
+                assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
             }
             other => panic!("unexpected {other:?}"),
         }

@@ -13,6 +13,8 @@ use log::{debug, error, info, warn};
 use paho_mqtt as paho;
 use parking_lot::Mutex;
 
+use crate::watch::ConnectionWatch;
+
 /// What Paho's callbacks and the transport share: the sink, and the messages that arrived
 /// before it was installed.
 #[derive(Debug)]
@@ -20,6 +22,7 @@ pub(crate) struct Delivery {
     state: Mutex<State>,
     /// Receives `()` once when Paho reports the first connect.
     initial: Receiver<()>,
+    watch: ConnectionWatch,
 }
 
 struct State {
@@ -48,7 +51,11 @@ impl std::fmt::Debug for State {
 impl Delivery {
     /// Installs Paho's callbacks on `client` (before it connects) and returns the shared
     /// state they deliver through.
-    pub(crate) fn install(client: &paho::AsyncClient, buffer_limit: usize) -> Arc<Self> {
+    pub(crate) fn install(
+        client: &paho::AsyncClient,
+        buffer_limit: usize,
+        watch: ConnectionWatch,
+    ) -> Arc<Self> {
         let (initial_tx, initial) = crossbeam_channel::bounded(1);
         let delivery = Arc::new(Self {
             state: Mutex::new(State {
@@ -60,6 +67,7 @@ impl Delivery {
                 initial: Some(initial_tx),
             }),
             initial,
+            watch,
         });
         let d = Arc::clone(&delivery);
         client.set_message_callback(move |_, message| {
@@ -72,11 +80,13 @@ impl Delivery {
         let d = Arc::clone(&delivery);
         client.set_connection_lost_callback(move |_| {
             info!("connection lost");
+            d.watch.lost();
             d.connection(ConnectionEvent::ConnectionLost);
         });
         let d = Arc::clone(&delivery);
         client.set_disconnected_callback(move |_, _, reason_code| {
             info!("broker sent DISCONNECT ({reason_code})");
+            d.watch.lost();
             d.connection(ConnectionEvent::ConnectionLost);
         });
         delivery
@@ -162,6 +172,7 @@ impl Delivery {
 
     /// On Paho's thread: the first connect is `build`'s own; later ones are reconnects.
     fn connected(&self) {
+        let session_present = self.watch.connected();
         let initial = self.state.lock().initial.take();
         match initial {
             Some(initial) => {
@@ -169,10 +180,8 @@ impl Delivery {
                 let _ = initial.try_send(());
             }
             None => {
-                info!("reconnected");
-                self.connection(ConnectionEvent::Connected {
-                    session_present: None,
-                });
+                debug!("reconnected");
+                self.connection(ConnectionEvent::Connected { session_present });
             }
         }
     }

@@ -36,7 +36,8 @@
 //! This crate's callbacks call the [`MessageSink`](jobs_core::MessageSink) directly on that
 //! thread (the sink is non-blocking by contract; `jobs-core`'s only parses, records and wakes
 //! the waiting caller): messages in arrival order, `Connected` after each automatic reconnect
-//! (with `session_present: None`: Paho cannot tell), `ConnectionLost` when the link drops or
+//! (with `session_present: Some(false)` for a clean session; `None` for a persistent one:
+//! Paho cannot tell), `ConnectionLost` when the link drops or
 //! the broker sends DISCONNECT. Sink calls run under `catch_unwind`; a panic is logged and
 //! delivery carries on. A slow sink therefore delays every Paho client of the process, which
 //! is why the sink contract forbids blocking. Paho C also holds its process-wide mutex while the
@@ -76,10 +77,27 @@
 //! | SUBACK 0x80 (or an MQTT 5 refusal code) | [`SubscribeOutcome::Refused`](jobs_core::SubscribeOutcome::Refused) for that filter |
 //! | anything else | `Backend`, with the Paho error as source |
 //!
-//! [`PahoTransportBuilder::build`] fails with [`ConnectError`]: `Config` before anything was
-//! created, `Tls` for a failed handshake (untrusted server certificate, host-name mismatch),
-//! `Closed` when TCP failed or the broker closed the connection (e.g. no client certificate),
-//! `Refused` with the CONNACK code, `Timeout`.
+//! [`PahoTransportBuilder::build`] fails with [`ConnectError`], which names the URI and the
+//! cause: `Config` before anything was created (including certificate and key files that are
+//! missing, not PEM, or do not match, named by path); `Dns` (the host does not resolve); `Tcp`
+//! (refused: nothing listens; unreachable); `Tls` with the check that failed ([`TlsFailure`]:
+//! the CA file does not trust the broker, the broker's certificate does not name the host,
+//! the broker refused the client certificate); `Closed` (the broker closed the connection
+//! without a CONNACK); `Refused` with the CONNACK code and its meaning (4: bad user name or
+//! password; 5: not authorized — for AWS IoT usually the policy or the certificate);
+//! `Timeout`. Paho reports most of these with one code; after such a failure `build` looks
+//! itself, once (a DNS lookup, a TCP connect and, on a TLS URI, a TLS handshake with the same
+//! files and checks through OpenSSL), within the connect timeout. The errors' `Debug` prints
+//! the message and its causes, so `main` returning one reads well.
+//!
+//! [`connect_retry`](PahoTransportBuilder::connect_retry) makes `build` retry a first connect
+//! that failed for a reason that may pass, with backoff ([`ConnectRetry`]); by default it fails
+//! at once.
+//!
+//! # Connection health
+//! Reconnects are logged by `jobs-core` at info (`reconnected; session resumed: no`). When the
+//! broker closes the connection within seconds of each of three connects in a row, a warning
+//! names the likely cause: another client connecting with the same client ID.
 //!
 //! # TLS
 //! A `ssl://`, `mqtts://` or `tls://` URI uses TLS (1.2 or 1.3, whatever OpenSSL negotiates),
@@ -100,16 +118,24 @@
 //! Through the `log` crate: this crate under the `jobs_paho` target (connects and connection
 //! changes at info, dispatching at debug); the Rust wrapper under `paho_mqtt`; and the C
 //! library's own trace under `paho_mqtt_c` — its level is read once, when the first client of
-//! the process is created, so enable it (e.g. `RUST_LOG=paho_mqtt_c=debug`) before building.
+//! the process is created, so enable it (e.g. `RUST_LOG=paho_mqtt_c=debug` with a logger that
+//! understands module filters, such as `env_logger`) before building. The wrapper's own
+//! "Connection lost" warning (target `paho_mqtt`) prints a pointer; this crate logs the same
+//! event at info under `jobs_paho`.
 
 mod builder;
 mod delivery;
+mod diagnose;
 mod error;
+mod pem;
+mod retry;
 mod transport;
+mod watch;
 
 pub use builder::{
     AWS_IOT_ALPN, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEP_ALIVE, DEFAULT_OPERATION_TIMEOUT,
     DEFAULT_PRE_SINK_BUFFER, DEFAULT_RECONNECT_BACKOFF, MqttVersion, PahoTransportBuilder, Session,
 };
-pub use error::{ConfigError, ConnectError};
+pub use error::{ConfigError, ConnectError, TlsFailure, connack_meaning};
+pub use retry::ConnectRetry;
 pub use transport::PahoTransport;

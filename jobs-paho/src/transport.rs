@@ -14,10 +14,6 @@ use crate::builder::{AWS_IOT_ALPN, Plan};
 use crate::delivery::Delivery;
 use crate::error::{ConfigError, ConnectError, connect_error, transport_error};
 
-/// How long the Paho connect timeout may take before our own bound on the connect gives up:
-/// Paho decides first, so its specific error is what the caller sees.
-const CONNECT_MARGIN: Duration = Duration::from_secs(2);
-
 /// An MQTT connection through Eclipse Paho C, implementing [`MqttTransport`] for
 /// [`jobs_core::Client`].
 ///
@@ -25,7 +21,8 @@ const CONNECT_MARGIN: Duration = Duration::from_secs(2);
 /// [`PahoTransport::aws_iot`] / [`PahoTransport::aws_iot_443`]; `build` connects before it
 /// returns. The connection reconnects by itself with backoff; each reconnect is reported to the
 /// sink as [`ConnectionEvent::Connected`](jobs_core::ConnectionEvent::Connected) with
-/// `session_present: None` (Paho does not say), so `jobs-core` re-subscribes.
+/// `session_present: Some(false)` for a clean session, `None` for a persistent one (Paho does
+/// not say), so `jobs-core` re-subscribes.
 ///
 /// Dropping it disconnects (bounded by the operation timeout) and stops its thread.
 pub struct PahoTransport {
@@ -94,14 +91,12 @@ impl PahoTransport {
             paho::AsyncClient::new(create).map_err(|e| ConfigError::Create(Box::new(e)))?;
         // Before connecting: a persistent session may deliver messages before the connect
         // completes.
-        let delivery = Delivery::install(&client, builder.pre_sink_buffer);
+        let delivery = Delivery::install(&client, builder.pre_sink_buffer, builder.watch());
         debug!(
             "connecting to {} as {}",
             builder.server_uri, builder.client_id
         );
-        let response = client
-            .connect(connect)
-            .wait_for(connect_timeout.saturating_add(CONNECT_MARGIN));
+        let response = client.connect(connect).wait_for(connect_timeout);
         let response = match response {
             Ok(response) => response,
             Err(error) => {
@@ -111,7 +106,7 @@ impl PahoTransport {
                 drop(client.disconnect(None));
                 let _ = client.is_connected();
                 drop(client);
-                return Err(connect_error(error, tls));
+                return Err(connect_error(error, &tls));
             }
         };
         let session_present = response

@@ -88,8 +88,9 @@ fn transport_reconnects_after_the_broker_restarts_and_reports_it() {
 
     assert_eq!(
         events.recv_timeout(RECONNECT).unwrap(),
+        // A clean session is never resumed, so the transport says so.
         ConnectionEvent::Connected {
-            session_present: None
+            session_present: Some(false)
         }
     );
     // Clean session: the subscription is gone until made again, which now works.
@@ -179,7 +180,7 @@ fn dropping_a_transport_while_the_broker_is_down_returns_promptly() {
 }
 
 #[test]
-fn connecting_where_nothing_listens_fails_with_closed_not_tls() {
+fn connecting_where_nothing_listens_fails_as_refused_naming_the_uri_and_address() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|address| address.port())
@@ -188,9 +189,22 @@ fn connecting_where_nothing_listens_fails_with_closed_not_tls() {
         .connect_timeout(Duration::from_secs(2))
         .build()
         .unwrap_err();
+    match &error {
+        jobs_paho::ConnectError::Tcp {
+            uri,
+            address,
+            source,
+        } => {
+            assert_eq!(uri, &format!("tcp://127.0.0.1:{port}"));
+            assert_eq!(address.port(), port);
+            assert_eq!(source.kind(), std::io::ErrorKind::ConnectionRefused);
+        }
+        other => panic!("unexpected {other:#?}"),
+    }
+    let text = error.to_string();
     assert!(
-        matches!(error, jobs_paho::ConnectError::Closed(_)),
-        "{error:?}"
+        text.contains(&format!("tcp://127.0.0.1:{port}")) && text.contains("connection refused"),
+        "{text}"
     );
 }
 

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use common::{TlsBroker, channel_sink, unique};
 use jobs_core::{MqttTransport, QoS};
-use jobs_paho::{AWS_IOT_ALPN, ConnectError, PahoTransport, PahoTransportBuilder};
+use jobs_paho::{
+    AWS_IOT_ALPN, ConfigError, ConnectError, PahoTransport, PahoTransportBuilder, TlsFailure,
+};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -63,7 +65,14 @@ fn connect_without_a_client_certificate_is_refused() {
     // (missing) certificate, so the refusal alert lands during the handshake (Tls) or just
     // after it (Closed), depending on timing. Both are measured; both mean "refused".
     assert!(
-        matches!(result, Err(ConnectError::Closed(_) | ConnectError::Tls(_))),
+        matches!(
+            result,
+            Err(ConnectError::Closed { .. }
+                | ConnectError::Tls {
+                    failure: TlsFailure::ClientCertificate { certificate: None },
+                    ..
+                })
+        ),
         "{result:?}"
     );
 }
@@ -77,7 +86,21 @@ fn connect_with_a_ca_that_did_not_sign_the_broker_certificate_fails_the_handshak
         .client_certificate(&certs.device_cert, &certs.device_key)
         .build();
 
-    assert!(matches!(result, Err(ConnectError::Tls(_))), "{result:?}");
+    match &result {
+        Err(ConnectError::Tls {
+            failure: TlsFailure::Untrusted { ca_file, reason },
+            ..
+        }) => {
+            assert_eq!(ca_file.as_deref(), Some(certs.other_ca.as_path()));
+            assert!(!reason.is_empty());
+        }
+        other => panic!("unexpected {other:#?}"),
+    }
+    let text = result.unwrap_err().to_string();
+    assert!(
+        text.contains("not trusted by CA file") && text.contains(&broker.tls_uri("localhost")),
+        "{text}"
+    );
 }
 
 #[test]
@@ -90,7 +113,57 @@ fn connect_to_a_host_name_missing_from_the_broker_certificate_fails_the_handshak
         .client_certificate(&certs.device_cert, &certs.device_key)
         .build();
 
-    assert!(matches!(result, Err(ConnectError::Tls(_))), "{result:?}");
+    match &result {
+        Err(ConnectError::Tls {
+            failure: TlsFailure::HostName { host },
+            ..
+        }) => assert_eq!(host, "127.0.0.1"),
+        other => panic!("unexpected {other:#?}"),
+    }
+}
+
+#[test]
+fn a_ca_file_that_is_a_directory_or_not_pem_is_named_at_build_before_connecting() {
+    let broker = TlsBroker::start();
+    let dir = std::env::temp_dir();
+    let error = tls_builder(&broker, "localhost")
+        .ca_file(&dir)
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(&error, ConnectError::Config(ConfigError::File { path, .. }) if path == &dir),
+        "{error:#?}"
+    );
+    assert!(format!("{error:?}").contains("is a directory"), "{error:?}");
+
+    // The device key is PEM, but not a certificate.
+    let error = tls_builder(&broker, "localhost")
+        .ca_file(&broker.certs.device_key)
+        .build()
+        .unwrap_err();
+    let text = format!("{error:?}");
+    assert!(
+        text.contains(&format!("CA file {}", broker.certs.device_key.display()))
+            && text.contains("no PEM certificate"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_key_that_does_not_belong_to_the_certificate_is_named_at_build() {
+    let broker = TlsBroker::start();
+    let certs = &broker.certs;
+    // The broker's key with the device's certificate.
+    let error = tls_builder(&broker, "localhost")
+        .ca_file(&certs.ca)
+        .client_certificate(&certs.device_cert, &certs.broker_key)
+        .build()
+        .unwrap_err();
+    let text = format!("{error:?}");
+    assert!(
+        text.contains("does not belong to the certificate"),
+        "{text}"
+    );
 }
 
 #[test]

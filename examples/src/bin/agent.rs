@@ -10,8 +10,10 @@
 //!   (kill the agent while it installs, start it again) resumes the same way.
 //! - `fail` (`{"operation": "fail"}`): reports `FAILED` with a reason.
 //!
-//! Any other document is reported `REJECTED` by the runner (which prints no line for it beyond
-//! "ended"). A job canceled in the cloud stops its handler at the next step.
+//! Any other document (another operation, or none) is reported `REJECTED` with the reason,
+//! which the agent prints. A job the service ends meanwhile (canceled in the cloud, timed out
+//! by its step or in-progress timer, removed) stops its handler at the next step, and the
+//! agent says which it was.
 //!
 //! Against the local stand-in (`jobs-service`) on a local mosquitto:
 //! ```sh
@@ -24,12 +26,12 @@
 //!     --ca AmazonRootCA1.pem --cert device.pem.crt --key private.pem.key
 //! ```
 //!
-//! Flags: `--thing NAME` (required; also the client ID unless `--client-id ID`); the broker
-//! flags of `device` (`--broker`, `--ca`, `--cert`, `--key`, `--alpn`); `--state-dir DIR`
-//! where progress survives a reboot (default: a directory under the system's temp dir);
-//! `--work-scale F` real seconds per simulated second of work (default 0.01); `--exit-after N`
-//! stops after N executions ended (default: run until killed). Output: one line per step on
-//! standard output.
+//! Flags (`--help` lists them): `--thing NAME` (required; also the client ID unless
+//! `--client-id ID`); the broker flags of `device` (`--broker`, `--ca`, `--cert`, `--key`,
+//! `--alpn`, `--connect-retry`); `--state-dir DIR` where progress survives a reboot (default: a
+//! directory under the system's temp dir); `--work-scale F` real seconds per simulated second
+//! of work (default 0.01); `--exit-after N` stops after N executions ended (default: run until
+//! killed). Output: one line per step on standard output.
 
 use std::error::Error;
 use std::fs;
@@ -37,78 +39,45 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::Parser;
 use crossbeam_channel::{Receiver, Sender, select};
 use examples::connect::DeviceArgs;
-use examples::logger;
+use examples::{logger, say};
 use jobs_core::runner::{Context, Ending, HandlerError, Outcome, Runner};
-use jobs_core::{Jobs, StatusDetails, StepTimeout};
+use jobs_core::{JobStatus, Jobs, StatusDetails, StepTimeout};
 
+/// agent: a device agent on the job runner, for one thing, over a real MQTT broker.
+///
+/// Handlers by the document's "operation": rotate-logs, install-firmware (with progress, a
+/// simulated reboot and a resume), fail. Anything else is REJECTED with the reason.
+#[derive(Debug, Parser)]
+#[command(name = "agent", version)]
 struct Args {
+    #[command(flatten)]
     device: DeviceArgs,
-    thing: String,
+    /// Where progress survives a reboot [default: a directory under the system's temp dir].
+    #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// Stop after N executions ended [default: run until killed].
+    #[arg(long, value_name = "N")]
     exit_after: Option<usize>,
 }
 
-fn usage() -> String {
-    DeviceArgs::usage(
-        "agent",
-        &format!(
-            "  --state-dir DIR  where progress survives a reboot\n{}\n  \
-             --exit-after N   stop after N executions ended",
-            DeviceArgs::WORK_SCALE_USAGE
-        ),
-    )
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut device = DeviceArgs::default();
-    let mut state_dir = None;
-    let mut exit_after = None;
-    let mut rest = std::env::args().skip(1);
-    while let Some(flag) = rest.next() {
-        if device.parse_flag(&flag, &mut rest)? {
-            continue;
-        }
-        let mut value = || rest.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--state-dir" => state_dir = Some(PathBuf::from(value()?)),
-            "--exit-after" => {
-                exit_after = Some(value()?.parse().map_err(|e| format!("--exit-after: {e}"))?);
-            }
-            "--help" | "-h" => return Err(usage()),
-            other => return Err(format!("unknown flag {other} (try --help)")),
-        }
-    }
-    let thing = device.thing.take().unwrap_or_default();
-    if thing.is_empty() {
-        return Err(usage());
-    }
-    Ok(Args {
-        device,
-        thing,
-        state_dir,
-        exit_after,
-    })
-}
-
 fn main() {
-    examples::exit_on_error("agent", run);
+    let args = Args::parse();
+    logger::init();
+    examples::exit_on_error("agent", || run(&args));
 }
 
-fn run() -> Result<(), Box<dyn Error>> {
-    let args = examples::args_or_exit(parse_args());
-    logger::init();
+fn run(args: &Args) -> Result<(), Box<dyn Error>> {
+    let thing = args.device.thing.as_str();
     let state_dir = args
         .state_dir
         .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("jobs-agent-{}", args.thing)));
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("jobs-agent-{thing}")));
     fs::create_dir_all(&state_dir)?;
-    let jobs = args.device.connect(&args.thing)?;
-    println!(
-        "agent: connected to {} as {}",
-        args.device.broker.uri, args.thing
-    );
+    let jobs = args.device.connect()?;
+    say!("agent: connected to {} as {thing}", args.device.broker.uri);
 
     let mut ended = 0;
     let (ended_tx, ended_rx) = crossbeam_channel::unbounded::<()>();
@@ -139,10 +108,10 @@ fn run() -> Result<(), Box<dyn Error>> {
         stop.stop();
         running.join().map_err(|_| "the runner panicked")??;
         if !rebooting {
-            println!("agent: {ended} executions ended; exiting");
+            say!("agent: {ended} executions ended; exiting");
             return Ok(());
         }
-        println!("agent: rebooting");
+        say!("agent: rebooting");
     }
 }
 
@@ -174,24 +143,34 @@ fn runner(jobs: &Jobs, host: Arc<Host>, ended: Sender<()>) -> Result<Runner, job
         .handler("rotate-logs", move |ctx| rotate_logs(ctx, &rotate))
         .handler("install-firmware", move |ctx| install_firmware(ctx, &host))
         .handler("fail", |ctx| {
-            println!("agent: {} fails on purpose", ctx.job_id());
+            say!("agent: {} fails on purpose", ctx.job_id());
             let reason = StatusDetails::from_pairs([("reason", "asked to fail")])?;
             Ok(Outcome::failed().with_details(reason))
+        })
+        // Documents no handler takes: REJECTED, with the reason printed and reported.
+        .fallback(|ctx| {
+            let reason = match ctx.operation() {
+                Some(operation) => format!(
+                    "unsupported operation {operation:?} (this agent knows rotate-logs, \
+                     install-firmware, fail)"
+                ),
+                None => "no \"operation\" field in the document".to_owned(),
+            };
+            say!("agent: {} REJECTED: {reason}", ctx.job_id());
+            Ok(Outcome::rejected().with_details(StatusDetails::from_pairs([("reason", reason)])?))
         })
         .on_ended(move |done| {
             let id = &done.job_id;
             match &done.ending {
-                Ending::Reported(status) => println!("agent: {id} ended: reported {status}"),
+                // A reboot, or the agent exiting, leaves it in progress: the next start resumes
+                // it. Nothing to say, and it has not ended.
+                Ending::LeftInProgress => return,
+                Ending::Reported(status) => say!("agent: {id} ended: reported {status}"),
                 Ending::EndedByService(Some(status)) => {
-                    println!("agent: {id} ended by the service: {status}")
+                    say!("agent: {id} ended by the service: {status}")
                 }
-                Ending::EndedByService(None) => println!("agent: {id} ended by the service"),
-                // A reboot leaves it in progress: the next runner resumes it.
-                Ending::LeftInProgress => {
-                    println!("agent: {id} left in progress");
-                    return;
-                }
-                _ => println!("agent: {id} ended; its status is unknown"),
+                Ending::EndedByService(None) => say!("agent: {id} ended by the service"),
+                _ => say!("agent: {id} ended; whether with this agent's report is unknown"),
             }
             let _ = ended.send(());
         })
@@ -200,7 +179,7 @@ fn runner(jobs: &Jobs, host: Arc<Host>, ended: Sender<()>) -> Result<Runner, job
 
 fn rotate_logs(ctx: &Context, host: &Host) -> Result<Outcome, HandlerError> {
     let keep = ctx.document().to_value()["keep"].as_u64().unwrap_or(5);
-    println!("agent: {} rotating logs, keeping {keep}", ctx.job_id());
+    say!("agent: {} rotating logs, keeping {keep}", ctx.job_id());
     host.work(ctx, 5);
     Ok(Outcome::succeeded().with_details(StatusDetails::from_pairs([("kept", keep.to_string())])?))
 }
@@ -220,7 +199,7 @@ fn install_firmware(ctx: &Context, host: &Host) -> Result<Outcome, HandlerError>
         None
     };
     if done.as_deref() == Some("reboot") {
-        println!(
+        say!(
             "agent: {} resumed after the reboot: running {version}",
             ctx.job_id()
         );
@@ -233,25 +212,29 @@ fn install_firmware(ctx: &Context, host: &Host) -> Result<Outcome, HandlerError>
         .and_then(|step| STEPS.iter().position(|s| *s == step))
         .map_or(0, |i| i + 1);
     if ctx.resumed() {
-        println!("agent: {} resumed at step {start}", ctx.job_id());
+        say!("agent: {} resumed at step {start}", ctx.job_id());
     }
     for step in STEPS.iter().skip(start) {
-        println!("agent: {} {step} {version}", ctx.job_id());
+        say!("agent: {} {step} {version}", ctx.job_id());
         let details = StatusDetails::from_pairs([("step", *step), ("version", version.as_str())])?;
         // Best effort: a lost progress update does not stop the install.
         if let Err(error) = ctx.progress_with_step_timeout(details, StepTimeout::minutes(10)?) {
-            println!("agent: {} progress not reported: {error}", ctx.job_id());
+            say!("agent: {} progress not reported: {error}", ctx.job_id());
         }
         if host.work(ctx, 30) {
             if ctx.is_canceled() {
-                println!("agent: {} canceled in the cloud; stopping", ctx.job_id());
+                say!(
+                    "agent: {} {}; stopping",
+                    ctx.job_id(),
+                    ended_by_service(ctx)
+                );
             }
             return Ok(Outcome::failed());
         }
         save_step(&file, step)?;
     }
     save_step(&file, "reboot")?;
-    println!(
+    say!(
         "agent: {} installed {version}; rebooting to activate it",
         ctx.job_id()
     );
@@ -260,6 +243,29 @@ fn install_firmware(ctx: &Context, host: &Host) -> Result<Outcome, HandlerError>
     // returns an outcome (it waits until the agent exits).
     let _ = host.halt.recv();
     Ok(Outcome::failed())
+}
+
+/// What the service did to a canceled execution, from the state its refusal of one more
+/// progress update carries (AWS names the execution's status there): "canceled in the cloud",
+/// "timed out", "removed".
+fn ended_by_service(ctx: &Context) -> String {
+    let probe = StatusDetails::from_pairs([("step", "stopping")]).unwrap_or_default();
+    let status = match ctx.progress(probe) {
+        Err(error) => error
+            .rejection()
+            .and_then(|rejection| rejection.execution_state.as_ref())
+            .and_then(|state| state.status.clone()),
+        Ok(()) => None,
+    };
+    match status {
+        Some(JobStatus::Canceled) => "canceled in the cloud".to_owned(),
+        Some(JobStatus::TimedOut) => {
+            "timed out (TIMED_OUT: a step or in-progress timer ran out)".to_owned()
+        }
+        Some(JobStatus::Removed) => "removed in the cloud".to_owned(),
+        Some(other) => format!("ended by the service ({other})"),
+        None => "ended by the service".to_owned(),
+    }
 }
 
 fn read_step(file: &Path) -> Option<String> {

@@ -17,13 +17,15 @@
 //! ```sh
 //! cargo run -p examples --bin quickstart
 //! ```
-//! Set `RUST_LOG`-style logging up yourself if you want the libraries' `log` output; this
-//! example installs no logger.
+//! `--help` says what it does; it takes no other flag. `RUST_LOG` (such as `RUST_LOG=debug`
+//! or `RUST_LOG=jobs_core=debug`) shows the libraries' logs on standard error.
 
 use std::error::Error;
 use std::time::Duration;
 
+use clap::Parser;
 use examples::device::{Host, process_pending};
+use examples::{logger, say};
 use jobs_core::{Client, Document, Event, JobId, Jobs, ThingName};
 use jobs_mock::MockBroker;
 use jobs_mock::service::{Clock, ExecutionInfo, JobSpec, JobsService, Simulator};
@@ -34,7 +36,22 @@ const START: i64 = 1_750_000_000;
 
 const THINGS: [&str; 3] = ["pump-07", "pump-08", "valve-12"];
 
-fn main() -> Result<(), Box<dyn Error>> {
+/// quickstart: a small simulated fleet works through its AWS IoT Jobs, offline.
+///
+/// Everything runs in memory: the jobs-mock broker, and its simulator of the AWS IoT Jobs
+/// service on a virtual clock, so every run prints the same. No network, broker or
+/// credentials.
+#[derive(Debug, Parser)]
+#[command(name = "quickstart", version)]
+struct Args {}
+
+fn main() {
+    let Args {} = Args::parse();
+    logger::init();
+    examples::exit_on_error("quickstart", run);
+}
+
+fn run() -> Result<(), Box<dyn Error>> {
     let broker = MockBroker::new();
     // Inline: the simulator answers on the device's publishing thread, so the reply and the
     // events it causes have both arrived when a call returns, and every run prints the same.
@@ -43,26 +60,26 @@ fn main() -> Result<(), Box<dyn Error>> {
         JobsService::new(Clock::virtual_at(START)),
     )?;
 
-    println!("== operator: creating jobs ==");
+    say!("== operator: creating jobs ==");
     let jobs = [
         (
             "rotate-logs",
-            json!({"action": "rotate-logs", "keep": 5}),
+            json!({"operation": "rotate-logs", "keep": 5}),
             &THINGS[..],
         ),
         (
             "firmware-2-4",
-            json!({"action": "install-firmware", "version": "2.4.0", "sizeMb": 40}),
+            json!({"operation": "install-firmware", "version": "2.4.0", "sizeMb": 40}),
             &THINGS[..2],
         ),
         (
             "calibrate-flow",
-            json!({"action": "calibrate-flow", "litresPerMinute": 42}),
+            json!({"operation": "calibrate-flow", "litresPerMinute": 42}),
             &THINGS[2..],
         ),
         (
             "quantum-upgrade",
-            json!({"action": "teleport", "destination": "elsewhere"}),
+            json!({"operation": "teleport", "destination": "elsewhere"}),
             &THINGS[2..],
         ),
     ];
@@ -74,17 +91,17 @@ fn main() -> Result<(), Box<dyn Error>> {
         simulator.create_job(
             JobSpec::new(JobId::new(id)?, Document::from_serialize(&document)?).things(targets),
         )?;
-        println!("created {id:<16} for {}: {document}", things.join(", "));
+        say!("created {id:<16} for {}: {document}", things.join(", "));
     }
 
     for thing in THINGS {
-        println!();
-        println!("== device {thing} ==");
+        say!();
+        say!("== device {thing} ==");
         run_device(&broker, &simulator, thing)?;
     }
 
-    println!();
-    println!("== the service's view of every execution ==");
+    say!();
+    say!("== the service's view of every execution ==");
     print_table(&simulator.executions());
     Ok(())
 }
@@ -108,7 +125,7 @@ fn run_device(
             _ => {}
         }
     }
-    println!(
+    say!(
         "{} done; heard {notify} notify and {notify_next} notify-next events",
         at(simulator)
     );
@@ -140,9 +157,16 @@ fn relative(time: Option<i64>) -> String {
 }
 
 fn print_table(executions: &[ExecutionInfo]) {
-    println!(
+    say!(
         "{:<9} {:<16} {:<10} {:>3} {:>5} {:>7} {:>8} {:>8}  details",
-        "thing", "job", "status", "ver", "exec#", "queued", "started", "updated"
+        "thing",
+        "job",
+        "status",
+        "ver",
+        "exec#",
+        "queued",
+        "started",
+        "updated"
     );
     for e in executions {
         let details = e.status_details.as_ref().map_or_else(String::new, |d| {
@@ -151,7 +175,7 @@ fn print_table(executions: &[ExecutionInfo]) {
                 .collect::<Vec<_>>()
                 .join(", ")
         });
-        println!(
+        say!(
             "{:<9} {:<16} {:<10} {:>3} {:>5} {:>7} {:>8} {:>8}  {details}",
             e.thing_name.as_str(),
             e.job_id.as_str(),

@@ -16,7 +16,12 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use std::sync::{Arc, Mutex};
+
+use clap::Parser as _;
 use jobs_mock::local_broker::LocalBroker;
+use jobs_mock::server::Server;
+use jobs_mock::server::cli::Args;
 
 /// The longest any one step may take (generous: CI machines are slow and shared).
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -34,7 +39,7 @@ impl Program {
     pub fn start(exe: &str, args: &[&str]) -> Self {
         let mut child = Command::new(exe)
             .args(args)
-            .stdin(Stdio::piped())
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -120,13 +125,21 @@ impl Drop for Program {
     }
 }
 
-pub fn start_service(broker: &LocalBroker, extra: &[&str]) -> Program {
+/// The `jobs-service` emulator on `broker` with `extra` flags, run in-process; its output
+/// lines are collected in the second value.
+pub fn start_service(broker: &LocalBroker, extra: &[&str]) -> (Server, Arc<Mutex<Vec<String>>>) {
     let uri = broker.uri();
-    let mut args = vec!["--broker", uri.as_str()];
+    let mut args = vec!["jobs-service", "--broker", uri.as_str()];
     args.extend(extra);
-    let mut service = Program::start(env!("CARGO_BIN_EXE_jobs-service"), &args);
-    service.wait_for_line(|line| line == "ready");
-    service
+    let args = Args::try_parse_from(args).unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let lines = Arc::clone(&log);
+    let service = Server::start(
+        &args,
+        Arc::new(move |line: &str| lines.lock().unwrap().push(line.to_owned())),
+    )
+    .unwrap();
+    (service, log)
 }
 
 pub fn start_device(broker: &LocalBroker, thing: &str, extra: &[&str]) -> Program {

@@ -82,6 +82,15 @@ impl State {
 
 pub(super) fn deliver(deliveries: Vec<Delivery>) {
     for (sink, topic, payload) in deliveries {
-        sink.message(&topic, &payload);
+        hand_over(sink.as_ref(), &topic, &payload);
+    }
+}
+
+/// Calls the sink; a panic is caught and logged, so that it ends neither the delivery of the
+/// other messages nor the publisher's call (conformance rule `sink_panic_contained`).
+pub(super) fn hand_over(sink: &dyn MessageSink, topic: &str, payload: &[u8]) {
+    let call = std::panic::AssertUnwindSafe(|| sink.message(topic, payload));
+    if std::panic::catch_unwind(call).is_err() {
+        log::error!("a message sink panicked on a message on {topic}");
     }
 }

@@ -9,9 +9,21 @@
 //! the name of each broken rule. A rule whose broker control the harness lacks is
 //! [`Outcome::Skipped`] and listed by name, never counted as passed.
 //!
-//! No check sleeps: each waits for an event on a channel, bounded by [`Config::timeout`];
-//! "nothing arrived" is shown with a marker message sent after the one that must not arrive.
-//! Each check uses fresh transports and its own topics.
+//! No check sleeps to synchronise: each waits for an event on a channel, bounded by
+//! [`Config::timeout`]; "nothing arrived" is shown with a marker message sent after the one
+//! that must not arrive. The only timed waits are the idle periods of
+//! [`Rule::KeepAliveWhileIdle`] and [`Rule::NoDuplicateDeliveries`], where nothing happening is
+//! what is checked, and the [`Config::slack`] a `subscribe` against a frozen broker gets to show
+//! that it does not wait (whether it did is judged by when it returned, not by when the check
+//! saw it). Each check uses fresh transports and its own topics.
+//!
+//! # A known-good peer, and a watchdog
+//! The peers a harness connects (to publish to the transport under test and to listen to it)
+//! should not be the transport under test: then every failure names that transport and what it
+//! did. [`MosquittoHarness`] uses a small MQTT client of its own. Every call into a transport
+//! (and its `Drop`) runs under a watchdog: one that has not returned by its deadline plus
+//! [`Config::grace`] fails the rule with "did not return", and the run goes on with the next
+//! rule (the stuck thread is left behind).
 //!
 //! # What the suite does not check
 //! - Which thread calls the sink, and under which of the transport's locks. The contract allows
@@ -20,10 +32,12 @@
 //!   holding a lock its own methods need (Paho C does); what it forbids, and the suite checks,
 //!   is keeping such a lock once the sink has returned ([`Rule::WokenCallerCanPublish`]).
 //! - That a request queued before its deadline is not written after it: only "an operation
-//!   whose deadline is over on entry sends nothing" is checked
-//!   ([`Rule::ExpiredDeadlineSendsNothing`]).
+//!   whose deadline is over on entry sends nothing" ([`Rule::ExpiredDeadlineSendsNothing`])
+//!   and "a publish whose call returned is never sent again"
+//!   ([`Rule::NothingResentAfterTimeout`]) are checked.
 //! - Behaviour the contract leaves open: empty filter lists, unsubscribing a filter that was
 //!   never subscribed, invalid topics (transports answer `Backend`).
+//! - The harness itself: [`Harness::transport`] and the broker controls run unwatched.
 //!
 //! # Example
 //! The in-memory broker's own transport, through [`MockHarness`]:
@@ -46,7 +60,8 @@
 //!     jobs_mock::conformance_tests!(
 //!         harness: MockHarness::new(),
 //!         config: Config::default(),
-//!         skip: [], // MockHarness has every capability
+//!         // The in-memory broker has no keep-alive and no in-flight window.
+//!         skip: [InboundAcknowledged, KeepAliveWhileIdle],
 //!     );
 //! }
 //! ```
@@ -54,8 +69,13 @@
 mod mock;
 #[cfg(feature = "local-broker")]
 mod mosquitto;
+mod observe;
 mod probe;
+mod rule;
 mod rules;
+mod watchdog;
+#[cfg(feature = "local-broker")]
+mod wire;
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -65,7 +85,9 @@ use jobs_core::MqttTransport;
 
 pub use mock::MockHarness;
 #[cfg(feature = "local-broker")]
-pub use mosquitto::MosquittoHarness;
+pub use mosquitto::{Endpoint, MosquittoHarness};
+pub use observe::{Observations, Seen};
+pub use rule::Rule;
 
 /// What a harness method returns when it fails (for example, the broker could not restart).
 pub type HarnessError = Box<dyn StdError + Send + Sync>;
@@ -85,6 +107,20 @@ pub enum Capability {
     /// The transport knows the CONNACK's session flag: it reports reconnects with
     /// `session_present: Some(_)`, never `None`.
     SessionFlag,
+    /// [`Harness::observations`]: what the broker received from each transport under test,
+    /// packet by packet (a proxy in front of the broker, or a layer around an in-memory
+    /// transport).
+    Observe,
+    /// [`Harness::hold_acks`] and [`Harness::release_acks`]: a broker (or proxy) that holds
+    /// back the acknowledgement of publishes on one topic, so that acknowledgements arrive out
+    /// of order.
+    HoldAcks,
+    /// A broker that closes the connection of a client silent for 1.5 × its keep-alive, with
+    /// the CONNECT's keep-alive [observed](Self::Observe).
+    KeepAlive,
+    /// A broker that stops delivering QoS 1 messages to a client that leaves too many
+    /// unacknowledged (mosquitto: 20, `max_inflight_messages`).
+    InflightWindow,
 }
 
 impl Capability {
@@ -96,6 +132,10 @@ impl Capability {
             Self::Freeze => "freeze",
             Self::RefuseFilter => "refuse_filter",
             Self::SessionFlag => "session_flag",
+            Self::Observe => "observe",
+            Self::HoldAcks => "hold_acks",
+            Self::KeepAlive => "keep_alive",
+            Self::InflightWindow => "inflight_window",
         }
     }
 }
@@ -167,6 +207,31 @@ pub trait Harness {
     fn refused_filter(&self) -> Option<String> {
         None
     }
+
+    /// What the broker received from each transport under test (not from peers). Needs
+    /// [`Capability::Observe`].
+    fn observations(&self) -> Option<Observations> {
+        None
+    }
+
+    /// From now on, the broker's acknowledgement (PUBACK) of every QoS 1 publish on `topic`
+    /// is held back until [`release_acks`](Self::release_acks). Needs
+    /// [`Capability::HoldAcks`].
+    ///
+    /// # Errors
+    /// When the broker cannot be controlled.
+    fn hold_acks(&mut self, topic: &str) -> Result<(), HarnessError> {
+        let _ = topic;
+        Err(unsupported(Capability::HoldAcks))
+    }
+
+    /// Stops holding acknowledgements and lets the held ones through.
+    ///
+    /// # Errors
+    /// When the broker cannot be controlled.
+    fn release_acks(&mut self) -> Result<(), HarnessError> {
+        Err(unsupported(Capability::HoldAcks))
+    }
 }
 
 fn unsupported(capability: Capability) -> HarnessError {
@@ -185,6 +250,19 @@ pub struct Config {
     pub slack: Duration,
     /// The deadline given to operations against a frozen broker. Defaults to 300 ms.
     pub frozen_deadline: Duration,
+    /// The watchdog: how long after its deadline a call into a transport (or its `Drop`, or a
+    /// call without a deadline) may take before the rule fails with "did not return".
+    /// Defaults to 10 s.
+    pub grace: Duration,
+    /// How long [`Rule::NoDuplicateDeliveries`] stays idle, watching for a message delivered
+    /// again. Defaults to 1 s.
+    pub idle: Duration,
+    /// How many keep-alive periods [`Rule::KeepAliveWhileIdle`] stays idle. Defaults to 3.
+    pub keep_alive_periods: u32,
+    /// The longest keep-alive [`Rule::KeepAliveWhileIdle`] accepts: it idles for several
+    /// periods, so connect transports under test with a short one (2 s costs the rule 6 s).
+    /// Defaults to 5 s.
+    pub max_keep_alive: Duration,
 }
 
 impl Default for Config {
@@ -193,6 +271,10 @@ impl Default for Config {
             timeout: Duration::from_secs(10),
             slack: Duration::from_millis(500),
             frozen_deadline: Duration::from_millis(300),
+            grace: Duration::from_secs(10),
+            idle: Duration::from_secs(1),
+            keep_alive_periods: 3,
+            max_keep_alive: Duration::from_secs(5),
         }
     }
 }
@@ -204,120 +286,19 @@ impl Config {
         self.timeout = timeout;
         self
     }
-}
 
-/// One rule of the transport contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Rule {
-    /// A second `set_sink` fails with `SinkInstalled`; the first sink keeps receiving.
-    OneSink,
-    /// `subscribe` returns only after the broker's SUBACK: a message published right after it
-    /// returned arrives.
-    SubscribeAcknowledged,
-    /// `subscribe` returns one outcome per filter, in order, and all filters are active.
-    SubscribeOutcomePerFilter,
-    /// A filter the broker refuses is reported as `Refused` in its place; the others are granted.
-    RefusedFilterReported,
-    /// A QoS 1 and a QoS 0 `publish` that returned `Ok` reached the broker (a peer receives them).
-    PublishAcknowledged,
-    /// Messages reach the sink in the order the broker delivered them, each once.
-    MessagesInOrder,
-    /// Many threads publishing at once each get their own acknowledgement: every call returns
-    /// `Ok` and every message arrives once, each thread's in order.
-    ConcurrentPublishes,
-    /// Messages as large as AWS IoT Core allows (128 KiB payloads; job documents can be
-    /// large) go out and come in intact.
-    LargeMessages,
-    /// `unsubscribe` returns only after the UNSUBACK: nothing arrives on the filter afterwards.
-    UnsubscribeAcknowledged,
-    /// A thread the sink wakes can publish at once: once the sink has returned, the
-    /// transport's delivery path holds no lock that `publish` needs (jobs-core's sink wakes
-    /// callers whose next step is often a publish). Calling the sink *under* such a lock is
-    /// allowed: other threads' operations then wait only while the sink runs.
-    WokenCallerCanPublish,
-    /// An operation whose deadline is already over returns `Timeout` and sends nothing.
-    ExpiredDeadlineSendsNothing,
-    /// Against a frozen broker, QoS 1 `publish` and `subscribe` fail (never `Ok`) by their
-    /// deadline.
-    DeadlineHonoured,
-    /// A dropped connection is reported to the sink as `ConnectionLost`.
-    ConnectionLostReported,
-    /// While disconnected, `publish`, `subscribe` and `unsubscribe` fail at once with
-    /// `NotConnected`.
-    OfflineFailsFast,
-    /// A reconnect without a session is reported as `Connected` with `session_present` other
-    /// than `Some(true)`, and operations work again.
-    ReconnectWithoutSession,
-    /// A reconnect resuming the session is reported as `Connected { session_present:
-    /// Some(true) }` (or `None` for a transport without [`Capability::SessionFlag`]).
-    ReconnectWithSession,
-    /// Dropping the last handle of the transport drops the sink: it is called no more.
-    DropEndsDelivery,
-}
-
-impl Rule {
-    /// Every rule, in the order [`run`] checks them.
-    pub const ALL: [Rule; 17] = [
-        Rule::OneSink,
-        Rule::SubscribeAcknowledged,
-        Rule::SubscribeOutcomePerFilter,
-        Rule::RefusedFilterReported,
-        Rule::PublishAcknowledged,
-        Rule::MessagesInOrder,
-        Rule::ConcurrentPublishes,
-        Rule::LargeMessages,
-        Rule::UnsubscribeAcknowledged,
-        Rule::WokenCallerCanPublish,
-        Rule::ExpiredDeadlineSendsNothing,
-        Rule::DeadlineHonoured,
-        Rule::ConnectionLostReported,
-        Rule::OfflineFailsFast,
-        Rule::ReconnectWithoutSession,
-        Rule::ReconnectWithSession,
-        Rule::DropEndsDelivery,
-    ];
-
-    /// The rule's name, as failure messages and reports print it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::OneSink => "one_sink",
-            Self::SubscribeAcknowledged => "subscribe_acknowledged",
-            Self::SubscribeOutcomePerFilter => "subscribe_outcome_per_filter",
-            Self::RefusedFilterReported => "refused_filter_reported",
-            Self::PublishAcknowledged => "publish_acknowledged",
-            Self::MessagesInOrder => "messages_in_order",
-            Self::ConcurrentPublishes => "concurrent_publishes",
-            Self::LargeMessages => "large_messages",
-            Self::UnsubscribeAcknowledged => "unsubscribe_acknowledged",
-            Self::WokenCallerCanPublish => "woken_caller_can_publish",
-            Self::ExpiredDeadlineSendsNothing => "expired_deadline_sends_nothing",
-            Self::DeadlineHonoured => "deadline_honoured",
-            Self::ConnectionLostReported => "connection_lost_reported",
-            Self::OfflineFailsFast => "offline_fails_fast",
-            Self::ReconnectWithoutSession => "reconnect_without_session",
-            Self::ReconnectWithSession => "reconnect_with_session",
-            Self::DropEndsDelivery => "drop_ends_delivery",
-        }
+    /// Sets [`grace`](Self::grace).
+    #[must_use]
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
     }
 
-    /// The broker controls the rule needs; without them it is skipped.
-    pub fn needs(self) -> &'static [Capability] {
-        match self {
-            Self::RefusedFilterReported => &[Capability::RefuseFilter],
-            Self::DeadlineHonoured => &[Capability::Freeze],
-            Self::ConnectionLostReported
-            | Self::OfflineFailsFast
-            | Self::ReconnectWithoutSession => &[Capability::DropConnection],
-            Self::ReconnectWithSession => &[Capability::DropConnection, Capability::ResumeSession],
-            _ => &[],
-        }
-    }
-}
-
-impl fmt::Display for Rule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+    /// Sets [`idle`](Self::idle).
+    #[must_use]
+    pub fn idle(mut self, idle: Duration) -> Self {
+        self.idle = idle;
+        self
     }
 }
 
@@ -465,18 +446,27 @@ macro_rules! conformance_tests {
             subscribe_acknowledged SubscribeAcknowledged,
             subscribe_outcome_per_filter SubscribeOutcomePerFilter,
             refused_filter_reported RefusedFilterReported,
+            qos_as_asked QosAsAsked,
             publish_acknowledged PublishAcknowledged,
+            no_retain NoRetain,
+            acks_matched_by_packet_id AcksMatchedByPacketId,
             messages_in_order MessagesInOrder,
+            no_duplicate_deliveries NoDuplicateDeliveries,
+            inbound_acknowledged InboundAcknowledged,
             concurrent_publishes ConcurrentPublishes,
             large_messages LargeMessages,
             unsubscribe_acknowledged UnsubscribeAcknowledged,
             woken_caller_can_publish WokenCallerCanPublish,
+            sink_panic_contained SinkPanicContained,
             expired_deadline_sends_nothing ExpiredDeadlineSendsNothing,
             deadline_honoured DeadlineHonoured,
+            nothing_resent_after_timeout NothingResentAfterTimeout,
+            link_drop_fails_calls_in_flight LinkDropFailsCallsInFlight,
             connection_lost_reported ConnectionLostReported,
             offline_fails_fast OfflineFailsFast,
             reconnect_without_session ReconnectWithoutSession,
             reconnect_with_session ReconnectWithSession,
+            keep_alive_while_idle KeepAliveWhileIdle,
             drop_ends_delivery DropEndsDelivery,
         );
     };
@@ -504,9 +494,22 @@ pub fn check(harness: &mut dyn Harness, config: &Config, rule: Rule) -> Outcome 
     // A prefix for topics and client IDs unique to this check, so that checks never see each
     // other's traffic on a shared broker.
     let prefix = crate::unique_name("conformance");
-    let mut context = rules::Context::new(harness, config, rule, &prefix);
-    match rules::check(&mut context) {
-        Ok(()) => Outcome::Passed,
-        Err(message) => Outcome::Failed(format!("{rule}: {message}")),
+    let alarm = std::sync::Arc::new(watchdog::Alarm::default());
+    let result = {
+        let mut context = rules::Context::new(
+            harness,
+            config,
+            rule,
+            &prefix,
+            std::sync::Arc::clone(&alarm),
+        );
+        rules::check(&mut context)
+    };
+    // A call that did not return is reported even when the rule saw nothing wrong.
+    match (result, alarm.raised()) {
+        (Ok(()), None) => Outcome::Passed,
+        (Ok(()), Some(alarm)) => Outcome::Failed(format!("{rule}: {alarm}")),
+        (Err(message), None) => Outcome::Failed(format!("{rule}: {message}")),
+        (Err(message), Some(alarm)) => Outcome::Failed(format!("{rule}: {message}; and {alarm}")),
     }
 }

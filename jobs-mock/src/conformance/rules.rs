@@ -7,15 +7,25 @@ use std::time::Instant;
 
 use jobs_core::{ConnectionEvent, MqttTransport, QoS, SubscribeOutcome, TransportError};
 
+mod delivery;
 mod outages;
+mod wire;
 
+use delivery::{
+    concurrent_publishes, inbound_acknowledged, large_messages, messages_in_order,
+    no_duplicate_deliveries, sink_panic_contained, woken_caller_can_publish,
+};
 use outages::{
-    connection_lost_reported, deadline_honoured, offline_fails_fast, reconnect_with_session,
+    connection_lost_reported, deadline_honoured, link_drop_fails_calls_in_flight,
+    nothing_resent_after_timeout, offline_fails_fast, reconnect_with_session,
     reconnect_without_session,
 };
+use wire::{acks_matched_by_packet_id, keep_alive_while_idle, no_retain, qos_as_asked};
 
+use super::observe::{Observations, Seen};
 use super::probe::{Hook, Probe, Receivers};
-use super::{Config, Harness, Rule};
+use super::watchdog::{Alarm, Watched};
+use super::{Capability, Config, Harness, Rule};
 
 type Check = Result<(), String>;
 type Transport = Arc<dyn MqttTransport>;
@@ -27,6 +37,9 @@ pub(crate) struct Context<'a> {
     rule: Rule,
     prefix: String,
     clients: u32,
+    alarm: Arc<Alarm>,
+    /// The client ID of the latest transport under test.
+    device: String,
 }
 
 impl<'a> Context<'a> {
@@ -35,6 +48,7 @@ impl<'a> Context<'a> {
         config: &'a Config,
         rule: Rule,
         prefix: &str,
+        alarm: Arc<Alarm>,
     ) -> Self {
         Self {
             harness,
@@ -42,6 +56,8 @@ impl<'a> Context<'a> {
             rule,
             prefix: prefix.to_owned(),
             clients: 0,
+            alarm,
+            device: String::new(),
         }
     }
 
@@ -58,6 +74,36 @@ impl<'a> Context<'a> {
         Instant::now() + self.config.timeout
     }
 
+    fn watch(&self, transport: Box<dyn MqttTransport>, who: &str) -> Watched {
+        Watched::new(transport, who, self.config.grace, Arc::clone(&self.alarm))
+    }
+
+    /// What the broker received from the latest transport under test (needs
+    /// [`Capability::Observe`]).
+    fn observed(&self) -> Result<(Observations, String), String> {
+        match self.harness.observations() {
+            Some(observations) => Ok((observations, self.device.clone())),
+            None => Err("the harness declares observe but gave no observations".into()),
+        }
+    }
+
+    /// Waits until the broker received a PUBLISH on `topic` from the latest transport.
+    fn wait_published(&self, topic: &str) -> Check {
+        let (observations, id) = self.observed()?;
+        let seen = observations.wait(&id, self.config.timeout, |seen| {
+            seen.iter()
+                .any(|(_, s)| matches!(s, Seen::Publish { topic: t, .. } if t == topic))
+        });
+        if seen {
+            Ok(())
+        } else {
+            Err(format!(
+                "the broker received no PUBLISH on {topic} within {:?} of the call",
+                self.config.timeout
+            ))
+        }
+    }
+
     /// A transport under test with a probe installed.
     fn transport(&mut self) -> Result<(Transport, Receivers), String> {
         self.transport_with_hook(None)
@@ -68,12 +114,14 @@ impl<'a> Context<'a> {
         hook: Option<Hook>,
     ) -> Result<(Transport, Receivers), String> {
         let id = self.client_id("device");
-        let transport: Transport = Arc::from(self.harness.transport(&id).map_err(|e| {
+        let transport = self.harness.transport(&id).map_err(|e| {
             format!(
                 "the harness could not connect a transport: {}",
                 chain(e.as_ref())
             )
-        })?);
+        })?;
+        self.device = id;
+        let transport: Transport = Arc::new(self.watch(transport, "the transport"));
         let (probe, receivers) = Probe::new(hook);
         transport
             .set_sink(probe)
@@ -84,12 +132,13 @@ impl<'a> Context<'a> {
     /// A peer with a probe installed, subscribed to `filters` (if any).
     fn peer(&mut self, filters: &[&str]) -> Result<(Transport, Receivers), String> {
         let id = self.client_id("peer");
-        let peer: Transport = Arc::from(self.harness.peer(&id).map_err(|e| {
+        let peer = self.harness.peer(&id).map_err(|e| {
             format!(
                 "the harness could not connect a peer: {}",
                 chain(e.as_ref())
             )
-        })?);
+        })?;
+        let peer: Transport = Arc::new(self.watch(peer, "the peer"));
         let (probe, receivers) = Probe::new(None);
         peer.set_sink(probe)
             .map_err(|e| format!("set_sink on the peer failed: {e:?}"))?;
@@ -188,18 +237,27 @@ pub(crate) fn check(context: &mut Context<'_>) -> Check {
         Rule::SubscribeAcknowledged => subscribe_acknowledged(context),
         Rule::SubscribeOutcomePerFilter => subscribe_outcome_per_filter(context),
         Rule::RefusedFilterReported => refused_filter_reported(context),
+        Rule::QosAsAsked => qos_as_asked(context),
         Rule::PublishAcknowledged => publish_acknowledged(context),
+        Rule::NoRetain => no_retain(context),
+        Rule::AcksMatchedByPacketId => acks_matched_by_packet_id(context),
         Rule::MessagesInOrder => messages_in_order(context),
+        Rule::NoDuplicateDeliveries => no_duplicate_deliveries(context),
+        Rule::InboundAcknowledged => inbound_acknowledged(context),
         Rule::ConcurrentPublishes => concurrent_publishes(context),
         Rule::LargeMessages => large_messages(context),
         Rule::UnsubscribeAcknowledged => unsubscribe_acknowledged(context),
         Rule::WokenCallerCanPublish => woken_caller_can_publish(context),
+        Rule::SinkPanicContained => sink_panic_contained(context),
         Rule::ExpiredDeadlineSendsNothing => expired_deadline_sends_nothing(context),
         Rule::DeadlineHonoured => deadline_honoured(context),
+        Rule::NothingResentAfterTimeout => nothing_resent_after_timeout(context),
+        Rule::LinkDropFailsCallsInFlight => link_drop_fails_calls_in_flight(context),
         Rule::ConnectionLostReported => connection_lost_reported(context),
         Rule::OfflineFailsFast => offline_fails_fast(context),
         Rule::ReconnectWithoutSession => reconnect_without_session(context),
         Rule::ReconnectWithSession => reconnect_with_session(context),
+        Rule::KeepAliveWhileIdle => keep_alive_while_idle(context),
         Rule::DropEndsDelivery => drop_ends_delivery(context),
     }
 }
@@ -237,8 +295,12 @@ fn one_sink(cx: &mut Context<'_>) -> Check {
 fn subscribe_acknowledged(cx: &mut Context<'_>) -> Check {
     let topic = cx.topic("a");
     let (transport, receivers) = cx.transport()?;
+    if cx.harness.supports(Capability::Freeze) {
+        subscribe_while_frozen(cx, &transport, &topic)?;
+    } else {
+        cx.subscribe_granted(&transport, &[&topic])?;
+    }
     let (peer, _) = cx.peer(&[])?;
-    cx.subscribe_granted(&transport, &[&topic])?;
     cx.publish("the peer", &peer, &topic, "after-suback")?;
     cx.expect_message(
         &receivers,
@@ -248,14 +310,84 @@ fn subscribe_acknowledged(cx: &mut Context<'_>) -> Check {
     )
 }
 
+/// Subscribes to `topic` while the broker is frozen: the call must not return before the
+/// broker is thawed (it cannot have the SUBACK before), whenever this thread sees it return.
+fn subscribe_while_frozen(cx: &mut Context<'_>, transport: &Transport, topic: &str) -> Check {
+    cx.harness
+        .freeze()
+        .map_err(|e| format!("the harness could not freeze the broker: {e}"))?;
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let deadline = cx.deadline() + cx.config.slack;
+    let (t, filter) = (Arc::clone(transport), topic.to_owned());
+    thread::spawn(move || {
+        let result = t.subscribe(&[&filter], QoS::AtLeastOnce, deadline);
+        let _ = tx.send((result, Instant::now()));
+    });
+    // A subscribe that does not wait for the SUBACK returns within this window.
+    let early = rx.recv_timeout(cx.config.slack);
+    let thawed_at = Instant::now();
+    let thawed = cx.harness.thaw();
+    let returned = early.or_else(|_| rx.recv_timeout(cx.config.timeout));
+    thawed.map_err(|e| format!("the harness could not thaw the broker: {e}"))?;
+    match returned {
+        Ok((result, at)) if at < thawed_at => Err(format!(
+            "subscribe returned {result:?} while the broker was frozen, before any SUBACK could arrive: return only once the broker's SUBACK has arrived"
+        )),
+        Ok((Ok(outcomes), _)) if outcomes == [SubscribeOutcome::Granted(QoS::AtLeastOnce)] => {
+            Ok(())
+        }
+        Ok((result, _)) => Err(format!(
+            "subscribe to {topic} at QoS 1 returned {result:?} once the broker was thawed; expected [Granted(AtLeastOnce)]"
+        )),
+        Err(_) => Err(format!(
+            "subscribe had not returned {:?} after the broker was thawed",
+            cx.config.timeout
+        )),
+    }
+}
+
 fn subscribe_outcome_per_filter(cx: &mut Context<'_>) -> Check {
-    let topics = [cx.topic("a"), cx.topic("b"), cx.topic("c")];
+    /// The most filters the client passes in one SUBSCRIBE (AWS IoT Core's limit).
+    const FILTERS: usize = 8;
+    let topics: Vec<String> = (0..FILTERS).map(|n| cx.topic(&format!("f{n}"))).collect();
     let filters: Vec<&str> = topics.iter().map(String::as_str).collect();
     let (transport, receivers) = cx.transport()?;
     let (peer, _) = cx.peer(&[])?;
     cx.subscribe_granted(&transport, &filters)?;
+    if cx.harness.supports(Capability::Observe) {
+        let (observations, id) = cx.observed()?;
+        let sent: Vec<String> = observations
+            .of(&id)
+            .into_iter()
+            .filter_map(|(_, seen)| match seen {
+                Seen::Subscribe { filters } => Some(filters),
+                _ => None,
+            })
+            .flatten()
+            .map(|(filter, _)| filter)
+            .collect();
+        let missing: Vec<&str> = filters
+            .iter()
+            .copied()
+            .filter(|f| !sent.iter().any(|s| s == f))
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "subscribe reported all {FILTERS} filters granted, but the broker received only {} of them ({} missing, from {}): send every filter of the call",
+                FILTERS - missing.len(),
+                missing.len(),
+                missing.first().copied().unwrap_or_default()
+            ));
+        }
+    }
+    // One message on each filter, then a marker on the first: a filter that is not active
+    // shows as the next message arriving in its place.
     for topic in &filters {
         cx.publish("the peer", &peer, topic, "on-each-filter")?;
+    }
+    let first = filters.first().copied().unwrap_or_default();
+    cx.publish("the peer", &peer, first, "marker")?;
+    for topic in &filters {
         cx.expect_message(
             &receivers,
             topic,
@@ -263,7 +395,7 @@ fn subscribe_outcome_per_filter(cx: &mut Context<'_>) -> Check {
             "every filter must be active",
         )?;
     }
-    Ok(())
+    cx.expect_message(&receivers, first, "marker", "each message once")
 }
 
 fn refused_filter_reported(cx: &mut Context<'_>) -> Check {
@@ -321,131 +453,6 @@ fn publish_acknowledged(cx: &mut Context<'_>) -> Check {
     )
 }
 
-fn messages_in_order(cx: &mut Context<'_>) -> Check {
-    const COUNT: usize = 20;
-    let topic = cx.topic("a");
-    let (transport, receivers) = cx.transport()?;
-    cx.subscribe_granted(&transport, &[&topic])?;
-    let (peer, _) = cx.peer(&[])?;
-    for n in 0..COUNT {
-        cx.publish("the peer", &peer, &topic, &n.to_string())?;
-    }
-    for n in 0..COUNT {
-        cx.expect_message(
-            &receivers,
-            &topic,
-            &n.to_string(),
-            "messages must reach the sink in order, each once",
-        )?;
-    }
-    Ok(())
-}
-
-fn concurrent_publishes(cx: &mut Context<'_>) -> Check {
-    const THREADS: usize = 8;
-    const EACH: usize = 10;
-    let topic = cx.topic("a");
-    let (transport, _) = cx.transport()?;
-    let (_peer, heard) = cx.peer(&[&topic])?;
-    let deadline = cx.deadline();
-    let results: Vec<Check> = thread::scope(|scope| {
-        let threads: Vec<_> = (0..THREADS)
-            .map(|t| {
-                let (transport, topic) = (&transport, &topic);
-                scope.spawn(move || {
-                    for n in 0..EACH {
-                        let payload = format!("{t}-{n}");
-                        transport
-                            .publish(topic, payload.as_bytes(), QoS::AtLeastOnce, deadline)
-                            .map_err(|e| {
-                                format!(
-                                    "publish {n} of thread {t} (of {THREADS} at once) failed: {e:?}"
-                                )
-                            })?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        threads
-            .into_iter()
-            .map(|t| {
-                t.join()
-                    .unwrap_or_else(|_| Err("a publishing thread panicked".into()))
-            })
-            .collect()
-    });
-    results.into_iter().collect::<Result<Vec<()>, String>>()?;
-    let mut next = [0usize; THREADS];
-    for _ in 0..THREADS * EACH {
-        let Some((_, payload)) = heard.message(cx.config.timeout) else {
-            return Err(format!(
-                "the peer heard {} of {} messages published by {THREADS} threads at once",
-                next.iter().sum::<usize>(),
-                THREADS * EACH
-            ));
-        };
-        let payload = String::from_utf8_lossy(&payload).into_owned();
-        let parsed = payload
-            .split_once('-')
-            .and_then(|(t, n)| Some((t.parse::<usize>().ok()?, n.parse::<usize>().ok()?)));
-        let Some((t, n)) = parsed else {
-            return Err(format!("unexpected message {payload:?}"));
-        };
-        match next.get_mut(t) {
-            Some(expected) if *expected == n => *expected += 1,
-            _ => {
-                return Err(format!(
-                    "message {payload:?} arrived out of its thread's order or twice"
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn large_messages(cx: &mut Context<'_>) -> Check {
-    /// AWS IoT Core's limit on a PUBLISH payload.
-    const SIZE: usize = 128 * 1024;
-    let (inbound, outbound) = (cx.topic("in"), cx.topic("out"));
-    let payload: Vec<u8> = (0..SIZE).map(|i| b'a' + (i % 26) as u8).collect();
-    let (transport, receivers) = cx.transport()?;
-    cx.subscribe_granted(&transport, &[&inbound])?;
-    let (peer, heard) = cx.peer(&[&outbound])?;
-    let deadline = cx.deadline();
-    peer.publish(&inbound, &payload, QoS::AtLeastOnce, deadline)
-        .map_err(|e| format!("the peer's {SIZE}-byte publish failed: {e:?}"))?;
-    match receivers.message(cx.config.timeout) {
-        Some((_, p)) if p == payload => {}
-        Some((_, p)) => {
-            return Err(format!(
-                "a {SIZE}-byte message arrived as {} bytes",
-                p.len()
-            ));
-        }
-        None => {
-            return Err(format!(
-                "a {SIZE}-byte message did not arrive within {:?}",
-                cx.config.timeout
-            ));
-        }
-    }
-    transport
-        .publish(&outbound, &payload, QoS::AtLeastOnce, deadline)
-        .map_err(|e| format!("a {SIZE}-byte publish failed: {e:?}"))?;
-    match heard.message(cx.config.timeout) {
-        Some((_, p)) if p == payload => Ok(()),
-        Some((_, p)) => Err(format!(
-            "a {SIZE}-byte publish arrived as {} bytes",
-            p.len()
-        )),
-        None => Err(format!(
-            "a {SIZE}-byte publish did not reach the peer within {:?}",
-            cx.config.timeout
-        )),
-    }
-}
-
 fn unsubscribe_acknowledged(cx: &mut Context<'_>) -> Check {
     let (a, b) = (cx.topic("a"), cx.topic("b"));
     let (transport, receivers) = cx.transport()?;
@@ -462,65 +469,6 @@ fn unsubscribe_acknowledged(cx: &mut Context<'_>) -> Check {
         "marker",
         "a message on a filter unsubscribed before it was published must not arrive",
     )
-}
-
-fn woken_caller_can_publish(cx: &mut Context<'_>) -> Check {
-    let topic = cx.topic("a");
-    let helper_topic = cx.topic("from-helper");
-    let (slack, timeout) = (cx.config.slack, cx.config.timeout);
-    let (request_tx, request_rx) = crossbeam_channel::bounded::<Transport>(1);
-    let (go_tx, go_rx) = crossbeam_channel::bounded::<()>(1);
-    let (cancel_tx, cancel_rx) = crossbeam_channel::bounded::<()>(0);
-    let (result_tx, result_rx) = crossbeam_channel::bounded::<Check>(1);
-    // jobs-core's sink wakes the caller a reply was for, and that caller's next step is often
-    // a publish. Here the sink wakes a helper and returns at once; the helper then publishes
-    // (QoS 0, short deadline) while no further message arrives. A transport whose delivery
-    // path keeps a lock its `publish` needs after the sink returned (a delivery loop holding
-    // it while it waits for the next packet) makes that publish miss its deadline. The test
-    // ends the helper by dropping `cancel_tx`.
-    let helper = thread::spawn(move || {
-        let Ok(transport) = request_rx.recv() else {
-            return;
-        };
-        crossbeam_channel::select! {
-            recv(go_rx) -> go => if go.is_ok() {
-                let deadline = Instant::now() + slack;
-                let outcome = transport.publish(&helper_topic, b"x", QoS::AtMostOnce, deadline);
-                let late = Instant::now().checked_duration_since(deadline + slack);
-                let _ = result_tx.send(match (outcome, late) {
-                    (Ok(()), None) => Ok(()),
-                    (_, Some(late)) => Err(format!(
-                        "a publish by a thread the sink woke returned {late:?} after its deadline: the transport still held a lock publish needs after the sink returned"
-                    )),
-                    (Err(e), None) => Err(format!(
-                        "a publish by a thread the sink woke failed: {e:?}"
-                    )),
-                });
-            },
-            recv(cancel_rx) -> _ => {}
-        }
-    });
-    let hook: Hook = Box::new(move || {
-        let _ = go_tx.try_send(());
-    });
-    let result = (|| {
-        let (transport, _receivers) = cx.transport_with_hook(Some(hook))?;
-        cx.subscribe_granted(&transport, &[&topic])?;
-        let _ = request_tx.send(Arc::clone(&transport));
-        let (peer, _) = cx.peer(&[])?;
-        cx.publish("the peer", &peer, &topic, "wake-the-sink")?;
-        match result_rx.recv_timeout(timeout * 2) {
-            Ok(outcome) => outcome,
-            Err(_) => Err(format!(
-                "a publish by a thread the sink woke did not return within {:?} (or no message reached the sink)",
-                timeout * 2
-            )),
-        }
-    })();
-    drop(request_tx);
-    drop(cancel_tx);
-    let _ = helper.join();
-    result
 }
 
 fn expired_deadline_sends_nothing(cx: &mut Context<'_>) -> Check {

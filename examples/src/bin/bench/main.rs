@@ -50,29 +50,35 @@ pub(crate) struct Config {
     pub(crate) profile: Option<(u64, inprocess::Size)>,
 }
 
+/// bench: the benchmarks of BENCHMARKS.md (in-process, over a mosquitto it starts itself
+/// against a raw paho-mqtt baseline and the rumqttc transport, and a fleet of things).
+#[derive(Debug, clap::Parser)]
+#[command(name = "bench", version)]
+struct Args {
+    /// A few-second run with small counts; no targets are judged.
+    #[arg(long)]
+    smoke: bool,
+    /// Where the report (bench.json, bench.txt, bench.svg) is written.
+    #[arg(long, value_name = "DIR", default_value = "target/bench")]
+    out: PathBuf,
+    /// Only N in-process describes of the small document on one thread (for callgrind/perf).
+    #[arg(long, value_name = "N", conflicts_with = "profile_large")]
+    profile: Option<u64>,
+    /// Only N in-process describes of the 32 KB document on one thread.
+    #[arg(long, value_name = "N")]
+    profile_large: Option<u64>,
+}
+
 impl Config {
-    fn from_args() -> Result<Self, BoxError> {
-        let mut smoke = false;
-        let mut out = PathBuf::from("target/bench");
-        let mut profile = None;
-        let mut args = std::env::args().skip(1);
-        while let Some(arg) = args.next() {
-            match arg.as_str() {
-                "--smoke" => smoke = true,
-                "--out" => out = args.next().ok_or("--out needs a directory")?.into(),
-                "--profile" | "--profile-large" => {
-                    let calls = args.next().ok_or("--profile needs a count")?.parse()?;
-                    let size = if arg == "--profile" {
-                        inprocess::Size::Small
-                    } else {
-                        inprocess::Size::Large
-                    };
-                    profile = Some((calls, size));
-                }
-                other => return Err(format!("unknown argument {other:?}").into()),
-            }
-        }
-        Ok(Self {
+    fn from_args() -> Self {
+        let args = <Args as clap::Parser>::parse();
+        let smoke = args.smoke;
+        let profile = match (args.profile, args.profile_large) {
+            (Some(calls), _) => Some((calls, inprocess::Size::Small)),
+            (None, Some(calls)) => Some((calls, inprocess::Size::Large)),
+            (None, None) => None,
+        };
+        Self {
             smoke,
             threads: vec![1, 2, 4, 8],
             warmup: Duration::from_millis(if smoke { 20 } else { 300 }),
@@ -80,14 +86,14 @@ impl Config {
             compare_time: Duration::from_millis(if smoke { 60 } else { 6000 }),
             rounds: if smoke { 1 } else { 12 },
             things: if smoke { 50 } else { 1000 },
-            out,
+            out: args.out,
             profile,
-        })
+        }
     }
 }
 
 fn main() -> Result<(), BoxError> {
-    let config = Config::from_args()?;
+    let config = Config::from_args();
     if let Some((calls, size)) = config.profile {
         return inprocess::profile(calls, size);
     }

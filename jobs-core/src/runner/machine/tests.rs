@@ -747,7 +747,10 @@ fn a_failed_resubscription_while_every_slot_is_busy_is_retried_when_paced() {
     // with a timer for it (no slot is free, so no search would wake the runner).
     h.expect(
         describe(&one),
-        Ok(Reply::Execution(Some(execution(&one, JobStatus::InProgress)))),
+        Ok(Reply::Execution(Some(execution(
+            &one,
+            JobStatus::InProgress,
+        )))),
     );
     assert_eq!(h.next(), None);
     assert!(h.machine.next_wake().is_some());
@@ -756,7 +759,10 @@ fn a_failed_resubscription_while_every_slot_is_busy_is_retried_when_paced() {
         other => panic!("unexpected {other:?}"),
     });
     assert_eq!(
-        h.sent.iter().filter(|(_, r)| *r == Request::Resubscribe).count(),
+        h.sent
+            .iter()
+            .filter(|(_, r)| *r == Request::Resubscribe)
+            .count(),
         2
     );
 }

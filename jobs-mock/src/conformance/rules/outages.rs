@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use jobs_core::{ConnectionEvent, MqttTransport, QoS, TransportError};
 
-use super::{Check, Context};
+use super::{Check, Context, Seen};
 use crate::conformance::Capability;
 use crate::conformance::probe::Receivers;
 
@@ -183,4 +183,113 @@ fn reconnect(
             cx.config.timeout
         )),
     }
+}
+
+pub(super) fn link_drop_fails_calls_in_flight(cx: &mut Context<'_>) -> Check {
+    let topic = cx.topic("a");
+    let (transport, receivers) = cx.transport()?;
+    cx.harness
+        .freeze()
+        .map_err(|e| format!("the harness could not freeze the broker: {e}"))?;
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    {
+        // A call that waits out its deadline returns well after the slack.
+        let deadline = cx.deadline() + cx.config.slack;
+        let (t, topic) = (Arc::clone(&transport), topic.clone());
+        thread::spawn(move || {
+            let result = t.publish(&topic, b"in-flight", QoS::AtLeastOnce, deadline);
+            let _ = tx.send((result, Instant::now()));
+        });
+    }
+    let verdict = (|| {
+        // The PUBLISH is on its way and the frozen broker will not answer it: drop the link.
+        cx.wait_published(&topic)?;
+        let dropped_at = Instant::now();
+        cx.drop_and_wait(&receivers)?;
+        match rx.recv_timeout(cx.config.timeout) {
+            Ok((Err(e), at)) if at.saturating_duration_since(dropped_at) > cx.config.slack => {
+                Err(format!(
+                    "a publish waiting for its PUBACK returned {e:?} only {:?} after the link dropped: fail the calls in flight (ConnectionLost) as soon as the link drops, not at their deadline",
+                    at.saturating_duration_since(dropped_at)
+                ))
+            }
+            Ok((Err(TransportError::Timeout), _)) => Err(
+                "a publish waiting for its PUBACK returned Timeout when the link dropped: fail the calls in flight with ConnectionLost as soon as the link drops (the link is gone, not slow)".into(),
+            ),
+            Ok((Err(_), _)) => Ok(()),
+            Ok((Ok(()), _)) => Err(
+                "a publish returned Ok though the frozen broker never acknowledged it".into(),
+            ),
+            Err(_) => Err(format!(
+                "a publish waiting for its PUBACK had not returned {:?} after the link dropped: fail the calls in flight as soon as the link drops",
+                cx.config.timeout
+            )),
+        }
+    })();
+    let thawed = cx.harness.thaw();
+    cx.restore(false)?;
+    thawed.map_err(|e| format!("the harness could not thaw the broker: {e}"))?;
+    verdict
+}
+
+pub(super) fn nothing_resent_after_timeout(cx: &mut Context<'_>) -> Check {
+    let topic = cx.topic("a");
+    let (transport, receivers) = cx.transport()?;
+    let (_peer, heard) = cx.peer(&[&topic])?;
+    cx.harness
+        .freeze()
+        .map_err(|e| format!("the harness could not freeze the broker: {e}"))?;
+    let deadline = Instant::now() + cx.config.frozen_deadline;
+    let result = transport.publish(&topic, b"timed-out", QoS::AtLeastOnce, deadline);
+    let verdict = (|| {
+        if let Ok(()) = result {
+            return Err(
+                "a QoS 1 publish returned Ok while the broker was frozen: it did not wait for the PUBACK".into(),
+            );
+        }
+        cx.drop_and_wait(&receivers)
+    })();
+    let thawed = cx.harness.thaw();
+    cx.restore(false)?;
+    thawed.map_err(|e| format!("the harness could not thaw the broker: {e}"))?;
+    verdict?;
+    if cx.wait_event(&receivers, false).is_none() {
+        return Err(format!(
+            "no Connected event within {:?} of the broker coming back",
+            cx.config.timeout
+        ));
+    }
+    cx.publish("the transport", &transport, &topic, "after-reconnect")?;
+    // Whatever the transport resends comes before the marker.
+    let mut copies = 0;
+    loop {
+        match heard.message(cx.config.timeout) {
+            Some((_, p)) if p == b"timed-out" => copies += 1,
+            Some((_, p)) if p == b"after-reconnect" => break,
+            Some((t, p)) => {
+                return Err(format!(
+                    "unexpected {:?} on {t}",
+                    String::from_utf8_lossy(&p)
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "the peer did not hear the transport's publish after the reconnect within {:?}",
+                    cx.config.timeout
+                ));
+            }
+        }
+    }
+    let (observations, id) = cx.observed()?;
+    let sent = observations
+        .of(&id)
+        .iter()
+        .filter(|(_, s)| matches!(s, Seen::Publish { payload, .. } if payload == b"timed-out"))
+        .count();
+    if sent > 1 || copies > 1 {
+        return Err(format!(
+            "a publish whose call returned {result:?} was sent again later ({sent} times in all; the peer got it {copies} times): the caller was told it timed out, so never resend it (no retry, no resending after a reconnect, even where MQTT session state would)"
+        ));
+    }
+    Ok(())
 }

@@ -1,28 +1,8 @@
-//! The pieces of the `jobs-service` program that need no broker: the jobs file format, the
-//! control commands and their replies, and the log of execution changes. All of them work on
-//! a [`Simulator`] over any transport, so they are tested offline over the `MockBroker`.
+//! The control topic of `jobs-service`: the operations of the HTTP API as JSON over MQTT.
 //!
-//! # Jobs file
-//! ```json
-//! {
-//!   "jobs": [
-//!     {
-//!       "jobId": "rotate-logs",
-//!       "document": {"action": "rotate-logs", "keep": 5},
-//!       "things": ["pump-07", "pump-08"],
-//!       "inProgressTimeoutMinutes": 30
-//!     }
-//!   ]
-//! }
-//! ```
-//! `jobId` (1–64 of `[a-zA-Z0-9_-]`), `document` (any JSON value) and `things` (at least one)
-//! are required; `inProgressTimeoutMinutes` (1–10080) is optional. Unknown fields are errors.
-//! Jobs are created in file order, so each thing's queue follows the file.
-//!
-//! # Control topic
 //! Publish a JSON request on [`CONTROL_TOPIC`]; the reply comes on [`RESULT_TOPIC`] (QoS 1).
 //! The operations, their inputs and outputs are those of the HTTP API (see
-//! [`crate::http`] and `jobs_mock::service::api`), by AWS name:
+//! [`super::http`] and [`crate::service::api`]), by AWS name:
 //!
 //! ```json
 //! {"operation": "CancelJobExecution", "requestId": 7,
@@ -38,74 +18,17 @@
 //! {"requestId": 7, "operation": "CancelJobExecution", "output": {}}
 //! ```
 
-use std::collections::BTreeMap;
-use std::error::Error;
-
-use jobs_core::{Document, JobId, JobStatus, ThingName};
-use jobs_mock::service::api::Operation;
-use jobs_mock::service::{ExecutionInfo, JobSpec, Simulator};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::http::RouteError;
+use super::http::RouteError;
+use crate::service::Simulator;
+use crate::service::api::Operation;
 
 /// The topic `jobs-service` takes commands on.
 pub const CONTROL_TOPIC: &str = "jobs-service/control";
 
 /// The topic `jobs-service` publishes the reply to each command on.
 pub const RESULT_TOPIC: &str = "jobs-service/control/result";
-
-/// One job: an entry of the jobs file, or the body of a `create` command.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct JobEntry {
-    /// The job ID.
-    pub job_id: String,
-    /// The job document.
-    pub document: Value,
-    /// The target things.
-    pub things: Vec<String>,
-    /// The in-progress timeout in minutes, if any.
-    #[serde(default)]
-    pub in_progress_timeout_minutes: Option<i64>,
-}
-
-impl JobEntry {
-    /// The simulator's job specification.
-    ///
-    /// # Errors
-    /// An invalid job ID or thing name, or a document that cannot be serialised.
-    pub fn to_spec(&self) -> Result<JobSpec, Box<dyn Error>> {
-        let things = self
-            .things
-            .iter()
-            .map(|t| ThingName::new(t.as_str()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut spec = JobSpec::new(
-            JobId::new(self.job_id.as_str())?,
-            Document::from_serialize(&self.document)?,
-        )
-        .things(things);
-        if let Some(minutes) = self.in_progress_timeout_minutes {
-            spec = spec.in_progress_timeout_minutes(minutes);
-        }
-        Ok(spec)
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct JobsFile {
-    jobs: Vec<JobEntry>,
-}
-
-/// Parses a jobs file (see the [module docs](self)).
-///
-/// # Errors
-/// Invalid JSON, or JSON that is not a jobs file.
-pub fn parse_jobs_file(text: &str) -> Result<Vec<JobEntry>, serde_json::Error> {
-    Ok(serde_json::from_str::<JobsFile>(text)?.jobs)
-}
 
 /// What a control request did: the reply to publish on [`RESULT_TOPIC`], and a line for the
 /// service's log.
@@ -142,6 +65,22 @@ pub fn handle_control(simulator: &Simulator, payload: &[u8]) -> ControlOutcome {
             reply: json!({"requestId": request_id, "operation": name, "error": error.to_json()}),
         };
     };
+    // The one type mistake people make: the document as a JSON object. AWS takes it as a
+    // string holding JSON; say so, naming the member (serde's own error names none).
+    if operation == Operation::CreateJob
+        && let Some(document) = input.get("document")
+        && !document.is_string()
+    {
+        return invalid(
+            request_id,
+            name,
+            &format!(
+                "CreateJob: input.document must be a string holding the job document as JSON \
+                 (as in the AWS API), such as \"document\": {}, not {document}",
+                Value::String(document.to_string())
+            ),
+        );
+    }
     match simulator.call_json(operation, input) {
         Ok(output) => ControlOutcome {
             summary: format!("{operation}: ok"),
@@ -162,49 +101,12 @@ fn invalid(request_id: Value, operation: Value, message: &str) -> ControlOutcome
     }
 }
 
-/// Remembers the status of every execution and describes what changed since the last look.
-#[derive(Debug, Default)]
-pub struct ChangeLog {
-    seen: BTreeMap<(String, String), (JobStatus, i64)>,
-}
-
-impl ChangeLog {
-    /// A log that has seen nothing.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// One line per execution that is new or whose status or version changed since the last
-    /// call, such as `pump-07 rotate-logs: QUEUED -> IN_PROGRESS (version 2; step=archiving)`.
-    pub fn changes(&mut self, executions: &[ExecutionInfo]) -> Vec<String> {
-        let mut lines = Vec::new();
-        for e in executions {
-            let key = (e.thing_name.to_string(), e.job_id.to_string());
-            let now = (e.status.clone(), e.version_number);
-            let before = self.seen.insert(key, now.clone());
-            if before.as_ref() == Some(&now) {
-                continue;
-            }
-            let details = e.status_details.as_ref().map_or_else(String::new, |d| {
-                let pairs: Vec<String> = d.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                format!("; {}", pairs.join(", "))
-            });
-            let from = before.map_or_else(|| "new".to_owned(), |(status, _)| status.to_string());
-            lines.push(format!(
-                "{} {}: {from} -> {} (version {}{details})",
-                e.thing_name, e.job_id, e.status, e.version_number
-            ));
-        }
-        lines
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
-    use jobs_mock::MockBroker;
-    use jobs_mock::service::{Clock, JobsService};
+    use crate::MockBroker;
+    use crate::service::{Clock, JobsService};
 
     use super::*;
 
@@ -219,21 +121,6 @@ mod tests {
 
     fn control(simulator: &Simulator, command: Value) -> Value {
         handle_control(simulator, command.to_string().as_bytes()).reply
-    }
-
-    #[test]
-    fn the_shipped_jobs_file_parses_into_valid_job_specs() {
-        let entries = parse_jobs_file(include_str!("../jobs.json")).unwrap();
-        assert!(entries.len() >= 3);
-        for entry in entries {
-            let _spec = entry.to_spec().unwrap();
-        }
-    }
-
-    #[test]
-    fn a_jobs_file_with_an_unknown_field_is_refused() {
-        let text = r#"{"jobs":[{"jobId":"a","document":{},"things":["t"],"colour":"red"}]}"#;
-        assert!(parse_jobs_file(text).is_err());
     }
 
     #[test]
@@ -300,30 +187,17 @@ mod tests {
                     .is_some_and(|e| !e.is_empty())
             );
         }
+        let reply = control(
+            &simulator,
+            json!({"operation": "CreateJob", "input": {"jobId": "j", "targets": ["t"],
+                   "document": {"operation": "rotate-logs"}}}),
+        );
+        let message = reply["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("input.document must be a string"),
+            "{message}"
+        );
         let reply = handle_control(&simulator, b"{not json").reply;
         assert_eq!(reply["error"]["__type"], "InvalidRequestException");
-    }
-
-    #[test]
-    fn the_change_log_reports_new_and_changed_executions_once() {
-        let simulator = simulator();
-        let mut log = ChangeLog::new();
-        control(
-            &simulator,
-            json!({"operation": "CreateJob", "input": {"jobId": "a", "document": "{}", "targets": ["t1"]}}),
-        );
-        assert_eq!(
-            log.changes(&simulator.executions()),
-            ["t1 a: new -> QUEUED (version 1)"]
-        );
-        assert!(log.changes(&simulator.executions()).is_empty());
-        control(
-            &simulator,
-            json!({"operation": "CancelJob", "input": {"jobId": "a"}}),
-        );
-        assert_eq!(
-            log.changes(&simulator.executions()),
-            ["t1 a: QUEUED -> CANCELED (version 1)"]
-        );
     }
 }

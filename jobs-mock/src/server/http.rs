@@ -6,7 +6,7 @@
 //!
 //! This module only translates: [`route`] turns a request into an [`Operation`] and its JSON
 //! input (path, query and body members merged under their AWS names), the simulator's
-//! [`call_json`](jobs_mock::service::Simulator::call_json) runs it — the same dispatcher as the MQTT
+//! [`call_json`](crate::service::Simulator::call_json) runs it — the same dispatcher as the MQTT
 //! control topic — and [`respond`] turns the outcome into status, headers and body.
 //! [`HttpServer`] serves it with `tiny_http` on one thread.
 //!
@@ -37,8 +37,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use jobs_mock::service::api::Operation;
-use jobs_mock::service::{ApiError, Simulator};
+use crate::service::api::Operation;
+use crate::service::{ApiError, Simulator};
 use serde_json::{Map, Value, json};
 
 /// The header carrying the exception name of an error response, as AWS sends it.
@@ -56,7 +56,7 @@ pub struct Reply {
 }
 
 /// Why a request names no operation, or its parts are not what the operation takes (over
-/// HTTP, and on the control topic: [`handle_control`](crate::service::handle_control)).
+/// HTTP, and on the control topic: [`handle_control`](super::control::handle_control)).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum RouteError {
@@ -425,12 +425,10 @@ mod tests {
 
     #[test]
     fn requests_run_on_the_simulator_and_refusals_carry_the_exception_and_status() {
-        let broker = jobs_mock::MockBroker::new();
+        let broker = crate::MockBroker::new();
         let simulator = Simulator::start(
             Arc::new(broker.connect("jobs-service")),
-            jobs_mock::service::JobsService::new(jobs_mock::service::Clock::virtual_at(
-                1_750_000_000,
-            )),
+            crate::service::JobsService::new(crate::service::Clock::virtual_at(1_750_000_000)),
         )
         .unwrap();
         let body = br#"{"targets":["pump-07"],"document":"{\"a\":1}"}"#;
