@@ -21,20 +21,35 @@
 //!   updates in the simulator (throttled, internal error, version mismatch).
 //!
 //! Meanwhile the broker is killed (SIGKILL, then restarted on the same port) and frozen
-//! (SIGSTOP, then SIGCONT), up for 0.8–1.6 s between outages of 0.3–1.2 s (kills) or 0.3–3 s
-//! (freezes); jobs are created in waves across the outages.
+//! (SIGSTOP, then SIGCONT), evenly interleaved: outages of 0.3–1.2 s (kills) or 0.3–3 s
+//! (freezes), with the broker up for 1.5–2.5 s after a kill (the devices reconnect first) and
+//! 0.8–1.6 s after a freeze; jobs are created in waves over the first half of the outages.
 //!
 //! At the end every execution must be in the state AWS would give it (the plan says which),
-//! every handler call and side effect is counted by (thing, job, execution number): a second
-//! run of an execution must be explained by a crash or a teardown (counted by cause) and the
-//! side effect must have happened exactly once; `on_ended` must have been called exactly once
-//! per execution and runner, with one final ending per execution that agrees with the
-//! service; every cancel and timeout must have reached its handler; at least a quarter of the
-//! handlers' terminal reports must start while the broker is down or frozen; abandoned
-//! handlers are released and the service re-read after a quiet spell (nothing may change);
-//! no execution may get more than 10 terminal updates; and every thread must stop within its
-//! bound (a stuck runner fails the run; a watchdog ends a run that hangs). It prints every
-//! count and exits non-zero on any failure.
+//! and the ledger is checked against it:
+//! - every handler call and side effect is counted by (thing, job, execution number): the side
+//!   effect happens exactly once per execution, and a second run of an execution must follow a
+//!   teardown of the runner that ran it before (a crash, a reboot: its handler abandoned, or
+//!   its outcome not yet reported or unconfirmed), be marked resumed, and is counted by cause;
+//!   anything else is a duplicate;
+//! - `on_ended` is called once per execution and runner, for every execution the runner ran;
+//!   each execution has one settling ending (`Reported`, `EndedByService`) that agrees with
+//!   the service's final state of that execution number, or ends `Unconfirmed` (the service
+//!   holds a terminal state) or `LeftInProgress` (the service ended it while no runner held
+//!   it); nothing is still held at the final stop;
+//! - every cancel and timeout reached a handler whose runner held the execution; every
+//!   request about an execution named its execution number; no execution got more than 10
+//!   terminal updates;
+//! - at least a quarter of the terminal reports of handler outcomes started during an outage
+//!   (the handler returned between the broker's kill or SIGSTOP and its restart or SIGCONT),
+//!   with reports during kills and during freezes both;
+//! - abandoned handlers are released and must all return; the service is re-read after a
+//!   quiet spell and after the final stop, and nothing may change;
+//! - every scenario of the plan happened, and every join is bounded (a stuck runner fails
+//!   the run; a watchdog ends a run that hangs).
+//!
+//! It prints every count, and for a failure the history of each execution concerned, and
+//! exits non-zero on any failure.
 //!
 //! ```sh
 //! cargo run -p examples --features paho --bin soak              # 10 devices, 200 jobs, 20 kills, 10 freezes
@@ -42,10 +57,11 @@
 //! cargo run -p examples --features paho --bin soak -- --big     # 100 devices, 1,000 jobs
 //! cargo run -p examples --features paho --bin soak -- --devices 4 --jobs 60 --restarts 8 --seed 7
 //! ```
-//! Other flags: `--freezes N`, `--reboots N`. The seed is printed; the same seed gives the
-//! same plan (not the same timing). Needs the `mosquitto` executable. `RUST_LOG=warn` (or
-//! lower) shows the libraries' logs; the default is `error`.
+//! Other flags: `--freezes N`, `--reboots N` (see `--help`). The seed is printed; the same
+//! seed gives the same plan (not the same timing). Needs the `mosquitto` executable.
+//! `RUST_LOG=warn` (or lower) shows the libraries' logs; the default is `error`.
 
+mod args;
 mod bounded;
 mod chaos;
 mod check;
@@ -64,13 +80,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use examples::{args_or_exit, exit_on_error, logger};
+use examples::{exit_on_error, logger};
 use jobs_core::{Client, Jobs, ThingName};
 use jobs_mock::service::api::CreateJob;
 use jobs_mock::service::{Clock, ExecutionInfo, JobsService, Simulator, TargetSelection};
 use jobs_paho::PahoTransport;
 use parking_lot::Mutex;
 
+use args::Args;
 use chaos::{Broker, OutageKind, Outages};
 use control::Command;
 use device::{DEVICE_STOP_BOUND, Device, JOBS_TIMEOUT, Shared};
@@ -93,90 +110,13 @@ const RELEASE_LIMIT: Duration = Duration::from_secs(10);
 /// interval and slowest backoff together).
 const QUIET: Duration = Duration::from_millis(3500);
 
-struct Args {
-    mode: &'static str,
-    devices: usize,
-    jobs: usize,
-    restarts: usize,
-    freezes: usize,
-    reboots: usize,
-    seed: u64,
-    /// The watchdog's limit on the whole run.
-    limit: Duration,
-}
-
-const USAGE: &str = "usage: soak [--short | --big] [--devices N] [--jobs N] [--restarts N] \
-                     [--freezes N] [--reboots N] [--seed N]";
-
-fn parse_args() -> Result<Args, String> {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let short = argv.iter().any(|a| a == "--short");
-    let big = argv.iter().any(|a| a == "--big");
-    let mut args = match (short, big) {
-        (true, true) => return Err(USAGE.to_owned()),
-        (true, false) => Args {
-            mode: "short",
-            devices: 4,
-            jobs: 40,
-            restarts: 4,
-            freezes: 3,
-            reboots: 2,
-            seed: 0,
-            limit: Duration::from_secs(120),
-        },
-        (false, true) => Args {
-            mode: "big",
-            devices: 100,
-            jobs: 1000,
-            restarts: 20,
-            freezes: 10,
-            reboots: 20,
-            seed: 0,
-            limit: Duration::from_secs(1200),
-        },
-        (false, false) => Args {
-            mode: "full",
-            devices: 10,
-            jobs: 200,
-            restarts: 20,
-            freezes: 10,
-            reboots: 6,
-            seed: 0,
-            limit: Duration::from_secs(600),
-        },
-    };
-    let mut seed = None;
-    let mut rest = argv.iter();
-    while let Some(flag) = rest.next() {
-        if flag == "--short" || flag == "--big" {
-            continue;
-        }
-        let value = rest
-            .next()
-            .and_then(|v| v.parse::<u64>().ok())
-            .ok_or_else(|| format!("{flag} needs a number\n{USAGE}"))?;
-        let count = usize::try_from(value).map_err(|e| e.to_string())?;
-        match flag.as_str() {
-            "--devices" => args.devices = count.max(1),
-            "--jobs" => args.jobs = count,
-            "--restarts" => args.restarts = count,
-            "--freezes" => args.freezes = count,
-            "--reboots" => args.reboots = count,
-            "--seed" => seed = Some(value),
-            _ => return Err(USAGE.to_owned()),
-        }
-    }
-    args.seed = seed.unwrap_or_else(Dice::random_seed);
-    Ok(args)
-}
-
 fn main() {
     logger::init();
     if std::env::var_os("RUST_LOG").is_none() {
         // Outages make the libraries warn all the time; the soak prints what it found.
         log::set_max_level(log::LevelFilter::Error);
     }
-    let args = args_or_exit(parse_args());
+    let args = Args::parse();
     exit_on_error("soak", || soak(&args));
 }
 
@@ -287,7 +227,11 @@ fn soak(args: &Args) -> Result<(), Box<dyn Error>> {
         if i < creating {
             create(first + (args.jobs - first) * (i + 1) / creating)?;
         }
-        let mut up = dice.millis(800, 1600);
+        // After a kill the devices first reconnect (Paho retries after 1 s).
+        let mut up = match i.checked_sub(1).and_then(|p| kinds.get(p)) {
+            Some(OutageKind::Kill) => dice.millis(1500, 2500),
+            _ => dice.millis(800, 1600),
+        };
         let reboots_due = args.reboots * (i + 1) / cycles - reboots_done;
         for _ in 0..reboots_due {
             let part = dice.millis(0, u64::try_from(up.as_millis()).unwrap_or(0));
