@@ -63,6 +63,11 @@ impl Outages {
         }
     }
 
+    /// True while the broker is down.
+    pub(crate) fn is_down(&self) -> bool {
+        self.state.lock().down.is_some()
+    }
+
     /// No more outages: handlers waiting for one return.
     pub(crate) fn finish(&self) {
         self.state.lock().over = true;

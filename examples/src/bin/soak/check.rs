@@ -159,10 +159,19 @@ fn service_state(o: &Observed<'_>, findings: &mut Findings, counts: &mut Counts)
     for info in o.executions {
         let key = key_of(info);
         *counts.by_status.entry(info.status.to_string()).or_default() += 1;
-        let Some(expected) = o.plan.get(&key.job).and_then(|p| p.expected(key.number)) else {
+        let Some(mut expected) = o.plan.get(&key.job).and_then(|p| p.expected(key.number)) else {
             findings.fail(Some(&key), format!("{key} is not in the plan"));
             continue;
         };
+        let act = o
+            .plan
+            .get(&key.job)
+            .and_then(|p| p.run(key.number))
+            .map(|r| r.act);
+        if act == Some(Act::CancelLate) && o.ledger.late_cancels.get(&key) != Some(&true) {
+            // The handler returned when the broker was up: no cancel was made.
+            expected.status = JobStatus::Succeeded;
+        }
         let reason = info
             .status_details
             .as_ref()
@@ -398,7 +407,7 @@ fn service_endings(
             .get(&key.job)
             .and_then(|p| p.run(key.number))
             .map(|r| r.act);
-        if let Some(act @ (Act::Cancel | Act::Timeout)) = act {
+        if let Some(act @ (Act::Cancel | Act::Remove | Act::Timeout)) = act {
             let saw = index.calls.get(&key).is_some_and(|list| {
                 list.iter()
                     .any(|c| matches!(c.returned, Some((_, Returned::Canceled))))
@@ -505,6 +514,12 @@ fn coverage(o: &Observed<'_>, index: &Index<'_>, findings: &mut Findings, counts
         }
         if counts.seen.get(&Act::Timeout).is_none_or(|&n| n == 0) {
             missing.push("a step timeout seen by its handler");
+        }
+        if counts.seen.get(&Act::Remove).is_none_or(|&n| n == 0) {
+            missing.push("a removal seen by its handler");
+        }
+        if !o.ledger.late_cancels.values().any(|&made| made) {
+            missing.push("a cancel while a report waited out an outage");
         }
         if o.ledger.reruns_queued.is_empty() {
             missing.push("a re-run");

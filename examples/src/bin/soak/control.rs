@@ -27,6 +27,8 @@ pub(crate) enum Command {
         key: Key,
         after: Duration,
         rerun: bool,
+        /// Remove the thing from the job's targets instead (`REMOVED`).
+        remove: bool,
     },
     /// Queue execution 2 of this job on this thing after `after`, once the service ended
     /// execution 1 (asked again by each ending of execution 1 that is not `LeftInProgress`;
@@ -103,14 +105,24 @@ fn carry_out(
     };
     let result = match command {
         Command::Cancel {
-            key, rerun: again, ..
-        } => cancel(simulator, ledger, &key).and_then(|()| {
-            if again && rerun.insert(key.clone()) {
-                associate(simulator, ledger, &key)
+            key,
+            rerun: again,
+            remove,
+            ..
+        } => {
+            let ended = if remove {
+                remove_thing(simulator, &key).map(|()| ledger.lock().removals_made += 1)
             } else {
-                Ok(())
-            }
-        }),
+                cancel(simulator, &key).map(|()| ledger.lock().cancels_made += 1)
+            };
+            ended.and_then(|()| {
+                if again && rerun.insert(key.clone()) {
+                    associate(simulator, ledger, &key)
+                } else {
+                    Ok(())
+                }
+            })
+        }
         Command::Rerun { key, after } => {
             if rerun.contains(&key) {
                 // Another ending of execution 1 asked already.
@@ -142,15 +154,26 @@ fn carry_out(
     None
 }
 
-fn cancel(simulator: &Simulator, ledger: &Mutex<Ledger>, key: &Key) -> Result<(), String> {
+/// Cancels the execution with CancelJobExecution (force).
+pub(crate) fn cancel(simulator: &Simulator, key: &Key) -> Result<(), String> {
     let (job, thing) = ids(key)?;
     let mut request = CancelJobExecution::new(job, thing);
     request.force = Some(true);
     simulator
         .call(request)
-        .map_err(|error| format!("CancelJobExecution of {key} was refused: {error}"))?;
-    ledger.lock().cancels_made += 1;
-    Ok(())
+        .map(|_| ())
+        .map_err(|error| format!("CancelJobExecution of {key} was refused: {error}"))
+}
+
+/// Removes the thing from the job's targets: its execution becomes `REMOVED`.
+fn remove_thing(simulator: &Simulator, key: &Key) -> Result<(), String> {
+    let (job, thing) = ids(key)?;
+    simulator.remove_thing(&job, &thing).map_err(|error| {
+        format!(
+            "removing {} from {} was refused: {error}",
+            key.thing, key.job
+        )
+    })
 }
 
 fn associate(simulator: &Simulator, ledger: &Mutex<Ledger>, key: &Key) -> Result<(), String> {

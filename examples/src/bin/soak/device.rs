@@ -34,6 +34,7 @@ const DELIBERATE_PANIC: &str = "soak: deliberate panic";
 /// What the devices and their handlers share.
 pub(crate) struct Shared {
     pub(crate) ledger: Arc<Mutex<Ledger>>,
+    pub(crate) simulator: Arc<jobs_mock::service::Simulator>,
     pub(crate) plan: Arc<Plan>,
     pub(crate) outages: Arc<Outages>,
     pub(crate) control: Sender<Command>,
@@ -271,11 +272,17 @@ fn work(ctx: &Context, env: &Env) -> Result<Outcome, HandlerError> {
         return Ok(Outcome::rejected());
     }
     match run.act {
-        Act::Cancel => {
+        Act::Cancel | Act::Remove => {
             if shared.ledger.lock().cancels_asked.insert(key.clone()) {
                 let after = env.dice.lock().millis(0, 1500);
                 let rerun = shared.plan.get(&key.job).is_some_and(|plan| plan.rerun);
-                shared.command(Command::Cancel { key, after, rerun });
+                let remove = run.act == Act::Remove;
+                shared.command(Command::Cancel {
+                    key,
+                    after,
+                    rerun,
+                    remove,
+                });
             }
             returned(wait_until_ended(ctx, env));
             return Ok(Outcome::failed());
@@ -288,7 +295,7 @@ fn work(ctx: &Context, env: &Env) -> Result<Outcome, HandlerError> {
             returned(wait_until_ended(ctx, env));
             return Ok(Outcome::failed());
         }
-        Act::Succeed | Act::Fail | Act::Panic | Act::Reject => {}
+        Act::Succeed | Act::Fail | Act::Panic | Act::Reject | Act::CancelLate => {}
     }
     if run.outage {
         shared.outages.wait_down(HANDLER_WAIT);
@@ -296,6 +303,9 @@ fn work(ctx: &Context, env: &Env) -> Result<Outcome, HandlerError> {
         let _ = shared.release.recv_timeout(Duration::from_millis(run.ms));
     }
     returned(Returned::Outcome);
+    if run.act == Act::CancelLate && !ctx.is_stopping() {
+        cancel_while_down(&key, shared);
+    }
     match run.act {
         Act::Fail => Err(FAILURE.into()),
         // Unwinds without the panic hook's message; the runner catches it as any panic.
@@ -303,6 +313,27 @@ fn work(ctx: &Context, env: &Env) -> Result<Outcome, HandlerError> {
         Act::Reject => Ok(Outcome::rejected()),
         _ => Ok(Outcome::succeeded()),
     }
+}
+
+/// Cancels the execution (CancelJobExecution, force) if the broker is down, so the report the
+/// runner is about to send can only reach the service after the cancel; records whether it
+/// did. Only the first handler of the execution whose runner is not stopping tries.
+fn cancel_while_down(key: &Key, shared: &Shared) {
+    if !shared.ledger.lock().cancels_asked.insert(key.clone()) {
+        return;
+    }
+    let made = shared.outages.is_down() && {
+        match crate::control::cancel(&shared.simulator, key) {
+            Ok(()) => true,
+            Err(problem) => {
+                shared.ledger.lock().problem_about(key, problem);
+                false
+            }
+        }
+    };
+    let mut ledger = shared.ledger.lock();
+    let entry = ledger.late_cancels.entry(key.clone()).or_default();
+    *entry |= made;
 }
 
 /// Crashes the execution's first run: tears down the runner with this handler still running,

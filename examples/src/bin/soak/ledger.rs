@@ -105,8 +105,12 @@ pub(crate) struct Ledger {
     pub(crate) crashed: HashMap<Key, Generation>,
     /// Executions whose cancel was asked for (once each).
     pub(crate) cancels_asked: HashSet<Key>,
-    /// Cancels made (CancelJobExecution accepted).
+    /// Cancels made (CancelJobExecution accepted), and removals (the thing removed from the
+    /// job's targets).
     pub(crate) cancels_made: usize,
+    pub(crate) removals_made: usize,
+    /// Cancels made while the handler's report waited out an outage: whether one was made.
+    pub(crate) late_cancels: HashMap<Key, bool>,
     /// Re-runs queued by AssociateTargetsWithJob: when, by the key of the execution before.
     pub(crate) reruns_queued: HashMap<Key, Instant>,
     /// Step timers armed (a progress with a step timeout accepted).

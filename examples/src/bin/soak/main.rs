@@ -22,7 +22,7 @@
 //!
 //! Meanwhile the broker is killed (SIGKILL, then restarted on the same port) and frozen
 //! (SIGSTOP, then SIGCONT), evenly interleaved: outages of 0.3–1.2 s (kills) or 0.3–3 s
-//! (freezes), with the broker up for 1.5–2.5 s after a kill (the devices reconnect first) and
+//! (freezes), with the broker up for 2–3 s after a kill (the devices reconnect first) and
 //! 0.8–1.6 s after a freeze; jobs are created in waves over the first half of the outages.
 //!
 //! At the end every execution must be in the state AWS would give it (the plan says which),
@@ -159,6 +159,7 @@ fn soak(args: &Args) -> Result<(), Box<dyn Error>> {
     let (release_tx, release) = crossbeam_channel::bounded::<()>(0);
     let shared = Arc::new(Shared {
         ledger: Arc::clone(&ledger),
+        simulator: Arc::clone(&simulator),
         plan: Arc::clone(&plan),
         outages: Arc::clone(&outages),
         control: control_tx.clone(),
@@ -223,13 +224,27 @@ fn soak(args: &Args) -> Result<(), Box<dyn Error>> {
     };
     create(first)?;
     let mut reboots_done = 0;
+    // Requests answered RequestThrottled and InternalError on purpose.
+    let mut faults = (0, 0);
     for (i, kind) in kinds.iter().enumerate() {
         if i < creating {
             create(first + (args.jobs - first) * (i + 1) / creating)?;
         }
+        // Bursts of refused requests (any request of any device): retried, never visible in
+        // the outcome.
+        if dice.chance(30) {
+            let n = 1 + usize::try_from(dice.below(5)).unwrap_or(0);
+            if dice.chance(50) {
+                simulator.throttle_next_requests(n);
+                faults.0 += n;
+            } else {
+                simulator.fail_next_requests(n);
+                faults.1 += n;
+            }
+        }
         // After a kill the devices first reconnect (Paho retries after 1 s).
         let mut up = match i.checked_sub(1).and_then(|p| kinds.get(p)) {
-            Some(OutageKind::Kill) => dice.millis(1500, 2500),
+            Some(OutageKind::Kill) => dice.millis(2000, 3000),
             _ => dice.millis(800, 1600),
         };
         let reboots_due = args.reboots * (i + 1) / cycles - reboots_done;
@@ -402,6 +417,11 @@ fn soak(args: &Args) -> Result<(), Box<dyn Error>> {
         started.elapsed().as_secs_f64()
     );
     counts.print();
+    println!(
+        "  requests refused on purpose (the next requests of any device): {} throttled, {} \
+         internal errors",
+        faults.0, faults.1
+    );
     println!(
         "  joins (each bounded): devices {joined}/{count}, control thread {control_joined}/1, \
          handlers {}/{} returned",

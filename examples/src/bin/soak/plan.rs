@@ -32,6 +32,11 @@ pub(crate) enum Act {
     Reject,
     /// Waits to be canceled: the soak cancels the execution with CancelJobExecution (force).
     Cancel,
+    /// Waits to be ended: the soak removes the thing from the job's targets (`REMOVED`).
+    Remove,
+    /// Returns `SUCCEEDED` during an outage, and the soak cancels the execution right then,
+    /// while the broker is down: the report can only reach the service after the cancel.
+    CancelLate,
     /// Starts a 1-minute step timer (1 s on the soak's scaled clock) and waits to be timed out.
     Timeout,
 }
@@ -54,6 +59,8 @@ impl fmt::Display for Act {
             Self::Panic => "panic",
             Self::Reject => "reject",
             Self::Cancel => "cancel",
+            Self::Remove => "remove",
+            Self::CancelLate => "cancel while the report waits",
             Self::Timeout => "time out",
         };
         f.write_str(name)
@@ -136,7 +143,8 @@ impl JobPlan {
             Act::Fail => (JobStatus::Failed, Some(FAILURE.to_owned())),
             Act::Panic => (JobStatus::Failed, Some("the handler panicked".to_owned())),
             Act::Reject => (JobStatus::Rejected, None),
-            Act::Cancel => (JobStatus::Canceled, None),
+            Act::Cancel | Act::CancelLate => (JobStatus::Canceled, None),
+            Act::Remove => (JobStatus::Removed, None),
             Act::Timeout => (JobStatus::TimedOut, None),
         };
         Some(Expected { status, reason })
@@ -195,8 +203,10 @@ enum Shape {
 
 /// The first jobs of every plan, one of each scenario (the second field: crash on purpose), so
 /// that even a short run has them all; the rest are drawn at random.
-const CATALOGUE: [(Shape, bool); 15] = [
+const CATALOGUE: [(Shape, bool); 17] = [
     (Shape::Single(Act::Cancel), false),
+    (Shape::Single(Act::Remove), false),
+    (Shape::Single(Act::CancelLate), false),
     (Shape::Single(Act::Timeout), false),
     (Shape::Rerun(Act::Cancel, Act::Succeed), false),
     (Shape::Rerun(Act::Succeed, Act::Fail), false),
@@ -238,8 +248,10 @@ fn random_shape(dice: &mut Dice) -> Shape {
             };
             Shape::Rerun(first, second)
         }
-        10..20 => Shape::Single(Act::Cancel),
-        20..27 => Shape::Single(Act::Timeout),
+        10..17 => Shape::Single(Act::Cancel),
+        17..20 => Shape::Single(Act::Remove),
+        20..23 => Shape::Single(Act::CancelLate),
+        23..27 => Shape::Single(Act::Timeout),
         27..34 => Shape::Single(Act::Fail),
         34..37 => Shape::Single(Act::Panic),
         37..41 => Shape::Single(Act::Reject),
@@ -290,7 +302,7 @@ fn job(id: JobId, device: usize, n: usize, dice: &mut Dice) -> JobPlan {
 fn run(act: Act, dice: &mut Dice) -> Run {
     Run {
         act,
-        outage: act.returns() && dice.chance(65),
+        outage: act == Act::CancelLate || (act.returns() && dice.chance(65)),
         ms: 20 + dice.below(280),
         crash: dice.chance(8),
     }

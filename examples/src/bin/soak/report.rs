@@ -127,16 +127,26 @@ impl Counts {
                 })
                 .count()
         };
+        let seen = |act: Act| self.seen.get(&act).copied().unwrap_or(0);
         lines.push(format!(
-            "cancels (CancelJobExecution, force): {} planned, {} asked, {} made, {} seen by the \
-             handler; step timeouts: {} planned, {} timers armed, {} seen by the handler",
+            "cancels of running executions (CancelJobExecution, force): {} planned, {} made, {} \
+             seen by the handler; removals (thing removed from the job): {} planned, {} made, \
+             {} seen by the handler; cancels while the report waited out an outage: {} planned, \
+             {} made",
             planned(Act::Cancel),
-            ledger.cancels_asked.len(),
             ledger.cancels_made,
-            self.seen.get(&Act::Cancel).unwrap_or(&0),
+            seen(Act::Cancel),
+            planned(Act::Remove),
+            ledger.removals_made,
+            seen(Act::Remove),
+            planned(Act::CancelLate),
+            ledger.late_cancels.values().filter(|&&made| made).count()
+        ));
+        lines.push(format!(
+            "step timeouts: {} planned, {} timers armed, {} seen by the handler",
             planned(Act::Timeout),
             ledger.timers_armed,
-            self.seen.get(&Act::Timeout).unwrap_or(&0)
+            seen(Act::Timeout)
         ));
         let while_running = ledger
             .reruns_queued
