@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{RecvTimeoutError, Sender};
 use jobs_mock::local_broker::LocalBroker;
 use parking_lot::{Condvar, Mutex};
+use serde::{Deserialize, Serialize};
 
 /// How the broker was taken down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum OutageKind {
     /// SIGKILL, then a restart on the same port: connections drop.
     Kill,
@@ -48,11 +50,13 @@ pub(crate) struct Outages {
 
 impl Outages {
     fn begin(&self, kind: OutageKind) {
+        log::info!("outage begins: {kind:?}");
         self.state.lock().down = Some((Instant::now(), kind));
         self.changed.notify_all();
     }
 
     fn end(&self) {
+        log::info!("outage ends");
         let mut state = self.state.lock();
         if let Some((start, kind)) = state.down.take() {
             state.intervals.push(Interval {
@@ -74,12 +78,14 @@ impl Outages {
         self.changed.notify_all();
     }
 
-    /// Waits until the broker is down, at most `timeout`; true if it is.
-    pub(crate) fn wait_down(&self, timeout: Duration) -> bool {
+    /// Waits until the broker is down by an outage of `kind`, at most `timeout` or until no
+    /// more outages come; true if it is.
+    pub(crate) fn wait_down(&self, kind: OutageKind, timeout: Duration) -> bool {
+        let down = |s: &State| s.down.is_some_and(|(_, k)| k == kind);
         let mut state = self.state.lock();
         self.changed
-            .wait_while_for(&mut state, |s| s.down.is_none() && !s.over, timeout);
-        state.down.is_some()
+            .wait_while_for(&mut state, |s| !down(s) && !s.over, timeout);
+        down(&state)
     }
 
     /// The outage `at` fell in, if any.

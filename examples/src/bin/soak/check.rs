@@ -458,7 +458,7 @@ fn outage_reports(
             *counts.reports_during.entry(outage.kind).or_default() += 1;
         }
         let run = o.plan.get(&end.key.job).and_then(|p| p.run(end.key.number));
-        if run.is_some_and(|r| r.outage) {
+        if run.is_some_and(|r| r.outage.is_some()) {
             counts.timed_to_outage += 1;
             counts.timed_in_outage += usize::from(during.is_some());
             let last = o.outages.intervals().iter().map(|i| i.end).max();

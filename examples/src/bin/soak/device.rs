@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, select};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, select};
 use jobs_core::runner::{Backoff, Context, Ended, Ending, HandlerError, Outcome, Runner};
 use jobs_core::{Jobs, StatusDetails, StepTimeout};
 use parking_lot::Mutex;
@@ -81,9 +81,8 @@ impl Device {
 
     /// Stops the device's runner and builds a new one, as a reboot would.
     pub(crate) fn reboot(&self) {
-        match self.reboot.try_send(()) {
-            Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
-        }
+        // A reboot already asked for, or a device that ended, needs none.
+        let _ = self.reboot.try_send(());
     }
 
     /// Waits for the device thread (after `finish` was disconnected).
@@ -92,9 +91,15 @@ impl Device {
     }
 }
 
+/// The longest stop grace a runner gets (each gets a random one from 0 to this).
+const MAX_GRACE: Duration = Duration::from_millis(400);
+
 /// The longest a device thread may take to stop its runner: the longest grace, one `Jobs`
-/// timeout and the slack.
-pub(crate) const DEVICE_STOP_BOUND: Duration = Duration::from_millis(400 + 2000 + 5000 + 500);
+/// timeout, the slack and half a second for the device's own bookkeeping.
+pub(crate) const DEVICE_STOP_BOUND: Duration = MAX_GRACE
+    .saturating_add(JOBS_TIMEOUT)
+    .saturating_add(JOIN_SLACK)
+    .saturating_add(Duration::from_millis(500));
 
 fn run_device(
     jobs: &Jobs,
@@ -107,7 +112,7 @@ fn run_device(
     let (crash_tx, crashes) = crossbeam_channel::unbounded::<Generation>();
     loop {
         let generation = shared.generations.fetch_add(1, Ordering::AcqRel) + 1;
-        let grace = dice.millis(0, 400);
+        let grace = dice.millis(0, u64::try_from(MAX_GRACE.as_millis()).unwrap_or(0));
         let (torn_down_tx, torn_down) = crossbeam_channel::bounded::<()>(0);
         let env = Arc::new(Env {
             thing: thing.clone(),
@@ -297,8 +302,8 @@ fn work(ctx: &Context, env: &Env) -> Result<Outcome, HandlerError> {
         }
         Act::Succeed | Act::Fail | Act::Panic | Act::Reject | Act::CancelLate => {}
     }
-    if run.outage {
-        shared.outages.wait_down(HANDLER_WAIT);
+    if let Some(kind) = run.outage {
+        shared.outages.wait_down(kind, HANDLER_WAIT);
     } else {
         let _ = shared.release.recv_timeout(Duration::from_millis(run.ms));
     }

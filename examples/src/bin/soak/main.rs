@@ -8,17 +8,21 @@
 //! connection (2 handlers at once, 2 s `Jobs` timeout, backoff 100 ms to 1 s). Every job is
 //! planned up front from the seed; its handler:
 //! - succeeds, fails (an error), panics, or rejects — at a random moment, or timed to return
-//!   while the broker is down (65 % of them), so that its terminal report starts during an
-//!   outage; some documents name an operation no handler serves;
+//!   while the broker is down (65 % of them: half during the next kill, half during the next
+//!   freeze), so that its terminal report starts during an outage; some documents name an
+//!   operation no handler serves;
 //! - waits to be canceled: the soak cancels the running execution (CancelJobExecution with
-//!   `force`) after a random delay;
+//!   `force`) after a random delay, or removes the thing from the job's targets (`REMOVED`);
+//! - succeeds during an outage, and the soak cancels the execution right then: the report
+//!   can only reach the service after the cancel, and is refused;
 //! - starts a 1-minute step timer and waits for it to expire;
 //! - or is a CONTINUOUS job run twice: execution 2 is queued by AssociateTargetsWithJob once
 //!   execution 1 ended, or right after execution 1's cancel, while its handler still runs;
 //! - and "crashes" some executions on purpose: the device's runner is stopped with the handler
 //!   still running, and a new runner must resume the execution. The soak also reboots devices
-//!   (the same, at a random moment, with a random stop grace of 0–400 ms), and refuses some
-//!   updates in the simulator (throttled, internal error, version mismatch).
+//!   (the same, at a random moment, with a random stop grace of 0–400 ms), refuses some jobs'
+//!   updates in the simulator (throttled, internal error, version mismatch) and answers
+//!   bursts of any device's requests with `RequestThrottled` or `InternalError`.
 //!
 //! Meanwhile the broker is killed (SIGKILL, then restarted on the same port) and frozen
 //! (SIGSTOP, then SIGCONT), evenly interleaved: outages of 0.3–1.2 s (kills) or 0.3–3 s

@@ -7,6 +7,7 @@ use std::fmt;
 use jobs_core::{Document, JobId, JobStatus, RejectCode};
 use serde::{Deserialize, Serialize};
 
+use crate::chaos::OutageKind;
 use crate::dice::Dice;
 
 /// The operation the soak's handler serves.
@@ -71,8 +72,8 @@ impl fmt::Display for Act {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Run {
     pub(crate) act: Act,
-    /// Return during the next broker outage (kill or freeze) instead of after `ms`.
-    pub(crate) outage: bool,
+    /// Return during the next broker outage of this kind instead of after `ms`.
+    pub(crate) outage: Option<OutageKind>,
     /// How long the work takes, in milliseconds, when not timed to an outage.
     pub(crate) ms: u64,
     /// Crash after the side effect on the first run: the device's runner is torn down with
@@ -302,7 +303,13 @@ fn job(id: JobId, device: usize, n: usize, dice: &mut Dice) -> JobPlan {
 fn run(act: Act, dice: &mut Dice) -> Run {
     Run {
         act,
-        outage: act == Act::CancelLate || (act.returns() && dice.chance(65)),
+        outage: (act == Act::CancelLate || (act.returns() && dice.chance(65))).then(|| {
+            if dice.chance(50) {
+                OutageKind::Kill
+            } else {
+                OutageKind::Freeze
+            }
+        }),
         ms: 20 + dice.below(280),
         crash: dice.chance(8),
     }
