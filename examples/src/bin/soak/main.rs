@@ -75,6 +75,7 @@ mod dice;
 mod ledger;
 mod plan;
 mod report;
+mod schedule;
 mod tap;
 
 use std::error::Error;
@@ -86,13 +87,12 @@ use std::time::{Duration, Instant};
 
 use examples::{exit_on_error, logger};
 use jobs_core::{Client, Jobs, ThingName};
-use jobs_mock::service::api::CreateJob;
-use jobs_mock::service::{Clock, ExecutionInfo, JobsService, Simulator, TargetSelection};
+use jobs_mock::service::{Clock, ExecutionInfo, JobsService, Simulator};
 use jobs_paho::PahoTransport;
 use parking_lot::Mutex;
 
 use args::Args;
-use chaos::{Broker, OutageKind, Outages};
+use chaos::{Broker, Outages};
 use control::Command;
 use device::{DEVICE_STOP_BOUND, Device, JOBS_TIMEOUT, Shared};
 use dice::Dice;
@@ -174,7 +174,7 @@ fn soak(args: &Args) -> Result<(), Box<dyn Error>> {
     let (finish_tx, finish) = crossbeam_channel::bounded::<()>(0);
     let mut devices = Vec::new();
     for i in 0..args.devices {
-        let thing = ThingName::new(format!("soak-{i:03}"))?;
+        let thing = ThingName::new(plan::thing_name(i))?;
         let client = Client::new(connect(&uri, thing.as_str())?)?;
         let jobs = Jobs::builder(&client, &thing)
             .timeout(JOBS_TIMEOUT)
@@ -190,91 +190,17 @@ fn soak(args: &Args) -> Result<(), Box<dyn Error>> {
     // The outages, with the jobs created in waves and the reboots spread among them.
     *phase.lock() = "running the outages";
     let outages_started = Instant::now();
-    // Kills and freezes interleaved evenly.
-    let cycles = args.restarts + args.freezes;
-    let kinds: Vec<OutageKind> = (0..cycles)
-        .map(|i| {
-            if (i + 1) * args.freezes / cycles > i * args.freezes / cycles {
-                OutageKind::Freeze
-            } else {
-                OutageKind::Kill
-            }
-        })
-        .collect();
-    let first = if cycles == 0 {
-        args.jobs
-    } else {
-        args.jobs / 4
-    };
-    let creating = cycles.div_ceil(2).max(1);
-    let mut created = 0;
-    let mut create = |upto: usize| -> Result<(), Box<dyn Error>> {
-        for job in plan.jobs.get(created..upto).unwrap_or_default() {
-            let mut request = CreateJob::new(
-                job.id.clone(),
-                &job.document(created)?,
-                vec![format!("soak-{:03}", job.device)],
-            );
-            if job.rerun {
-                request.target_selection = Some(TargetSelection::Continuous);
-            }
-            if let Some((code, times)) = &job.refused {
-                simulator.refuse_updates(&job.id, code.clone(), Some(*times));
-            }
-            simulator.call(request)?;
-            created += 1;
-        }
-        Ok(())
-    };
-    create(first)?;
-    let mut reboots_done = 0;
-    // Requests answered RequestThrottled and InternalError on purpose.
-    let mut faults = (0, 0);
-    for (i, kind) in kinds.iter().enumerate() {
-        if i < creating {
-            create(first + (args.jobs - first) * (i + 1) / creating)?;
-        }
-        // Bursts of refused requests (any request of any device): retried, never visible in
-        // the outcome.
-        if dice.chance(30) {
-            let n = 1 + usize::try_from(dice.below(5)).unwrap_or(0);
-            if dice.chance(50) {
-                simulator.throttle_next_requests(n);
-                faults.0 += n;
-            } else {
-                simulator.fail_next_requests(n);
-                faults.1 += n;
-            }
-        }
-        // After a kill the devices first reconnect (Paho retries after 1 s).
-        let mut up = match i.checked_sub(1).and_then(|p| kinds.get(p)) {
-            Some(OutageKind::Kill) => dice.millis(2000, 3000),
-            _ => dice.millis(800, 1600),
-        };
-        let reboots_due = args.reboots * (i + 1) / cycles - reboots_done;
-        for _ in 0..reboots_due {
-            let part = dice.millis(0, u64::try_from(up.as_millis()).unwrap_or(0));
-            thread::sleep(part);
-            up = up.saturating_sub(part);
-            let device = usize::try_from(dice.below(devices.len() as u64)).unwrap_or(0);
-            devices[device].reboot();
-            reboots_done += 1;
-        }
-        thread::sleep(up);
-        let length = match kind {
-            OutageKind::Kill => dice.millis(300, 1200),
-            OutageKind::Freeze => dice.millis(300, 3000),
-        };
-        broker.outage(*kind, length, &outages)?;
-    }
-    create(args.jobs)?;
-    while reboots_done < args.reboots {
-        thread::sleep(dice.millis(100, 500));
-        let device = usize::try_from(dice.below(devices.len() as u64)).unwrap_or(0);
-        devices[device].reboot();
-        reboots_done += 1;
-    }
-    outages.finish();
+    let faults = schedule::run(
+        &schedule::Chaos {
+            args,
+            plan: &plan,
+            simulator: &simulator,
+            devices: &devices,
+            outages: &outages,
+        },
+        &mut broker,
+        &mut dice,
+    )?;
     let outages_took = outages_started.elapsed();
 
     // Every execution must end.

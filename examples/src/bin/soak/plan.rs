@@ -10,6 +10,11 @@ use serde::{Deserialize, Serialize};
 use crate::chaos::OutageKind;
 use crate::dice::Dice;
 
+/// The thing name of device `index`.
+pub(crate) fn thing_name(index: usize) -> String {
+    format!("soak-{index:03}")
+}
+
 /// The operation the soak's handler serves.
 pub(crate) const OPERATION: &str = "work";
 
