@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use jobs_core::{JobId, ThingName};
 use jobs_mock::service::Simulator;
-use jobs_mock::service::api::{AssociateTargetsWithJob, CancelJobExecution};
+use jobs_mock::service::api::{AssociateTargetsWithJob, CancelJobExecution, DeleteJobExecution};
 use parking_lot::Mutex;
 
 use crate::bounded::{self, Bounded};
@@ -17,6 +17,17 @@ use crate::ledger::{Key, Ledger};
 
 /// How often a re-run waiting for execution 1 to end looks again.
 const RECHECK: Duration = Duration::from_millis(200);
+
+/// How the soak ends a running execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EndBy {
+    /// CancelJobExecution with `force`: `CANCELED`.
+    Cancel,
+    /// The thing removed from the job's targets: `REMOVED`.
+    Remove,
+    /// DeleteJobExecution with `force`: gone.
+    Delete,
+}
 
 /// What the control thread is asked to do.
 #[derive(Debug)]
@@ -27,8 +38,8 @@ pub(crate) enum Command {
         key: Key,
         after: Duration,
         rerun: bool,
-        /// Remove the thing from the job's targets instead (`REMOVED`).
-        remove: bool,
+        /// How the execution is ended.
+        how: EndBy,
     },
     /// Queue execution 2 of this job on this thing after `after`, once the service ended
     /// execution 1 (asked again by each ending of execution 1 that is not `LeftInProgress`;
@@ -107,13 +118,17 @@ fn carry_out(
         Command::Cancel {
             key,
             rerun: again,
-            remove,
+            how,
             ..
         } => {
-            let ended = if remove {
-                remove_thing(simulator, &key).map(|()| ledger.lock().removals_made += 1)
-            } else {
-                cancel(simulator, &key).map(|()| ledger.lock().cancels_made += 1)
+            let ended = match how {
+                EndBy::Cancel => cancel(simulator, &key).map(|()| ledger.lock().cancels_made += 1),
+                EndBy::Remove => {
+                    remove_thing(simulator, &key).map(|()| ledger.lock().removals_made += 1)
+                }
+                EndBy::Delete => delete(simulator, &key).map(|()| {
+                    ledger.lock().deletions_made.insert(key.clone());
+                }),
             };
             ended.and_then(|()| {
                 if again && rerun.insert(key.clone()) {
@@ -163,6 +178,17 @@ pub(crate) fn cancel(simulator: &Simulator, key: &Key) -> Result<(), String> {
         .call(request)
         .map(|_| ())
         .map_err(|error| format!("CancelJobExecution of {key} was refused: {error}"))
+}
+
+/// Deletes the execution with DeleteJobExecution (force).
+fn delete(simulator: &Simulator, key: &Key) -> Result<(), String> {
+    let (job, thing) = ids(key)?;
+    let mut request = DeleteJobExecution::new(job, thing, key.number);
+    request.force = Some(true);
+    simulator
+        .call(request)
+        .map(|_| ())
+        .map_err(|error| format!("DeleteJobExecution of {key} was refused: {error}"))
 }
 
 /// Removes the thing from the job's targets: its execution becomes `REMOVED`.

@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 
 use crate::bounded::{self, Bounded};
 use crate::chaos::Outages;
-use crate::control::Command;
+use crate::control::{Command, EndBy};
 use crate::dice::Dice;
 use crate::ledger::{Cause, Generation, Key, Ledger, Returned, Teardown};
 use crate::plan::{Act, Doc, FAILURE, OPERATION, Plan};
@@ -277,16 +277,20 @@ fn work(ctx: &Context, env: &Env) -> Result<Outcome, HandlerError> {
         return Ok(Outcome::rejected());
     }
     match run.act {
-        Act::Cancel | Act::Remove => {
+        Act::Cancel | Act::Remove | Act::Delete => {
             if shared.ledger.lock().cancels_asked.insert(key.clone()) {
                 let after = env.dice.lock().millis(0, 1500);
                 let rerun = shared.plan.get(&key.job).is_some_and(|plan| plan.rerun);
-                let remove = run.act == Act::Remove;
+                let how = match run.act {
+                    Act::Remove => EndBy::Remove,
+                    Act::Delete => EndBy::Delete,
+                    _ => EndBy::Cancel,
+                };
                 shared.command(Command::Cancel {
                     key,
                     after,
                     rerun,
-                    remove,
+                    how,
                 });
             }
             returned(wait_until_ended(ctx, env));

@@ -109,6 +109,8 @@ pub(crate) struct Ledger {
     /// job's targets).
     pub(crate) cancels_made: usize,
     pub(crate) removals_made: usize,
+    /// Executions deleted (DeleteJobExecution, force).
+    pub(crate) deletions_made: std::collections::BTreeSet<Key>,
     /// Cancels made while the handler's report waited out an outage: whether one was made.
     pub(crate) late_cancels: HashMap<Key, bool>,
     /// Re-runs queued by AssociateTargetsWithJob: when, by the key of the execution before.

@@ -12,7 +12,8 @@
 //!   freeze), so that its terminal report starts during an outage; some documents name an
 //!   operation no handler serves;
 //! - waits to be canceled: the soak cancels the running execution (CancelJobExecution with
-//!   `force`) after a random delay, or removes the thing from the job's targets (`REMOVED`);
+//!   `force`) after a random delay, removes the thing from the job's targets (`REMOVED`), or
+//!   deletes the execution (DeleteJobExecution with `force`: the service forgets it);
 //! - succeeds during an outage, and the soak cancels the execution right then: the report
 //!   can only reach the service after the cancel, and is refused;
 //! - starts a 1-minute step timer and waits for it to expire;
@@ -207,52 +208,7 @@ fn soak(args: &Args) -> Result<(), Box<dyn Error>> {
     *phase.lock() = "waiting for every execution to end";
     let drain_started = Instant::now();
     let mut failures = check::Findings::default();
-    loop {
-        let executions = simulator.executions();
-        // Handlers of live runners still running (abandoned ones wait for the release).
-        let running: Vec<ledger::Key> = {
-            let ledger = ledger.lock();
-            let torn_down: std::collections::HashSet<ledger::Generation> =
-                ledger.teardowns.iter().map(|t| t.generation).collect();
-            ledger
-                .calls
-                .iter()
-                .filter(|c| c.returned.is_none() && !torn_down.contains(&c.generation))
-                .map(|c| c.key.clone())
-                .collect()
-        };
-        let open: Vec<ledger::Key> = executions
-            .iter()
-            .filter(|e| !e.status.is_terminal())
-            .map(check::key_of)
-            .collect();
-        let pending = control_pending.load(Ordering::Acquire);
-        if executions.len() == plan.executions()
-            && open.is_empty()
-            && running.is_empty()
-            && pending == 0
-        {
-            break;
-        }
-        if drain_started.elapsed() > DRAIN_LIMIT {
-            failures.fail(
-                None,
-                format!(
-                    "not everything ended within {} s of the last outage: {} of {} executions \
-                     exist; still open: {open:?}; handlers still running: {running:?}; control \
-                     commands pending: {pending}",
-                    DRAIN_LIMIT.as_secs(),
-                    executions.len(),
-                    plan.executions(),
-                ),
-            );
-            failures
-                .keys
-                .extend(open.into_iter().chain(running).take(10));
-            break;
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
+    drain(&simulator, &plan, &ledger, &control_pending, &mut failures);
     let drain_took = drain_started.elapsed();
     let before_release = simulator.executions();
 
@@ -381,6 +337,65 @@ fn soak(args: &Args) -> Result<(), Box<dyn Error>> {
         print!("{}", report::history(&observed, key));
     }
     Err(format!("{} failures", found.failures.len()).into())
+}
+
+/// Waits until every execution of the plan exists and ended, no live runner's handler runs and
+/// no control command waits, at most [`DRAIN_LIMIT`].
+fn drain(
+    simulator: &Simulator,
+    plan: &Plan,
+    ledger: &Mutex<Ledger>,
+    control_pending: &AtomicUsize,
+    failures: &mut check::Findings,
+) {
+    let started = Instant::now();
+    loop {
+        let executions = simulator.executions();
+        // Handlers of live runners still running (abandoned ones wait for the release).
+        let (running, deleted): (Vec<ledger::Key>, usize) = {
+            let ledger = ledger.lock();
+            let torn_down: std::collections::HashSet<ledger::Generation> =
+                ledger.teardowns.iter().map(|t| t.generation).collect();
+            let running = ledger
+                .calls
+                .iter()
+                .filter(|c| c.returned.is_none() && !torn_down.contains(&c.generation))
+                .map(|c| c.key.clone())
+                .collect();
+            (running, ledger.deletions_made.len())
+        };
+        let open: Vec<ledger::Key> = executions
+            .iter()
+            .filter(|e| !e.status.is_terminal())
+            .map(check::key_of)
+            .collect();
+        let pending = control_pending.load(Ordering::Acquire);
+        if executions.len() + deleted == plan.executions()
+            && open.is_empty()
+            && running.is_empty()
+            && pending == 0
+        {
+            return;
+        }
+        if started.elapsed() > DRAIN_LIMIT {
+            failures.fail(
+                None,
+                format!(
+                    "not everything ended within {} s of the last outage: {} of {} executions \
+                     exist ({deleted} deleted); still open: {open:?}; handlers still running: \
+                     {running:?}; control commands pending: {pending}",
+                    DRAIN_LIMIT.as_secs(),
+                    executions.len(),
+                    plan.executions(),
+                ),
+            );
+            failures
+                .keys
+                .extend(open.into_iter().chain(running).take(10));
+            return;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Records the differences between two readings of the service.

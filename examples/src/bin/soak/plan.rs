@@ -40,6 +40,9 @@ pub(crate) enum Act {
     Cancel,
     /// Waits to be ended: the soak removes the thing from the job's targets (`REMOVED`).
     Remove,
+    /// Waits to be ended: the soak deletes the execution (DeleteJobExecution, force); the
+    /// service forgets it, and answers `ResourceNotFound` about it.
+    Delete,
     /// Returns `SUCCEEDED` during an outage, and the soak cancels the execution right then,
     /// while the broker is down: the report can only reach the service after the cancel.
     CancelLate,
@@ -66,6 +69,7 @@ impl fmt::Display for Act {
             Self::Reject => "reject",
             Self::Cancel => "cancel",
             Self::Remove => "remove",
+            Self::Delete => "delete",
             Self::CancelLate => "cancel while the report waits",
             Self::Timeout => "time out",
         };
@@ -113,7 +117,8 @@ pub(crate) struct JobPlan {
 /// The state AWS must give an execution.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Expected {
-    pub(crate) status: JobStatus,
+    /// `None`: deleted, the service no longer has it.
+    pub(crate) status: Option<JobStatus>,
     /// The `reason` status detail it must hold, if any.
     pub(crate) reason: Option<String>,
 }
@@ -140,18 +145,22 @@ impl JobPlan {
         let run = self.run(number)?;
         if self.unhandled {
             return Some(Expected {
-                status: JobStatus::Rejected,
+                status: Some(JobStatus::Rejected),
                 reason: Some(format!("no handler for operation {UNHANDLED:?}")),
             });
         }
         let (status, reason) = match run.act {
-            Act::Succeed => (JobStatus::Succeeded, None),
-            Act::Fail => (JobStatus::Failed, Some(FAILURE.to_owned())),
-            Act::Panic => (JobStatus::Failed, Some("the handler panicked".to_owned())),
-            Act::Reject => (JobStatus::Rejected, None),
-            Act::Cancel | Act::CancelLate => (JobStatus::Canceled, None),
-            Act::Remove => (JobStatus::Removed, None),
-            Act::Timeout => (JobStatus::TimedOut, None),
+            Act::Succeed => (Some(JobStatus::Succeeded), None),
+            Act::Fail => (Some(JobStatus::Failed), Some(FAILURE.to_owned())),
+            Act::Panic => (
+                Some(JobStatus::Failed),
+                Some("the handler panicked".to_owned()),
+            ),
+            Act::Reject => (Some(JobStatus::Rejected), None),
+            Act::Cancel | Act::CancelLate => (Some(JobStatus::Canceled), None),
+            Act::Remove => (Some(JobStatus::Removed), None),
+            Act::Timeout => (Some(JobStatus::TimedOut), None),
+            Act::Delete => (None, None),
         };
         Some(Expected { status, reason })
     }
@@ -209,9 +218,10 @@ enum Shape {
 
 /// The first jobs of every plan, one of each scenario (the second field: crash on purpose), so
 /// that even a short run has them all; the rest are drawn at random.
-const CATALOGUE: [(Shape, bool); 17] = [
+const CATALOGUE: [(Shape, bool); 18] = [
     (Shape::Single(Act::Cancel), false),
     (Shape::Single(Act::Remove), false),
+    (Shape::Single(Act::Delete), false),
     (Shape::Single(Act::CancelLate), false),
     (Shape::Single(Act::Timeout), false),
     (Shape::Rerun(Act::Cancel, Act::Succeed), false),
@@ -263,6 +273,7 @@ fn random_shape(dice: &mut Dice) -> Shape {
         37..41 => Shape::Single(Act::Reject),
         41..43 => Shape::Unhandled,
         43..47 => Shape::Refused(u8::try_from(dice.below(3)).unwrap_or(0)),
+        47..49 => Shape::Single(Act::Delete),
         _ => Shape::Single(Act::Succeed),
     }
 }

@@ -115,30 +115,30 @@ impl Counts {
             ledger.calls.iter().all(|c| c.returned.is_some())
         ));
         let planned = |act: Act| {
-            o.executions
+            o.plan
+                .jobs
                 .iter()
-                .filter(|e| {
-                    let key = key_of(e);
-                    o.plan
-                        .get(&key.job)
-                        .filter(|p| !p.unhandled)
-                        .and_then(|p| p.run(key.number))
-                        .is_some_and(|r| r.act == act)
-                })
+                .filter(|p| !p.unhandled)
+                .flat_map(|p| &p.runs)
+                .filter(|r| r.act == act)
                 .count()
         };
         let seen = |act: Act| self.seen.get(&act).copied().unwrap_or(0);
         lines.push(format!(
             "cancels of running executions (CancelJobExecution, force): {} planned, {} made, {} \
              seen by the handler; removals (thing removed from the job): {} planned, {} made, \
-             {} seen by the handler; cancels while the report waited out an outage: {} planned, \
-             {} made",
+             {} seen by the handler; deletions (DeleteJobExecution, force): {} planned, {} \
+             made, {} seen by the handler; cancels while the report waited out an outage: {} \
+             planned, {} made",
             planned(Act::Cancel),
             ledger.cancels_made,
             seen(Act::Cancel),
             planned(Act::Remove),
             ledger.removals_made,
             seen(Act::Remove),
+            planned(Act::Delete),
+            ledger.deletions_made.len(),
+            seen(Act::Delete),
             planned(Act::CancelLate),
             ledger.late_cancels.values().filter(|&&made| made).count()
         ));

@@ -1,10 +1,8 @@
 //! Handler calls, side effects and `on_ended` calls, by execution and runner.
 
-use std::collections::BTreeSet;
-
 use jobs_core::runner::Ending;
 
-use super::{Findings, Index, Observed, key_of};
+use super::{Findings, Index, Observed};
 use crate::ledger::{Call, Cause, Key, Ledger, Returned};
 use crate::report::Counts;
 
@@ -15,9 +13,8 @@ pub(super) fn calls(
     findings: &mut Findings,
     counts: &mut Counts,
 ) {
-    let service: BTreeSet<Key> = o.executions.iter().map(key_of).collect();
     for (key, list) in &index.calls {
-        if !service.contains(*key) {
+        if !index.finals.contains_key(*key) {
             findings.fail(
                 Some(key),
                 format!("{key} ran, but the service has no such execution"),
@@ -52,14 +49,13 @@ pub(super) fn calls(
             }
         }
     }
-    for info in o.executions {
-        let key = key_of(info);
+    for key in index.finals.keys() {
         let handled = o
             .plan
             .get(&key.job)
             .is_some_and(|p| !p.unhandled && p.run(key.number).is_some());
-        if handled && !index.calls.contains_key(&key) {
-            findings.fail(Some(&key), format!("{key}: its handler never ran"));
+        if handled && !index.calls.contains_key(key) {
+            findings.fail(Some(key), format!("{key}: its handler never ran"));
         }
     }
 }

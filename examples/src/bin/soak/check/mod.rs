@@ -71,10 +71,13 @@ struct Index<'a> {
     /// Endings by execution.
     endings_of: HashMap<&'a Key, Vec<&'a EndRecord>>,
     teardowns: HashMap<Generation, &'a Teardown>,
+    /// Every execution at the end: its state on the service, `None` for the deleted ones.
+    finals: BTreeMap<Key, Option<&'a ExecutionInfo>>,
 }
 
 impl<'a> Index<'a> {
-    fn new(ledger: &'a Ledger) -> Self {
+    fn new(o: &Observed<'a>) -> Self {
+        let ledger = o.ledger;
         let mut calls: BTreeMap<&Key, Vec<&Call>> = BTreeMap::new();
         for call in &ledger.calls {
             calls.entry(&call.key).or_default().push(call);
@@ -92,11 +95,18 @@ impl<'a> Index<'a> {
             endings_of.entry(&end.key).or_default().push(end);
         }
         let teardowns = ledger.teardowns.iter().map(|t| (t.generation, t)).collect();
+        let mut finals: BTreeMap<Key, Option<&ExecutionInfo>> = ledger
+            .deletions_made
+            .iter()
+            .map(|key| (key.clone(), None))
+            .collect();
+        finals.extend(o.executions.iter().map(|e| (key_of(e), Some(e))));
         Self {
             calls,
             endings,
             endings_of,
             teardowns,
+            finals,
         }
     }
 
@@ -113,8 +123,8 @@ pub(crate) fn check(o: &Observed<'_>) -> (Findings, Counts) {
         findings.fail(None, problem.clone());
     }
     findings.keys.extend(o.ledger.problem_keys.iter().cloned());
-    let index = Index::new(o.ledger);
-    state::service_state(o, &mut findings, &mut counts);
+    let index = Index::new(o);
+    state::service_state(o, &index, &mut findings, &mut counts);
     calls::calls(o, &index, &mut findings, &mut counts);
     calls::endings(o, &index, &mut findings, &mut counts);
     state::service_endings(o, &index, &mut findings, &mut counts);

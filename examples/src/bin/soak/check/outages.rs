@@ -109,6 +109,9 @@ pub(super) fn coverage(
         if counts.seen.get(&Act::Remove).is_none_or(|&n| n == 0) {
             missing.push("a removal seen by its handler");
         }
+        if counts.seen.get(&Act::Delete).is_none_or(|&n| n == 0) {
+            missing.push("a deletion seen by its handler");
+        }
         if !o.ledger.late_cancels.values().any(|&made| made) {
             missing.push("a cancel while a report waited out an outage");
         }
