@@ -8,6 +8,8 @@ use serde_json::value::RawValue;
 
 use crate::error::{DecodeError, Error};
 
+mod scan;
+
 /// A job document, kept as the raw JSON text the service sent.
 ///
 /// Parsing is left to the caller ([`parse`](Self::parse), [`to_value`](Self::to_value)): a 32 KB
@@ -18,7 +20,10 @@ use crate::error::{DecodeError, Error};
 /// exactly when `serde_json::from_str::<serde_json::Value>` accepts the text — JSON nested at
 /// most 128 levels deep, numbers within `f64` range, no `\u` escape of a lone UTF-16
 /// surrogate — so [`to_value`](Self::to_value) cannot fail and returns exactly that value. A
-/// reply carrying a document that breaks this rule fails its call with [`Error::Decode`].
+/// reply carrying a document that breaks this rule fails its call with [`Error::Decode`]. The
+/// check is one vectorised pass over the bytes; only a text it cannot clear (nesting over 100
+/// levels, an exponent that does not parse, a very long number, a surrogate escape that is not
+/// half of a pair) goes through the parser's own check, which then decides.
 #[derive(Clone, Serialize)]
 #[serde(transparent)]
 pub struct Document(Box<RawValue>);
@@ -42,7 +47,7 @@ impl Document {
     }
 
     fn checked(raw: Box<RawValue>) -> Result<Self, serde_json::Error> {
-        if needs_full_check(raw.get()) {
+        if scan::needs_full_check(raw.get()) {
             serde_json::from_str::<Parses>(raw.get())?;
         }
         Ok(Self(raw))
@@ -73,112 +78,6 @@ impl<'de> Deserialize<'de> for Document {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = Box::<RawValue>::deserialize(deserializer)?;
         Self::checked(raw).map_err(de::Error::custom)
-    }
-}
-
-/// Nesting from which [`needs_full_check`] defers to the parser, below serde_json's limit of
-/// 128 so that the boundary is the parser's own.
-const SUSPECT_DEPTH: usize = 100;
-
-/// Number tokens at least this long may overflow `f64` even without an exponent
-/// (`f64::MAX` has 309 integer digits).
-const SUSPECT_NUMBER_LENGTH: usize = 300;
-
-/// Whether JSON text, already known to be valid (a [`RawValue`]), might fail to parse into a
-/// `serde_json::Value`: nested more than [`SUSPECT_DEPTH`] levels, holding a number that may
-/// not fit `f64`, or a `\u` escape of a UTF-16 surrogate that is not part of a proper pair
-/// (valid JSON text, but no string can hold it). One pass over the bytes; only when it finds
-/// one of these does [`Document::checked`] run the parser's own check ([`Parses`]), so the
-/// verdict and the error message are always the parser's.
-fn needs_full_check(json: &str) -> bool {
-    let bytes = json.as_bytes();
-    let mut depth = 0usize;
-    let mut i = 0;
-    while let Some(&byte) = bytes.get(i) {
-        match byte {
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > SUSPECT_DEPTH {
-                    return true;
-                }
-                i += 1;
-            }
-            b']' | b'}' => {
-                depth = depth.saturating_sub(1);
-                i += 1;
-            }
-            b'"' => match string_end(bytes, i + 1) {
-                Some(end) => i = end,
-                None => return true,
-            },
-            b'-' | b'0'..=b'9' => {
-                let (start, mut exponent) = (i, false);
-                while let Some(&b) = bytes.get(i) {
-                    match b {
-                        b'0'..=b'9' | b'-' | b'+' | b'.' => {}
-                        b'e' | b'E' => exponent = true,
-                        _ => break,
-                    }
-                    i += 1;
-                }
-                let token = json.get(start..i).unwrap_or_default();
-                let suspect = exponent || token.len() >= SUSPECT_NUMBER_LENGTH;
-                if suspect && serde_json::from_str::<Parses>(token).is_err() {
-                    return true;
-                }
-            }
-            _ => i += 1,
-        }
-    }
-    false
-}
-
-/// The index just past the closing quote of the string whose contents start at `from`, or
-/// `None` when the string holds a `\u` escape of a surrogate outside a proper pair.
-fn string_end(bytes: &[u8], mut from: usize) -> Option<usize> {
-    loop {
-        let rest = bytes.get(from..).unwrap_or_default();
-        match memchr::memchr2(b'"', b'\\', rest) {
-            Some(at) if rest.get(at) == Some(&b'\\') => {
-                let escape = from + at;
-                from = escape + 2;
-                if bytes.get(escape + 1) == Some(&b'u') {
-                    match surrogate(bytes, escape) {
-                        Surrogate::None => from = escape + 6,
-                        Surrogate::High if surrogate(bytes, escape + 6) == Surrogate::Low => {
-                            from = escape + 12;
-                        }
-                        Surrogate::High | Surrogate::Low => return None,
-                    }
-                }
-            }
-            Some(at) => return Some(from + at + 1),
-            None => return Some(bytes.len()),
-        }
-    }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum Surrogate {
-    None,
-    High,
-    Low,
-}
-
-/// What the `\uXXXX` escape at `at` encodes (anything but an escape of a surrogate is `None`).
-fn surrogate(bytes: &[u8], at: usize) -> Surrogate {
-    let escape = bytes.get(at..at + 6).unwrap_or_default();
-    let [b'\\', b'u', a, b, _, _] = escape else {
-        return Surrogate::None;
-    };
-    // U+D800–U+DBFF are high surrogates, U+DC00–U+DFFF low ones: `d` then `8`–`b` or `c`–`f`.
-    if !matches!(a, b'd' | b'D') {
-        return Surrogate::None;
-    }
-    match b {
-        b'8' | b'9' | b'a' | b'b' | b'A' | b'B' => Surrogate::High,
-        b'c'..=b'f' | b'C'..=b'F' => Surrogate::Low,
-        _ => Surrogate::None,
     }
 }
 

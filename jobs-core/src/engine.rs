@@ -141,7 +141,12 @@ pub(crate) fn request<T: DeserializeOwned>(
     );
     client
         .transport
-        .publish(&topic, &payload, QoS::AtLeastOnce, deadline.at)
+        .publish(
+            &topic,
+            &payload,
+            client.transport.request_qos(),
+            deadline.at,
+        )
         .map_err(|source| deadline.transport(Some(operation), source))?;
     let reply = match registration.wait_until(deadline.at) {
         None => return Err(deadline.timeout(Some(operation))),

@@ -185,6 +185,16 @@ pub trait MqttTransport: Send + Sync {
         qos: QoS,
         deadline: Instant,
     ) -> Result<(), TransportError>;
+
+    /// The QoS the client publishes its requests with. Defaults to [`QoS::AtLeastOnce`]: a
+    /// call waits for the PUBACK, then for the reply. A backend whose QoS 1 publishes are
+    /// unsafe in some condition may return [`QoS::AtMostOnce`]: a Jobs request is answered by
+    /// its reply, which acknowledges it, so QoS 0 loses nothing but an earlier error
+    /// (`jobs-paho` does, for a Paho C defect under reconnect churn). Subscriptions are QoS 1
+    /// either way.
+    fn request_qos(&self) -> QoS {
+        QoS::AtLeastOnce
+    }
 }
 
 impl<T: MqttTransport + ?Sized> MqttTransport for Arc<T> {
@@ -213,6 +223,10 @@ impl<T: MqttTransport + ?Sized> MqttTransport for Arc<T> {
         deadline: Instant,
     ) -> Result<(), TransportError> {
         (**self).publish(topic, payload, qos, deadline)
+    }
+
+    fn request_qos(&self) -> QoS {
+        (**self).request_qos()
     }
 }
 

@@ -54,10 +54,15 @@ fn a_rerun_queued_while_execution_1_is_reported_runs_itself_and_execution_1_ends
     // again). An update that does not name its execution lands on execution 2 and reports it
     // SUCCEEDED without it ever running.
     let f = fleet();
+    // Targets are ARNs of registered things, as on AWS.
+    let target = format!("arn:aws:iot:us-east-1:123456789012:thing/{THING}");
+    f.simulator
+        .call_json(Operation::CreateThing, json!({"thingName": THING}))
+        .unwrap();
     f.simulator
         .call_json(
             Operation::CreateJob,
-            json!({"jobId": "fw", "targets": [THING], "document": "{\"operation\":\"install\"}",
+            json!({"jobId": "fw", "targets": [target], "document": "{\"operation\":\"install\"}",
                    "targetSelection": "CONTINUOUS"}),
         )
         .unwrap();
@@ -102,7 +107,7 @@ fn a_rerun_queued_while_execution_1_is_reported_runs_itself_and_execution_1_ends
             simulator
                 .call_json(
                     Operation::AssociateTargetsWithJob,
-                    json!({"jobId": "fw", "targets": [THING]}),
+                    json!({"jobId": "fw", "targets": [target]}),
                 )
                 .unwrap();
         });

@@ -102,7 +102,12 @@ fn the_console_takes_requests_on_standard_input_and_quit_stops_it() {
     let mut stdin = service.child.stdin.take().unwrap();
     writeln!(
         stdin,
-        r#"{{"operation": "CreateJob", "requestId": 1, "input": {{"jobId": "j", "targets": ["t"], "document": "{{}}"}}}}"#
+        r#"{{"operation": "CreateThing", "input": {{"thingName": "t"}}}}"#
+    )
+    .unwrap();
+    writeln!(
+        stdin,
+        r#"{{"operation": "CreateJob", "requestId": 1, "input": {{"jobId": "j", "targets": ["arn:aws:iot:us-east-1:123456789012:thing/t"], "document": "{{}}"}}}}"#
     )
     .unwrap();
     let reply =

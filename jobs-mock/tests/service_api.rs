@@ -13,7 +13,7 @@ use jobs_core::model::{ExecutionReply, UpdateReply};
 use jobs_core::{ExecutionNumber, JobStatus, RejectCode};
 use jobs_mock::service::api::Operation;
 use jobs_mock::service::api::{
-    AssociateTargetsWithJob, CancelJobExecution, CreateJob, DescribeJobExecution,
+    AssociateTargetsWithJob, CancelJobExecution, CreateJob, CreateThing, DescribeJobExecution,
 };
 use jobs_mock::service::{ApiError, ApiErrorKind, JobsService, Outgoing};
 use serde_json::{Value, json};
@@ -40,7 +40,23 @@ fn err(service: &mut JobsService, operation: &str, input: Value) -> ApiErrorKind
     result.unwrap_err().kind
 }
 
+/// The ARN of thing `name`.
+fn arn(name: &str) -> String {
+    format!("arn:aws:iot:us-east-1:123456789012:thing/{name}")
+}
+
+/// A service on the virtual clock with the things of these tests registered.
+fn service() -> JobsService {
+    let mut service = common::service();
+    for name in ["pump-07", "pump-08"] {
+        service.call(CreateThing::new(thing(name))).result.unwrap();
+    }
+    service
+}
+
+/// CreateJob of `id` on the things `targets` (by name).
 fn create_json(service: &mut JobsService, id: &str, targets: &[&str], extra: Value) -> Value {
+    let targets: Vec<String> = targets.iter().map(|t| arn(t)).collect();
     let mut input =
         json!({"jobId": id, "targets": targets, "document": format!(r#"{{"action":"{id}"}}"#)});
     if let (Some(input), Value::Object(extra)) = (input.as_object_mut(), extra) {
@@ -50,13 +66,13 @@ fn create_json(service: &mut JobsService, id: &str, targets: &[&str], extra: Val
 }
 
 #[test]
-fn create_job_takes_the_document_as_a_json_string_and_thing_names_or_arns() {
+fn create_job_takes_the_document_as_a_json_string_and_thing_arns() {
     let mut service = service();
     let (result, events) = api(
         &mut service,
         "CreateJob",
         json!({"jobId": "j1", "document": "{\"action\":\"reboot\"}", "description": "reboot all",
-               "targets": ["pump-07", "arn:aws:iot:eu-west-1:111122223333:thing/pump-08"]}),
+               "targets": [arn("pump-07"), arn("pump-08")]}),
     );
     assert_eq!(
         result.unwrap(),
@@ -78,22 +94,22 @@ fn create_job_refusals_are_aws_exceptions_with_their_http_status() {
     create_json(&mut service, "j1", &["pump-07"], json!({}));
     let cases = [
         (
-            json!({"jobId": "j1", "targets": ["pump-07"], "document": "{}"}),
+            json!({"jobId": "j1", "targets": [arn("pump-07")], "document": "{}"}),
             ApiErrorKind::ResourceAlreadyExists,
             409,
         ),
         (
-            json!({"jobId": "j2", "targets": ["pump-07"], "documentSource": "https://s3/x"}),
+            json!({"jobId": "j2", "targets": [arn("pump-07")], "documentSource": "https://s3/x"}),
             ApiErrorKind::InvalidRequest,
             400,
         ),
         (
-            json!({"jobId": "j2", "targets": ["pump-07"]}),
+            json!({"jobId": "j2", "targets": [arn("pump-07")]}),
             ApiErrorKind::InvalidRequest,
             400,
         ),
         (
-            json!({"jobId": "j2", "targets": ["pump-07"], "document": "not json"}),
+            json!({"jobId": "j2", "targets": [arn("pump-07")], "document": "not json"}),
             ApiErrorKind::InvalidRequest,
             400,
         ),
@@ -104,21 +120,36 @@ fn create_job_refusals_are_aws_exceptions_with_their_http_status() {
         ),
         (
             json!({"jobId": "j2", "targets": ["arn:aws:iot:us-east-1:1:thinggroup/g"], "document": "{}"}),
+            ApiErrorKind::ResourceNotFound,
+            404,
+        ),
+        (
+            json!({"jobId": "j2", "targets": ["pump-07"], "document": "{}"}),
             ApiErrorKind::InvalidRequest,
             400,
         ),
         (
-            json!({"jobId": "bad id", "targets": ["pump-07"], "document": "{}"}),
+            json!({"jobId": "j2", "targets": [arn("pump-99")], "document": "{}"}),
+            ApiErrorKind::ResourceNotFound,
+            404,
+        ),
+        (
+            json!({"jobId": "j2", "targets": ["arn:aws:iot:us-east-1:123456789012:thinggroup/none"], "document": "{}"}),
+            ApiErrorKind::ResourceNotFound,
+            404,
+        ),
+        (
+            json!({"jobId": "bad id", "targets": [arn("pump-07")], "document": "{}"}),
             ApiErrorKind::InvalidRequest,
             400,
         ),
         (
-            json!({"jobId": "j2", "targets": ["pump-07"], "document": "{}", "tags": []}),
+            json!({"jobId": "j2", "targets": [arn("pump-07")], "document": "{}", "tags": []}),
             ApiErrorKind::InvalidRequest,
             400,
         ),
         (
-            json!({"jobId": "j2", "targets": ["pump-07"], "document": "{}", "timeoutConfig": {"inProgressTimeoutInMinutes": 0}}),
+            json!({"jobId": "j2", "targets": [arn("pump-07")], "document": "{}", "timeoutConfig": {"inProgressTimeoutInMinutes": 0}}),
             ApiErrorKind::InvalidRequest,
             400,
         ),
@@ -131,7 +162,7 @@ fn create_job_refusals_are_aws_exceptions_with_their_http_status() {
         );
         assert_eq!(kind.http_status(), status);
     }
-    let targets: Vec<String> = (0..101).map(|i| format!("t{i}")).collect();
+    let targets: Vec<String> = (0..101).map(|i| arn(&format!("t{i}"))).collect();
     let kind = err(
         &mut service,
         "CreateJob",
@@ -156,7 +187,7 @@ fn describe_job_counts_executions_and_a_snapshot_job_completes_when_all_ended() 
     let job = ok(&mut service, "DescribeJob", json!({"jobId": "j1"}))["job"].clone();
     assert_eq!(job["status"], "IN_PROGRESS");
     assert_eq!(job["targetSelection"], "SNAPSHOT");
-    assert_eq!(job["targets"], json!(["pump-07", "pump-08"]));
+    assert_eq!(job["targets"], json!([arn("pump-07"), arn("pump-08")]));
     assert_eq!(job["createdAt"], T0);
     assert_eq!(
         job["timeoutConfig"],
@@ -384,8 +415,7 @@ fn a_continuous_job_runs_again_on_a_thing_whose_execution_ended_as_execution_two
         json!({"targetSelection": "CONTINUOUS"}),
     );
     update(&mut service, "pump-07", "j1", r#"{"status":"FAILED"}"#).accepted::<UpdateReply>();
-    let mut request =
-        AssociateTargetsWithJob::new(job("j1"), vec!["pump-07".into(), "pump-08".into()]);
+    let mut request = AssociateTargetsWithJob::new(job("j1"), vec![arn("pump-07"), arn("pump-08")]);
     request.comment = Some("retry".into());
     let called = service.call(request);
     assert_eq!(called.result.unwrap().job_id, job("j1"));
@@ -466,7 +496,7 @@ fn associating_targets_with_a_snapshot_job_is_refused() {
         err(
             &mut service,
             "AssociateTargetsWithJob",
-            json!({"jobId": "j1", "targets": ["pump-08"]})
+            json!({"jobId": "j1", "targets": [arn("pump-08")]})
         ),
         ApiErrorKind::InvalidRequest
     );
@@ -474,7 +504,7 @@ fn associating_targets_with_a_snapshot_job_is_refused() {
         err(
             &mut service,
             "AssociateTargetsWithJob",
-            json!({"jobId": "nope", "targets": ["pump-08"]})
+            json!({"jobId": "nope", "targets": [arn("pump-08")]})
         ),
         ApiErrorKind::ResourceNotFound
     );
@@ -595,7 +625,7 @@ fn advance_clock_fires_timers_and_reports_the_new_time() {
 fn typed_requests_and_json_requests_are_the_same_operations() {
     let mut service = service();
     let document = document("j1");
-    let created = service.call(CreateJob::new(job("j1"), &document, vec!["pump-07".into()]));
+    let created = service.call(CreateJob::new(job("j1"), &document, vec![arn("pump-07")]));
     assert_eq!(
         created.result.unwrap().job_arn,
         "arn:aws:iot:us-east-1:123456789012:job/j1"
@@ -634,7 +664,7 @@ fn execution_numbers_are_not_given_out_again_after_delete_job_execution() {
     ok(
         &mut service,
         "AssociateTargetsWithJob",
-        json!({"jobId": "j1", "targets": ["pump-07"]}),
+        json!({"jobId": "j1", "targets": [arn("pump-07")]}),
     );
     let execution = service.execution(&thing("pump-07"), &job("j1")).unwrap();
     assert_eq!(execution.execution_number, 2);

@@ -338,6 +338,49 @@ fn an_inline_simulator_serves_jobs_core_calls_from_many_threads() {
 }
 
 #[test]
+fn on_a_scaled_clock_a_paced_rollout_queues_the_next_minutes_things_a_minute_of_clock_later() {
+    let broker = MockBroker::new();
+    let factor = std::num::NonZeroU32::new(600).unwrap();
+    let service = JobsService::new(Clock::scaled(factor));
+    let simulator = Simulator::start(Arc::new(broker.connect(SERVICE)), service).unwrap();
+    for name in ["pump-01", "pump-02", "pump-03"] {
+        simulator
+            .call_json(
+                jobs_mock::service::api::Operation::CreateThing,
+                serde_json::json!({"thingName": name}),
+            )
+            .unwrap();
+    }
+    let (_device, rx) = recorder(
+        &broker,
+        "pump-03",
+        &["$aws/things/pump-03/jobs/notify-next"],
+    );
+    let arn = |name: &str| format!("arn:aws:iot:us-east-1:123456789012:thing/{name}");
+    let started = std::time::Instant::now();
+    simulator
+        .call_json(
+            jobs_mock::service::api::Operation::CreateJob,
+            serde_json::json!({"jobId": "fw", "document": "{}",
+                "targets": [arn("pump-01"), arn("pump-02"), arn("pump-03")],
+                "jobExecutionsRolloutConfig": {"maximumPerMinute": 2}}),
+        )
+        .unwrap();
+    assert!(
+        simulator.execution(&thing("pump-03"), &job("fw")).is_none(),
+        "it waits"
+    );
+    // The worker queues pump-03's execution when the second minute of the clock begins.
+    let (topic, _) = rx.recv_timeout(WAIT).unwrap();
+    let elapsed = started.elapsed();
+    assert!(topic.ends_with("/notify-next"));
+    assert!(simulator.execution(&thing("pump-03"), &job("fw")).is_some());
+    // 60 s / 600 = 100 ms of real time; never before it.
+    assert!(elapsed >= Duration::from_millis(100), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+}
+
+#[test]
 fn on_a_scaled_clock_a_one_minute_step_timer_fires_well_under_a_second_later() {
     let broker = MockBroker::new();
     let factor = std::num::NonZeroU32::new(600).unwrap();
@@ -380,9 +423,16 @@ fn simulator_control_operations_publish_their_events_before_returning() {
     let broker = MockBroker::new();
     let simulator = start(&broker);
     let (_device, rx) = recorder(&broker, "pump-07", &["$aws/things/pump-07/jobs/notify"]);
+    simulator
+        .call_json(
+            jobs_mock::service::api::Operation::CreateThing,
+            serde_json::json!({"thingName": "pump-07"}),
+        )
+        .unwrap();
     let created = simulator.call_json(
         jobs_mock::service::api::Operation::CreateJob,
-        serde_json::json!({"jobId": "a", "targets": ["pump-07"], "document": "{}"}),
+        serde_json::json!({"jobId": "a", "document": "{}",
+                           "targets": ["arn:aws:iot:us-east-1:123456789012:thing/pump-07"]}),
     );
     assert_eq!(created.unwrap()["jobId"], "a");
     assert!(rx.try_recv().is_ok(), "the notify was published");

@@ -17,7 +17,7 @@ use jobs_paho::{PahoTransport, Session};
 const KEEP_ALIVE: Duration = Duration::from_secs(2);
 
 fn harness() -> MosquittoHarness {
-    MosquittoHarness::start(|endpoint, client_id| {
+    MosquittoHarness::start(move |endpoint, client_id| {
         let transport = PahoTransport::builder(&endpoint.uri(), client_id)
             .keep_alive(KEEP_ALIVE)
             .reconnect_backoff(Duration::from_secs(1), Duration::from_secs(1))

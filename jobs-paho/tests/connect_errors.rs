@@ -222,8 +222,9 @@ fn two_clients_with_one_client_id_are_called_out_by_a_warning() {
         let warning = warnings
             .recv_timeout(left)
             .expect("a warning about the shared client id");
-        if warning.contains("same client ID") {
-            assert!(warning.contains(&client_id), "{warning}");
+        // Other tests of this binary log warnings too (a connect retry names the same cause):
+        // only this test's client ID counts.
+        if warning.contains("same client ID") && warning.contains(&client_id) {
             break;
         }
     }

@@ -68,13 +68,23 @@ mod tests {
     use crate::server::control::handle_control;
     use crate::service::{Clock, JobsService, Simulator};
 
+    /// A simulator with the things `t1` and `t2` registered.
     fn simulator() -> Simulator {
         let broker = MockBroker::new();
-        Simulator::start(
+        let simulator = Simulator::start(
             Arc::new(broker.connect("jobs-service")),
             JobsService::new(Clock::virtual_at(1_750_000_000)),
         )
-        .unwrap()
+        .unwrap();
+        for thing in ["t1", "t2"] {
+            simulator
+                .call_json(
+                    crate::service::api::Operation::CreateThing,
+                    serde_json::json!({"thingName": thing}),
+                )
+                .unwrap();
+        }
+        simulator
     }
 
     fn control(simulator: &Simulator, command: Value) -> Value {
@@ -87,7 +97,7 @@ mod tests {
         let mut log = ChangeLog::new();
         control(
             &simulator,
-            json!({"operation": "CreateJob", "input": {"jobId": "a", "document": "{}", "targets": ["t1"]}}),
+            json!({"operation": "CreateJob", "input": {"jobId": "a", "document": "{}", "targets": ["arn:aws:iot:us-east-1:123456789012:thing/t1"]}}),
         );
         assert_eq!(
             log.changes(&simulator.executions()),
@@ -111,7 +121,7 @@ mod tests {
         control(
             &simulator,
             json!({"operation": "CreateJob", "input": {"jobId": "c", "document": "{}",
-                   "targets": ["t1"], "targetSelection": "CONTINUOUS"}}),
+                   "targets": ["arn:aws:iot:us-east-1:123456789012:thing/t1"], "targetSelection": "CONTINUOUS"}}),
         );
         control(
             &simulator,
@@ -119,7 +129,7 @@ mod tests {
         );
         control(
             &simulator,
-            json!({"operation": "AssociateTargetsWithJob", "input": {"jobId": "c", "targets": ["t1"]}}),
+            json!({"operation": "AssociateTargetsWithJob", "input": {"jobId": "c", "targets": ["arn:aws:iot:us-east-1:123456789012:thing/t1"]}}),
         );
         assert_eq!(
             log.changes(&simulator.executions()),

@@ -30,6 +30,11 @@ pub struct Args {
     /// free port; the line "http: listening on ..." names it).
     #[arg(long, value_name = "ADDRESS")]
     pub http: Option<SocketAddr>,
+    /// Serve objects from this directory (DIR/BUCKET/KEY; created if missing) as the targets
+    /// of the pre-signed URLs that replace ${aws:iot:s3-presigned-url:...} placeholders in job
+    /// documents; PUT /jobs-service/files/BUCKET/KEY uploads one. Needs --http.
+    #[arg(long, value_name = "DIR", requires = "http")]
+    pub files: Option<PathBuf>,
     /// Run the service's clock N times faster than real time (a 1-minute step timer fires
     /// after 60/N seconds).
     #[arg(long, value_name = "N", default_value = "1")]
@@ -174,6 +179,7 @@ mod tests {
             ["jobs-service", "--http=localhost"],
             ["jobs-service", "--broker=http://h:1"],
             ["jobs-service", "--cert=x.pem"],
+            ["jobs-service", "--files=/tmp/x"],
         ] {
             assert!(Args::try_parse_from(bad).is_err(), "{bad:?}");
         }

@@ -110,13 +110,23 @@ mod tests {
 
     use super::*;
 
+    /// A simulator with the things `t1` and `t2` registered.
     fn simulator() -> Simulator {
         let broker = MockBroker::new();
-        Simulator::start(
+        let simulator = Simulator::start(
             Arc::new(broker.connect("jobs-service")),
             JobsService::new(Clock::virtual_at(1_750_000_000)),
         )
-        .unwrap()
+        .unwrap();
+        for thing in ["t1", "t2"] {
+            simulator
+                .call_json(
+                    crate::service::api::Operation::CreateThing,
+                    serde_json::json!({"thingName": thing}),
+                )
+                .unwrap();
+        }
+        simulator
     }
 
     fn control(simulator: &Simulator, command: Value) -> Value {
@@ -129,7 +139,7 @@ mod tests {
         let reply = control(
             &simulator,
             json!({"operation": "CreateJob", "requestId": 7,
-                   "input": {"jobId": "a", "document": "{\"x\":1}", "targets": ["t1", "t2"]}}),
+                   "input": {"jobId": "a", "document": "{\"x\":1}", "targets": ["arn:aws:iot:us-east-1:123456789012:thing/t1", "arn:aws:iot:us-east-1:123456789012:thing/t2"]}}),
         );
         assert_eq!(
             reply,

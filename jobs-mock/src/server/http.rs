@@ -24,8 +24,21 @@
 //! | `GET /things/{thingName}/jobs/{jobId}` | DescribeJobExecution |
 //! | `PUT /things/{thingName}/jobs/{jobId}/cancel` | CancelJobExecution |
 //! | `DELETE /things/{thingName}/jobs/{jobId}/executionNumber/{executionNumber}` | DeleteJobExecution |
+//! | `POST /things/{thingName}` | CreateThing |
+//! | `GET /things/{thingName}` | DescribeThing |
+//! | `GET /things` | ListThings |
+//! | `DELETE /things/{thingName}` | DeleteThing |
+//! | `POST /thing-groups/{thingGroupName}` | CreateThingGroup |
+//! | `GET /thing-groups/{thingGroupName}` | DescribeThingGroup |
+//! | `GET /thing-groups` | ListThingGroups |
+//! | `DELETE /thing-groups/{thingGroupName}` | DeleteThingGroup |
+//! | `PUT /thing-groups/addThingToThingGroup` | AddThingToThingGroup |
+//! | `PUT /thing-groups/removeThingFromThingGroup` | RemoveThingFromThingGroup |
+//! | `GET /thing-groups/{thingGroupName}/things` | ListThingsInThingGroup |
+//! | `GET /things/{thingName}/thing-groups` | ListThingGroupsForThing |
 //! | `POST /jobs-service/advance-clock` | AdvanceClock (the emulator's own) |
 //! | `POST /jobs-service/reset` | Reset (the emulator's own) |
+//! | `GET`, `PUT /jobs-service/files/{bucket}/{key}` | the object store ([`files`](super::files)) |
 //!
 //! Success is HTTP 200 with the operation's output as JSON. A refusal has the status of its
 //! exception (400, 404, 409, 410), the exception's name in the `x-amzn-ErrorType` header and
@@ -40,6 +53,8 @@ use std::thread::JoinHandle;
 use crate::service::api::Operation;
 use crate::service::{ApiError, Simulator};
 use serde_json::{Map, Value, json};
+
+use super::files::{FILES_PREFIX, FileReply, Files};
 
 /// The header carrying the exception name of an error response, as AWS sends it.
 pub const ERROR_TYPE_HEADER: &str = "x-amzn-ErrorType";
@@ -98,8 +113,14 @@ impl RouteError {
 }
 
 /// Query members that are booleans and integers on the wire (everything else is a string).
-const BOOLEAN_MEMBERS: [&str; 2] = ["force", "beforeSubstitution"];
-const INTEGER_MEMBERS: [&str; 2] = ["executionNumber", "maxResults"];
+const BOOLEAN_MEMBERS: [&str; 5] = [
+    "force",
+    "beforeSubstitution",
+    "usePrefixAttributeValue",
+    "recursive",
+    "overrideDynamicGroups",
+];
+const INTEGER_MEMBERS: [&str; 3] = ["executionNumber", "maxResults", "expectedVersion"];
 
 /// Maps a request to its operation and JSON input (see the [module docs](self)).
 ///
@@ -146,6 +167,35 @@ pub fn route(method: &str, url: &str, body: &[u8]) -> Result<(Operation, Value),
                 ("jobId", job),
                 ("executionNumber", number),
             ],
+        ),
+        ("POST", ["things", thing]) => (Operation::CreateThing, vec![("thingName", thing)]),
+        ("GET", ["things", thing]) => (Operation::DescribeThing, vec![("thingName", thing)]),
+        ("GET", ["things"]) => (Operation::ListThings, vec![]),
+        ("DELETE", ["things", thing]) => (Operation::DeleteThing, vec![("thingName", thing)]),
+        ("PUT", ["thing-groups", "addThingToThingGroup"]) => {
+            (Operation::AddThingToThingGroup, vec![])
+        }
+        ("PUT", ["thing-groups", "removeThingFromThingGroup"]) => {
+            (Operation::RemoveThingFromThingGroup, vec![])
+        }
+        ("POST", ["thing-groups", group]) => {
+            (Operation::CreateThingGroup, vec![("thingGroupName", group)])
+        }
+        ("GET", ["thing-groups", group]) => (
+            Operation::DescribeThingGroup,
+            vec![("thingGroupName", group)],
+        ),
+        ("GET", ["thing-groups"]) => (Operation::ListThingGroups, vec![]),
+        ("DELETE", ["thing-groups", group]) => {
+            (Operation::DeleteThingGroup, vec![("thingGroupName", group)])
+        }
+        ("GET", ["thing-groups", group, "things"]) => (
+            Operation::ListThingsInThingGroup,
+            vec![("thingGroupName", group)],
+        ),
+        ("GET", ["things", thing, "thing-groups"]) => (
+            Operation::ListThingGroupsForThing,
+            vec![("thingName", thing)],
         ),
         ("POST", ["jobs-service", "advance-clock"]) => (Operation::AdvanceClock, vec![]),
         ("POST", ["jobs-service", "reset"]) => (Operation::Reset, vec![]),
@@ -261,8 +311,53 @@ pub fn handle(simulator: &Simulator, method: &str, url: &str, body: &[u8]) -> Re
     respond(outcome)
 }
 
-/// The HTTP server: one thread answering requests in arrival order. Dropping it stops the
-/// thread (after the request in progress, if any).
+/// A bound HTTP address, not serving yet (so that the service can learn its URL first).
+pub struct Listener {
+    server: Arc<tiny_http::Server>,
+    address: SocketAddr,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Listener {
+    /// Binds `address` (port 0: any free port).
+    ///
+    /// # Errors
+    /// The address cannot be bound.
+    pub fn bind(address: &str) -> Result<Self, Box<dyn Error>> {
+        let server = Arc::new(tiny_http::Server::http(address).map_err(|e| e.to_string())?);
+        let address = server
+            .server_addr()
+            .to_ip()
+            .ok_or("the HTTP server is not on an IP address")?;
+        Ok(Self { server, address })
+    }
+
+    /// The address it listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The base URL of the object store on this address (`http://ADDRESS/jobs-service/files`;
+    /// an unspecified address such as `0.0.0.0` is named `127.0.0.1`).
+    pub fn files_url(&self) -> String {
+        let mut address = self.address;
+        if address.ip().is_unspecified() {
+            address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        format!("http://{address}{FILES_PREFIX}")
+    }
+}
+
+/// The HTTP server: one thread answering API requests in arrival order, and a thread per
+/// object-store transfer. Dropping it stops the API thread (after the request in progress, if
+/// any); transfers under way finish on their own threads.
 pub struct HttpServer {
     server: Arc<tiny_http::Server>,
     address: SocketAddr,
@@ -278,21 +373,21 @@ impl std::fmt::Debug for HttpServer {
 }
 
 impl HttpServer {
-    /// Listens on `address` (port 0: any free port) and serves `simulator`.
+    /// Serves `simulator`'s API and `files` on `listener`.
     ///
     /// # Errors
-    /// The address cannot be bound, or the thread cannot be spawned.
-    pub fn start(address: &str, simulator: Arc<Simulator>) -> Result<Self, Box<dyn Error>> {
-        let server = Arc::new(tiny_http::Server::http(address).map_err(|e| e.to_string())?);
-        let address = server
-            .server_addr()
-            .to_ip()
-            .ok_or("the HTTP server is not on an IP address")?;
+    /// The thread cannot be spawned.
+    pub fn start(
+        listener: Listener,
+        simulator: Arc<Simulator>,
+        files: Arc<Files>,
+    ) -> Result<Self, Box<dyn Error>> {
+        let Listener { server, address } = listener;
         let handle = {
             let server = Arc::clone(&server);
             std::thread::Builder::new()
                 .name("jobs-service-http".into())
-                .spawn(move || serve(&server, &simulator))?
+                .spawn(move || serve(&server, &simulator, &files))?
         };
         Ok(Self {
             server,
@@ -318,8 +413,18 @@ impl Drop for HttpServer {
     }
 }
 
-fn serve(server: &tiny_http::Server, simulator: &Simulator) {
+fn serve(server: &tiny_http::Server, simulator: &Simulator, files: &Arc<Files>) {
     for mut request in server.incoming_requests() {
+        if request.url().starts_with(&format!("{FILES_PREFIX}/")) {
+            let files = Arc::clone(files);
+            let spawned = std::thread::Builder::new()
+                .name("jobs-service-file".into())
+                .spawn(move || transfer(&files, request));
+            if let Err(error) = spawned {
+                log::warn!("could not start a file transfer: {error}");
+            }
+            continue;
+        }
         let mut body = Vec::new();
         let reply = match std::io::Read::read_to_end(request.as_reader(), &mut body) {
             Ok(_) => handle(simulator, request.method().as_str(), request.url(), &body),
@@ -349,6 +454,49 @@ fn serve(server: &tiny_http::Server, simulator: &Simulator) {
             log::warn!("could not send an HTTP response: {error}");
         }
     }
+}
+
+/// One object-store request, on its own thread.
+fn transfer(files: &Files, mut request: tiny_http::Request) {
+    let method = request.method().as_str().to_owned();
+    let url = request.url().to_owned();
+    let range = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Range"))
+        .map(|h| h.value.as_str().to_owned());
+    // Held until the response is sent.
+    let slot = files.slot();
+    let reply = match &slot {
+        Some(_) => files.handle(&method, &url, range.as_deref(), request.as_reader()),
+        None => files.error(503, "SlowDown", "Please reduce your request rate.", ""),
+    };
+    log::info!("http {method} {url} -> {}", reply.status);
+    let FileReply {
+        status,
+        headers,
+        body,
+    } = reply;
+    let (reader, len) = body.into_reader();
+    let headers: Vec<tiny_http::Header> = headers
+        .into_iter()
+        .filter_map(|(name, value)| {
+            tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
+        })
+        .collect();
+    let response = tiny_http::Response::new(
+        tiny_http::StatusCode(status),
+        headers,
+        reader,
+        usize::try_from(len).ok(),
+        None,
+    )
+    // Content-Length, never chunked, as S3 sends objects: downloaders learn the size.
+    .with_chunked_threshold(usize::MAX);
+    if let Err(error) = request.respond(response) {
+        log::info!("file transfer {url} ended early: {error}");
+    }
+    drop(slot);
 }
 
 #[cfg(test)]
@@ -392,6 +540,18 @@ mod tests {
             ("GET", "/things/t/jobs"),
             ("PUT", "/things/t/jobs/j/cancel"),
             ("DELETE", "/things/t/jobs/j/executionNumber/1"),
+            ("POST", "/things/t"),
+            ("GET", "/things/t"),
+            ("GET", "/things"),
+            ("DELETE", "/things/t"),
+            ("POST", "/thing-groups/g"),
+            ("GET", "/thing-groups/g"),
+            ("GET", "/thing-groups"),
+            ("DELETE", "/thing-groups/g"),
+            ("PUT", "/thing-groups/addThingToThingGroup"),
+            ("PUT", "/thing-groups/removeThingFromThingGroup"),
+            ("GET", "/thing-groups/g/things"),
+            ("GET", "/things/t/thing-groups"),
             ("POST", "/jobs-service/advance-clock"),
             ("POST", "/jobs-service/reset"),
         ];
@@ -431,7 +591,12 @@ mod tests {
             crate::service::JobsService::new(crate::service::Clock::virtual_at(1_750_000_000)),
         )
         .unwrap();
-        let body = br#"{"targets":["pump-07"],"document":"{\"a\":1}"}"#;
+        let reply = handle(&simulator, "POST", "/things/pump-07", b"");
+        assert_eq!(
+            reply.body["thingArn"], "arn:aws:iot:us-east-1:123456789012:thing/pump-07",
+            "{reply:?}"
+        );
+        let body = br#"{"targets":["arn:aws:iot:us-east-1:123456789012:thing/pump-07"],"document":"{\"a\":1}"}"#;
         let reply = handle(&simulator, "PUT", "/jobs/j1", body);
         assert_eq!(reply.status, 200, "{reply:?}");
         assert_eq!(reply.body["jobId"], "j1");

@@ -14,7 +14,9 @@
 //! ```
 //! `jobId` (1–64 of `[a-zA-Z0-9_-]`), `document` (any JSON value) and `things` (at least one)
 //! are required; `inProgressTimeoutMinutes` (1–10080) is optional. Unknown fields are errors.
-//! Jobs are created in file order, so each thing's queue follows the file.
+//! Jobs are created in file order, so each thing's queue follows the file. The file is a
+//! shortcut, not the AWS API: its things are registered if they are not, and the jobs target
+//! their ARNs (as [`JobSpec::thing`](crate::service::JobSpec::thing) does).
 //!
 
 use std::error::Error;

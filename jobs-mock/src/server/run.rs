@@ -16,7 +16,8 @@ use jobs_core::{ConnectionEvent, MessageSink, MqttTransport, QoS, SubscribeOutco
 use super::change_log::ChangeLog;
 use super::cli::{Args, init_logger};
 use super::control::{CONTROL_TOPIC, RESULT_TOPIC, handle_control};
-use super::http::HttpServer;
+use super::files::Files;
+use super::http::{HttpServer, Listener};
 use super::jobs_file::parse_jobs_file;
 use crate::service::{Clock, JobsService, Simulator};
 
@@ -68,6 +69,7 @@ fn subscribe_control(transport: &dyn MqttTransport) -> Result<(), Box<dyn Error>
 /// (checked every 200 ms) and, if asked, the HTTP API. Dropping it stops all of it.
 pub struct Server {
     simulator: Arc<Simulator>,
+    files: Arc<Files>,
     http: Option<HttpServer>,
     stop: Sender<Input>,
     worker: Option<JoinHandle<()>>,
@@ -103,11 +105,25 @@ impl Server {
             .map(|entry| entry.to_spec().map(|spec| (entry, spec)))
             .collect::<Result<Vec<_>, _>>()?;
 
+        if let Some(dir) = &args.files {
+            std::fs::create_dir_all(dir).map_err(|e| format!("--files {}: {e}", dir.display()))?;
+        }
+        let listener = match &args.http {
+            Some(address) => Some(
+                Listener::bind(&address.to_string())
+                    .map_err(|e| format!("--http {address}: {e}"))?,
+            ),
+            None => None,
+        };
+        let mut service = JobsService::new(Clock::scaled(args.time_scale));
+        service.set_presigned_url_base(listener.as_ref().map(Listener::files_url));
+        let files = Arc::new(Files::new(
+            args.files.clone(),
+            service.url_signer().clone(),
+            service.clock().clone(),
+        ));
         let transport = args.broker.connect(&args.client_id)?;
-        let simulator = Arc::new(Simulator::start(
-            Arc::new(transport),
-            JobsService::new(Clock::scaled(args.time_scale)),
-        )?);
+        let simulator = Arc::new(Simulator::start(Arc::new(transport), service)?);
         let control = args
             .broker
             .connect(&format!("{}-control", args.client_id))?;
@@ -126,11 +142,14 @@ impl Server {
                 entry.things.join(", ")
             ));
         }
-        let http = match &args.http {
-            Some(address) => {
-                let server = HttpServer::start(&address.to_string(), Arc::clone(&simulator))
-                    .map_err(|e| format!("--http {address}: {e}"))?;
+        let http = match listener {
+            Some(listener) => {
+                let server =
+                    HttpServer::start(listener, Arc::clone(&simulator), Arc::clone(&files))?;
                 out(&format!("http: listening on http://{}", server.address()));
+                if let Some(dir) = files.root() {
+                    out(&format!("files: serving {}", dir.display()));
+                }
                 Some(server)
             }
             None => None,
@@ -175,6 +194,7 @@ impl Server {
         };
         Ok(Self {
             simulator,
+            files,
             http,
             stop: tx,
             worker: Some(worker),
@@ -184,6 +204,12 @@ impl Server {
     /// The simulator, for inspection and shortcuts.
     pub fn simulator(&self) -> &Arc<Simulator> {
         &self.simulator
+    }
+
+    /// The object store of pre-signed downloads (empty without `--files`); tests put objects
+    /// with [`Files::put`].
+    pub fn files(&self) -> &Arc<Files> {
+        &self.files
     }
 
     /// The address the HTTP API listens on, if it was asked for.

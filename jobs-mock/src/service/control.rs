@@ -12,6 +12,7 @@ use super::job_record::{
 };
 use super::jobs_service::{JobsService, Outgoing};
 use super::state::{Execution, seconds};
+use super::targets::Target;
 
 /// A job to create: its ID, document, target things and optional in-progress timeout.
 #[derive(Debug, Clone)]
@@ -34,13 +35,15 @@ impl JobSpec {
         }
     }
 
-    /// Adds a target thing. Adding a thing twice targets it once.
+    /// Adds a target thing; [`JobsService::create_job`] registers it if it is not registered
+    /// (the shortcut for tests: on the AWS API a target must be registered first). Adding a
+    /// thing twice targets it once.
     pub fn thing(mut self, thing: ThingName) -> Self {
         self.things.push(thing);
         self
     }
 
-    /// Adds target things.
+    /// Adds target things, as [`thing`](Self::thing) does.
     pub fn things(mut self, things: impl IntoIterator<Item = ThingName>) -> Self {
         self.things.extend(things);
         self
@@ -161,9 +164,11 @@ impl ExecutionInfo {
 
 impl JobsService {
     /// Creates a SNAPSHOT job and queues an execution of it on every target thing, after any
-    /// earlier ones (queue order is creation order). Returns the events: `notify` for every
-    /// thing, and `notify-next` for things where the new execution became the head. The
-    /// AWS-shaped equivalent is [`CreateJob`](super::api::CreateJob).
+    /// earlier ones (queue order is creation order). Target things not registered yet are
+    /// registered (as CreateThing with no attributes), and the job's targets are their ARNs.
+    /// Returns the events: `notify` for every thing, and `notify-next` for things where the
+    /// new execution became the head. The AWS-shaped equivalent is
+    /// [`CreateJob`](super::api::CreateJob), which takes ARNs of registered things only.
     ///
     /// # Errors
     /// [`ControlError::JobExists`], [`ControlError::NoTargets`],
@@ -185,12 +190,20 @@ impl JobsService {
         let mut things = spec.things;
         let mut seen = std::collections::BTreeSet::new();
         things.retain(|thing| seen.insert(thing.clone()));
+        for thing in &things {
+            self.registry.ensure_thing(thing);
+        }
         let job = NewJob {
             document: spec.document,
-            targets: things.iter().map(ToString::to_string).collect(),
+            targets: things.iter().cloned().map(Target::Thing).collect(),
             selection: TargetSelection::Snapshot,
             description: None,
             in_progress_timeout_minutes: spec.in_progress_timeout_minutes,
+            presigned_url_config: None,
+            has_placeholders: false,
+            rollout: None,
+            retry: None,
+            abort: None,
         };
         self.insert_job(&spec.id, job, &things, now_ms, &mut out);
         Ok(out)
@@ -262,11 +275,12 @@ impl JobsService {
         self.expire_timers(now_ms)
     }
 
-    /// Forgets every job and execution and any pending fault injection, without events. The
-    /// clock and the quirks stay.
+    /// Forgets every job, execution, registered thing and thing group and any pending fault
+    /// injection, without events. The clock, the quirks and the URL signer stay.
     pub fn forget_everything(&mut self) {
         self.jobs.clear();
         self.things.clear();
+        self.registry.clear();
         self.clear_faults();
     }
 

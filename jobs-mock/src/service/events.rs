@@ -6,12 +6,14 @@ use jobs_core::model::{JobExecutionsChanged, NextJobExecutionChanged, PendingByS
 use jobs_core::{JobId, JobStatus, ThingName};
 
 use super::Outgoing;
+use super::presign::UrlSigner;
 use super::state::{ThingState, seconds};
 
-/// A thing's pending list as it was before a change: (job, status), head first.
+/// A thing's pending list as it was before a change: (job and execution number, status),
+/// head first. The execution number tells a retry or re-run from the execution it replaces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Snapshot {
-    pending: Vec<(JobId, JobStatus)>,
+    pending: Vec<((JobId, i64), JobStatus)>,
 }
 
 impl Snapshot {
@@ -20,12 +22,12 @@ impl Snapshot {
             pending: state
                 .pending()
                 .into_iter()
-                .map(|e| (e.job_id.clone(), e.status.clone()))
+                .map(|e| ((e.job_id.clone(), e.execution_number), e.status.clone()))
                 .collect(),
         }
     }
 
-    fn head(&self) -> Option<&JobId> {
+    fn head(&self) -> Option<&(JobId, i64)> {
         self.pending.first().map(|(job, _)| job)
     }
 }
@@ -40,13 +42,14 @@ pub(crate) fn changes(
     thing: &ThingName,
     before: &Snapshot,
     after: &ThingState,
+    signer: &UrlSigner,
     now_ms: i64,
 ) -> Vec<Outgoing> {
     let current = Snapshot::of(after);
     let mut out = Vec::new();
     let membership_changed = {
-        let mut a: Vec<&JobId> = before.pending.iter().map(|(job, _)| job).collect();
-        let mut b: Vec<&JobId> = current.pending.iter().map(|(job, _)| job).collect();
+        let mut a: Vec<&(JobId, i64)> = before.pending.iter().map(|(job, _)| job).collect();
+        let mut b: Vec<&(JobId, i64)> = current.pending.iter().map(|(job, _)| job).collect();
         a.sort();
         b.sort();
         a != b
@@ -58,7 +61,7 @@ pub(crate) fn changes(
         out.push(notify(thing, after, seconds(now_ms)));
     }
     if before.head() != current.head() {
-        out.push(notify_next(thing, after, now_ms));
+        out.push(notify_next(thing, after, signer, now_ms));
     }
     out
 }
@@ -75,10 +78,16 @@ pub(crate) fn notify(thing: &ThingName, state: &ThingState, now: i64) -> Outgoin
     Outgoing::json(jobs_core::topics::notify_topic(thing), &event)
 }
 
-/// A `notify-next` (NextJobExecutionChanged) with the thing's current head and its document.
-pub(crate) fn notify_next(thing: &ThingName, state: &ThingState, now_ms: i64) -> Outgoing {
+/// A `notify-next` (NextJobExecutionChanged) with the thing's current head and its document
+/// (as the device receives it: pre-signed URLs fresh).
+pub(crate) fn notify_next(
+    thing: &ThingName,
+    state: &ThingState,
+    signer: &UrlSigner,
+    now_ms: i64,
+) -> Outgoing {
     let mut event = NextJobExecutionChanged::default();
     event.timestamp = Some(Timestamp::new(seconds(now_ms)));
-    event.execution = state.head().map(|e| e.to_wire(true, now_ms));
+    event.execution = state.head().map(|e| e.to_wire(Some(signer), now_ms));
     Outgoing::json(jobs_core::topics::notify_next_topic(thing), &event)
 }

@@ -1,10 +1,13 @@
 //! What the service holds about a job (as opposed to its executions): document, targets,
 //! target selection, timeout, cancellation, and the job status derived from them.
 
-use jobs_core::{Document, JobStatus};
+use jobs_core::{Document, JobStatus, ThingName};
 use serde::{Deserialize, Serialize};
 
+use super::api::{AbortConfig, PresignedUrlConfig, RetryConfig, RolloutConfig};
+use super::rollout::Rollout;
 use super::state::ThingState;
+use super::targets::Target;
 
 /// In-progress timeout range in minutes (1 minute to 7 days).
 pub(crate) const IN_PROGRESS_TIMEOUT_RANGE: std::ops::RangeInclusive<i64> = 1..=10_080;
@@ -17,8 +20,10 @@ pub enum TargetSelection {
     /// Runs once on the targets given at creation, then completes. The default, as on AWS.
     #[default]
     Snapshot,
-    /// Never completes by itself; targets may be added later (AssociateTargetsWithJob), and a
-    /// thing added again after its execution ended runs the job again.
+    /// Never completes by itself: a thing that joins a target group (or is added as a target
+    /// by AssociateTargetsWithJob) gets an execution, one that leaves has its QUEUED execution
+    /// REMOVED, and a thing that becomes a target again after its execution ended runs the
+    /// job again.
     Continuous,
 }
 
@@ -49,24 +54,36 @@ pub(crate) struct JobRecord {
     /// Service-wide creation sequence: the order of ListJobs.
     pub(crate) seq: u64,
     pub(crate) document: Document,
-    /// The targets as given (thing names or ARNs), in order, without repeats.
-    pub(crate) targets: Vec<String>,
+    /// The targets, in order, without repeats.
+    pub(crate) targets: Vec<Target>,
     pub(crate) selection: TargetSelection,
     pub(crate) description: Option<String>,
     pub(crate) in_progress_timeout_minutes: Option<i64>,
     pub(crate) created_at: i64,
     pub(crate) last_updated_at: i64,
     pub(crate) cancellation: Option<Cancellation>,
+    /// Set when the document has pre-signed URL placeholders (then with a role).
+    pub(crate) presigned_url_config: Option<PresignedUrlConfig>,
+    /// Whether the document has pre-signed URL placeholders.
+    pub(crate) has_placeholders: bool,
+    pub(crate) rollout: Option<Rollout>,
+    pub(crate) retry: Option<RetryConfig>,
+    pub(crate) abort: Option<AbortConfig>,
 }
 
 /// A job as its creator gives it, validated; `JobsService::insert_job` adds the rest.
 pub(crate) struct NewJob {
     pub(crate) document: Document,
-    /// The targets as given (thing names or ARNs), in order, without repeats.
-    pub(crate) targets: Vec<String>,
+    /// The targets, in order, without repeats.
+    pub(crate) targets: Vec<Target>,
     pub(crate) selection: TargetSelection,
     pub(crate) description: Option<String>,
     pub(crate) in_progress_timeout_minutes: Option<i64>,
+    pub(crate) presigned_url_config: Option<PresignedUrlConfig>,
+    pub(crate) has_placeholders: bool,
+    pub(crate) rollout: Option<RolloutConfig>,
+    pub(crate) retry: Option<RetryConfig>,
+    pub(crate) abort: Option<AbortConfig>,
 }
 
 /// The number of executions of a job in each status (`jobProcessDetails`).
@@ -115,6 +132,23 @@ impl Counts {
 }
 
 impl JobRecord {
+    /// Takes `thing` off the rollout's waiting list.
+    pub(crate) fn withdraw(&mut self, thing: &ThingName) {
+        if let Some(rollout) = &mut self.rollout {
+            rollout.waiting.retain(|t| t != thing);
+        }
+    }
+
+    /// The lifetime of the pre-signed URLs of its executions' documents, if it has any.
+    pub(crate) fn url_lifetime_seconds(&self) -> Option<i64> {
+        self.has_placeholders.then(|| {
+            self.presigned_url_config.as_ref().map_or(
+                super::api::DEFAULT_EXPIRES_IN_SEC,
+                PresignedUrlConfig::expires_in,
+            )
+        })
+    }
+
     /// The job's status, given the counts of its executions.
     pub(crate) fn state(&self, counts: &Counts) -> JobState {
         if self.cancellation.is_some() {

@@ -12,6 +12,8 @@ use serde_json::Value;
 use super::clock::Clock;
 use super::events::{self, Snapshot};
 use super::job_record::JobRecord;
+use super::presign::UrlSigner;
+use super::registry::Registry;
 use super::state::{ThingState, seconds};
 use super::topic::{Api, Classified, JobRef, classify};
 
@@ -102,6 +104,8 @@ pub struct JobsService {
     pub(crate) quirks: Quirks,
     pub(crate) things: BTreeMap<ThingName, ThingState>,
     pub(crate) jobs: BTreeMap<JobId, JobRecord>,
+    pub(crate) registry: Registry,
+    pub(crate) signer: UrlSigner,
     pub(crate) seq: u64,
     throttle_remaining: usize,
     fail_remaining: usize,
@@ -124,6 +128,8 @@ impl JobsService {
             quirks: Quirks::default(),
             things: BTreeMap::new(),
             jobs: BTreeMap::new(),
+            registry: Registry::default(),
+            signer: UrlSigner::new(),
             seq: 0,
             throttle_remaining: 0,
             fail_remaining: 0,
@@ -134,6 +140,20 @@ impl JobsService {
     /// The service's clock.
     pub fn clock(&self) -> &Clock {
         &self.clock
+    }
+
+    /// The signer of the pre-signed URLs that replace the `${aws:iot:s3-presigned-url…}`
+    /// placeholders of job documents (see [`presign`](super::presign)).
+    pub fn url_signer(&self) -> &UrlSigner {
+        &self.signer
+    }
+
+    /// Sets the base URL of pre-signed URLs, such as
+    /// `http://127.0.0.1:8080/jobs-service/files` (what `jobs-service --http` serves files
+    /// under); `None`, the default, leaves the placeholders in the documents devices receive
+    /// as they are.
+    pub fn set_presigned_url_base(&mut self, base: Option<String>) {
+        self.signer.set_base(base);
     }
 
     /// The current quirks.
@@ -257,6 +277,7 @@ impl JobsService {
             Err(reject) => out.push(rejected(topic, token, reject, now)),
         }
         out.extend(events);
+        self.settle(now_ms, &mut out);
         out
     }
 
@@ -288,21 +309,24 @@ impl JobsService {
         }
     }
 
-    /// Moves every execution whose timer expired to `TIMED_OUT` now and returns the events.
-    /// Called at the start of every request and control call; a host running on the system
-    /// clock also calls it periodically (the [`Simulator`](super::Simulator) does).
+    /// Moves every execution whose timer expired to `TIMED_OUT` now, queues the executions
+    /// whose rollout window came and the retries this causes, and returns the events. Called at
+    /// the start of every request and control call; a host running on the system clock also
+    /// calls it periodically (the [`Simulator`](super::Simulator) does).
     pub fn fire_timers(&mut self) -> Vec<Outgoing> {
         let now_ms = self.clock.now_millis();
         self.expire_timers(now_ms)
     }
 
-    /// The earliest timer deadline of any execution, in milliseconds since the epoch (timers
-    /// keep sub-second precision: one fires when the clock reaches it, not at the whole second
+    /// The earliest time something is due, in milliseconds since the epoch: a timer deadline
+    /// of an execution, or the next window of a rollout with things waiting (timers keep
+    /// sub-second precision: one fires when the clock reaches it, not at the whole second
     /// before).
     pub fn next_timer_deadline(&self) -> Option<i64> {
         self.things
             .values()
             .filter_map(ThingState::next_deadline)
+            .chain(self.next_rollout_release())
             .min()
     }
 
@@ -319,6 +343,7 @@ impl JobsService {
                 state.expire_timers(now_ms)
             });
         }
+        self.settle(now_ms, &mut out);
         out
     }
 
@@ -334,7 +359,7 @@ impl JobsService {
         let state = self.things.entry(thing.clone()).or_default();
         let before = Snapshot::of(state);
         let result = change(state);
-        out.extend(events::changes(thing, &before, state, now_ms));
+        out.extend(events::changes(thing, &before, state, &self.signer, now_ms));
         result
     }
 }

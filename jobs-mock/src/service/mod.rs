@@ -93,6 +93,76 @@
 //!   members, shapes, exceptions and HTTP statuses (documented); what each operation does,
 //!   including our choices, is on its request type.
 //!
+//! # Fleets: registry, targets, rollout, retry, abort, pre-signed URLs
+//! - **Registry**: things and static thing groups (CreateThing … ListThingGroupsForThing),
+//!   AWS's paths, members, shapes and errors (botocore's model). Creating an existing thing
+//!   with the same attributes succeeds, with others `ResourceAlreadyExistsException`
+//!   (documented for CreateThing; the same rule for groups is our choice). DeleteThing of an
+//!   unknown thing succeeds (documented); so does DeleteThingGroup of an unknown group (the
+//!   model lists no `ResourceNotFoundException` for it). `defaultClientId` is the thing name
+//!   (documented). IDs are deterministic UUID-shaped counters, versions stay 1 (no updates),
+//!   and groups are listed by name (our choices).
+//! - **Targets** are ARNs, as AWS takes them (documented: "a list of things and thing
+//!   groups", ARNs in every AWS example): `arn:aws:iot:us-east-1:123456789012:thing/NAME` or
+//!   `…:thinggroup/NAME` of a **registered** thing or group (AWS documents targets as things
+//!   and thing groups, which are registry entries; a thing ARN names one). A bare name or any other string is an `InvalidRequestException`; an ARN
+//!   of an unknown thing or group, or of another account or region, is a
+//!   `ResourceNotFoundException` (both what a third-party emulator, MiniStack, answers; AWS's
+//!   exact answer is not recorded: our choice). A group target expands to its members at
+//!   creation, by name. The Rust shortcuts ([`JobSpec::thing`], the jobs file) register
+//!   their things and target their ARNs, so device tests stay one-liners.
+//! - **CONTINUOUS**: a thing that becomes a target of a CONTINUOUS job that is not cancelled
+//!   (it joins a target group, or AssociateTargetsWithJob names it or its group) gets a new
+//!   execution — `notify`, and `notify-next` if it is the thing's next job, as for a new job
+//!   — unless one is pending (documented). A thing that stops being a target (it leaves the
+//!   group, the group or the thing is deleted) has its QUEUED execution set to **REMOVED**:
+//!   terminal, version kept, `notify` and `notify-next` as for any end (documented: "REMOVED
+//!   … thing no longer a target"; version kept measured). An IN_PROGRESS execution **stays**
+//!   when its thing leaves, and a thing that rejoins gets a new execution with
+//!   `executionNumber` + 1 (both measured on AWS by MiniStack's authors, as the protocol
+//!   reference §8.5 records them with their date: third-party measurements, not AWS
+//!   documentation). SNAPSHOT jobs
+//!   never change their targets' executions after creation (documented).
+//! - **Rollout** (`jobExecutionsRolloutConfig`): at most `maximumPerMinute` executions are
+//!   queued per one-minute window counted from the job's creation on the service's clock;
+//!   things past the budget wait in target order and are queued when their window opens
+//!   (windows and their start: our choice; AWS documents only "the maximum number of things
+//!   notified per minute"). `exponentialRate` starts at `baseRatePerMinute` and, at the next
+//!   window once `numberOfNotifiedThings` more were notified or `numberOfSucceededThings`
+//!   more succeeded since the last increase, multiplies the rate by `incrementFactor` (rounded
+//!   down, at least + 1), capped by `maximumPerMinute` (documented in outline; counting anew
+//!   after each increase and the rounding are our choices). Waiting things count as QUEUED in
+//!   DescribeJob and keep a SNAPSHOT job from completing; a thing that leaves the group stops
+//!   waiting (our choices). Without a rollout configuration all executions are queued at once
+//!   (AWS's default pace of about 1,000 per minute is not emulated).
+//! - **Retry** (`jobExecutionsRetryConfig`, 1–2 criteria, `numberOfRetries` 0–10,
+//!   documented): an execution that ends FAILED or TIMED_OUT is retried as a new QUEUED
+//!   execution of the same job on the thing, `executionNumber` + 1 and `retryAttempt` + 1
+//!   (documented: "retries the job execution"; the new number is the protocol reference's
+//!   inference §6.4, and what re-runs do, measured). A failure type's own criterion counts
+//!   the retries of that type; without one, ALL's counts every retry (our choice). The device
+//!   sees the end as usual (reply, `notify`, `notify-next`), then the retry as a new job
+//!   (`notify`, `notify-next` if it is next): the retry is queued at once (AWS's delay is
+//!   not recorded: our choice). Cancelled jobs are not retried.
+//! - **Abort** (`abortConfig`, action CANCEL): once at least `minNumberOfExecutedThings`
+//!   things have an execution and at least one thing's latest execution ended with the
+//!   criterion's failure type (ALL: FAILED, REJECTED or TIMED_OUT) in at least
+//!   `thresholdPercentage` percent of them, the job is cancelled as CancelJob without `force`
+//!   does: QUEUED executions CANCELED, IN_PROGRESS ones left to finish, the `comment` saying
+//!   why (documented in outline; the counting is our choice).
+//! - **Pre-signed URLs** ([`presign`]): `${aws:iot:s3-presigned-url:URL}` and
+//!   `${aws:iot:s3-presigned-url-v2:URL}` (URL `https://s3.REGION.amazonaws.com/BUCKET/KEY`,
+//!   `https://s3.amazonaws.com/BUCKET/KEY` or `BUCKET/KEY`; all documented spellings) are
+//!   checked at CreateJob, which then needs `presignedUrlConfig.roleArn` (`expiresInSec`
+//!   60–3600, default 3600; documented). Each time a device receives the document
+//!   (start-next, describe, `notify-next`, update with `includeJobDocument`) they are replaced
+//!   by fresh URLs signed for `expiresInSec` from now on the service's clock (documented:
+//!   "generated when Jobs receives an MQTT request for the job document"). GetJobDocument
+//!   returns them intact (documented). Without a base URL
+//!   ([`JobsService::set_presigned_url_base`], which `jobs-service --http` sets to its own
+//!   address) the placeholders reach devices unchanged (our choice: in-process tests without
+//!   HTTP see the document as created).
+//!
 //! # Uncertain behaviours
 //! Where AWS is silent or contradicts itself (protocol reference §13), the emulator does this;
 //! the switches in [`Quirks`] select the other plausible answer where one exists.
@@ -126,11 +196,11 @@
 //! 11. **Timestamps** (§13.14): seconds.
 //!
 //! # Not emulated
-//! Thing and thing-group registries (any valid thing name is a target; thing-group targets are
-//! refused), job documents in S3 (`documentSource`), document substitutions, job templates,
-//! rollout, abort, retry and scheduling configurations, namespaces, tags, presigned URLs,
-//! request-rate limits, the up-to-60-s lateness of real timers, and request signatures (the
-//! HTTP API checks none).
+//! Thing types, billing groups, thing-group hierarchies and dynamic groups, attribute updates,
+//! job documents in S3 (`documentSource`), document parameters, job templates, scheduling
+//! configurations, namespaces, tags, AWS's default rollout pace, UpdateJob, request-rate
+//! limits, the up-to-60-s lateness of real timers, and request signatures (the HTTP API
+//! checks none).
 
 pub mod api;
 mod clock;
@@ -139,8 +209,13 @@ mod driver;
 mod events;
 mod job_record;
 mod jobs_service;
+pub mod presign;
+mod registry;
 mod requests;
+mod retry;
+mod rollout;
 mod state;
+mod targets;
 mod topic;
 
 pub use api::{ApiError, ApiErrorKind, Called, ControlOperation};
@@ -149,3 +224,4 @@ pub use control::{ControlError, ExecutionInfo, JobSpec};
 pub use driver::{REQUEST_FILTERS, Simulator, SimulatorError};
 pub use job_record::{JobState, TargetSelection};
 pub use jobs_service::{JobsService, Outgoing, Quirks};
+pub use registry::ThingGroupName;

@@ -59,6 +59,7 @@ impl JobsService {
             )));
         }
         let now = seconds(now_ms);
+        let signer = self.signer.clone();
         let execution = self.mutate(thing, now_ms, out, |state| {
             let head_id = state.head_id()?;
             let head = state.get_mut(&head_id, None)?;
@@ -73,7 +74,7 @@ impl JobsService {
                     head.set_step_timer(minutes, now_ms);
                 }
             }
-            Some(head.to_wire(true, now_ms))
+            Some(head.to_wire(Some(&signer), now_ms))
         });
         let mut reply = ExecutionReply::default();
         reply.execution = execution;
@@ -91,10 +92,11 @@ impl JobsService {
         now_ms: i64,
     ) -> Result<Vec<u8>, Reject> {
         let include_document = request.include_job_document.unwrap_or(true);
+        let document = include_document.then_some(&self.signer);
         let state = self.things.get(thing);
         let execution = match job {
             JobRef::Next => match state.and_then(ThingState::head) {
-                Some(head) => Some(head.to_wire(include_document, now_ms)),
+                Some(head) => Some(head.to_wire(document, now_ms)),
                 None if self.quirks.idle_next_is_not_found => {
                     return Err(Reject::new(
                         RejectCode::ResourceNotFound,
@@ -115,7 +117,7 @@ impl JobsService {
                         TERMINAL_STATE_MESSAGE,
                     ));
                 }
-                Some(execution.to_wire(include_document, now_ms))
+                Some(execution.to_wire(document, now_ms))
             }
         };
         let mut reply = ExecutionReply::default();
@@ -156,6 +158,7 @@ impl JobsService {
         }
         let queued_to_done_is_rejected = self.quirks.queued_to_done_is_rejected;
         let now = seconds(now_ms);
+        let signer = self.signer.clone();
         let (state, document) = self.mutate(thing, now_ms, out, |state| {
             let execution = state
                 .get_mut(job, request.execution_number.map(ExecutionNumber::get))
@@ -195,7 +198,10 @@ impl JobsService {
                 execution.status_details = details;
             }
             execution.version_number = execution.version_number.saturating_add(1);
-            Ok((execution.state(), execution.document.clone()))
+            Ok((
+                execution.state(),
+                execution.document_for_device(&signer, now_ms),
+            ))
         })?;
         let mut reply = UpdateReply::default();
         if request.include_job_execution_state == Some(true) {

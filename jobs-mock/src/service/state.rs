@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 use jobs_core::model::{ExecutionState, JobExecution, JobExecutionSummary};
 use jobs_core::{Document, ExecutionNumber, JobId, JobStatus, StatusDetails, Timestamp, Version};
 
+use super::presign::UrlSigner;
+use super::retry::RetryCounts;
+
 /// How many pending executions GetPending and `notify` list at most.
 pub(crate) const PENDING_CAP: usize = 10;
 
@@ -39,6 +42,12 @@ pub(crate) struct Execution {
     pub(crate) in_progress_deadline: Option<i64>,
     /// Cancelled by CancelJobExecution or CancelJob with `force` while IN_PROGRESS.
     pub(crate) force_canceled: bool,
+    /// How often the job was retried on this thing before this execution.
+    pub(crate) retries: RetryCounts,
+    /// A FAILED or TIMED_OUT execution whose retry was decided (made or not).
+    pub(crate) retry_checked: bool,
+    /// `presignedUrlConfig.expiresInSec` when the document has placeholders.
+    pub(crate) url_lifetime_seconds: Option<i64>,
 }
 
 impl Execution {
@@ -113,9 +122,22 @@ impl Execution {
         state
     }
 
-    pub(crate) fn to_wire(&self, include_document: bool, now_ms: i64) -> JobExecution {
+    /// The document as a device receives it now: pre-signed URL placeholders replaced by URLs
+    /// valid for the job's `expiresInSec` from `now_ms`.
+    pub(crate) fn document_for_device(&self, signer: &UrlSigner, now_ms: i64) -> Document {
+        match self.url_lifetime_seconds {
+            Some(lifetime) => {
+                signer.substitute(&self.document, seconds(now_ms).saturating_add(lifetime))
+            }
+            None => self.document.clone(),
+        }
+    }
+
+    /// The execution as the device API sends it, with the document (as the device receives
+    /// it) when `signer` is given.
+    pub(crate) fn to_wire(&self, document: Option<&UrlSigner>, now_ms: i64) -> JobExecution {
         let mut execution = JobExecution::new(self.job_id.clone());
-        execution.job_document = include_document.then(|| self.document.clone());
+        execution.job_document = document.map(|signer| self.document_for_device(signer, now_ms));
         execution.status = Some(self.status.clone());
         execution.status_details = self.status_details.clone();
         execution.queued_at = Some(Timestamp::new(self.queued_at));

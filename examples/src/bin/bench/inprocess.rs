@@ -1,5 +1,9 @@
 //! Part 1: the library against the Jobs simulator on the in-memory `MockBroker`.
 
+mod baseline;
+
+pub(crate) use baseline::Comparison;
+
 use jobs_core::{Client, Document, JobId, JobStatus, Jobs, StatusDetails, ThingName};
 use jobs_mock::MockBroker;
 use jobs_mock::service::{Clock, JobSpec, JobsService, Simulator};
@@ -25,6 +29,23 @@ pub(crate) struct InProcess {
     pub(crate) list: Vec<Sample>,
     pub(crate) describe_large: Vec<Sample>,
     pub(crate) large_document_bytes: usize,
+    /// The targets' comparisons (see [`baseline`]), one thread.
+    pub(crate) ratios: Ratios,
+}
+
+/// The library against same-run baselines, in alternating rounds.
+#[derive(Debug, Default)]
+pub(crate) struct Ratios {
+    /// Time per side per round.
+    pub(crate) slice: std::time::Duration,
+    /// Describe of the small job ÷ bare round trip with a reply of its size.
+    pub(crate) describe: Comparison,
+    /// Describe of the 32 KB job ÷ bare round trip with a reply of its size.
+    pub(crate) describe_large: Comparison,
+    /// Decoding the 32 KB describe reply ÷ one `RawValue` parse of it.
+    pub(crate) decode_large: Comparison,
+    /// The size of that reply.
+    pub(crate) reply_large_bytes: usize,
 }
 
 /// A small document, as most jobs carry.
@@ -89,6 +110,7 @@ pub(crate) fn run(config: &Config) -> Result<InProcess, BoxError> {
         list: Vec::new(),
         describe_large: Vec::new(),
         large_document_bytes,
+        ratios: Ratios::default(),
     };
     for &threads in &config.threads {
         let measure = |make: &MakeOp<'_>| {
@@ -118,8 +140,38 @@ pub(crate) fn run(config: &Config) -> Result<InProcess, BoxError> {
             Ok(Box::new(move || Ok(job.describe()?)))
         })?);
     }
+    result.ratios = ratios(config, &broker, &jobs)?;
     drop(simulator);
     Ok(result)
+}
+
+/// The comparisons of the targets, on `jobs` (whose simulator on `broker` holds the jobs
+/// "small" and "large").
+fn ratios(config: &Config, broker: &MockBroker, jobs: &Jobs) -> Result<Ratios, BoxError> {
+    let (rounds, slice) = (config.rounds, config.compare_time / (2 * config.rounds));
+    let compare = |job: &str, request: Vec<u8>, reply: Vec<u8>| {
+        let bare = baseline::Bare::new(THING, job, request, reply)?;
+        let mut job = jobs.job(job)?;
+        baseline::compare(rounds, slice, &mut || Ok(job.describe()?), &mut || {
+            bare.round_trip()
+        })
+    };
+    let (request, reply) = baseline::capture(broker, jobs, "small")?;
+    let describe = compare("small", request, reply)?;
+    let (request, reply) = baseline::capture(broker, jobs, "large")?;
+    let describe_large = compare("large", request, reply.clone())?;
+    let text = std::str::from_utf8(&reply)?;
+    let decode_large =
+        baseline::compare(rounds, slice, &mut || baseline::decode(&reply), &mut || {
+            baseline::parse(text)
+        })?;
+    Ok(Ratios {
+        slice,
+        describe,
+        describe_large,
+        decode_large,
+        reply_large_bytes: reply.len(),
+    })
 }
 
 /// `--profile N`: N describes of the small job on one thread, nothing else timed.

@@ -207,7 +207,7 @@ fn associate(simulator: &Simulator, ledger: &Mutex<Ledger>, key: &Key) -> Result
     simulator
         .call(AssociateTargetsWithJob::new(
             job.clone(),
-            vec![thing.to_string()],
+            vec![crate::plan::thing_arn(thing.as_str())],
         ))
         .map_err(|error| format!("AssociateTargetsWithJob of {key} was refused: {error}"))?;
     match simulator.execution(&thing, &job) {

@@ -62,6 +62,10 @@
 //! cargo run -p examples --features paho --bin soak -- --big     # 100 devices, 1,000 jobs
 //! cargo run -p examples --features paho --bin soak -- --devices 4 --jobs 60 --restarts 8 --seed 7
 //! ```
+//! The things are registered in the simulator and jobs target their ARNs, as on AWS. The
+//! requests go out at QoS 0, as `jobs-paho` asks: with QoS 1, Paho C 1.3.16 aborts the
+//! process under these outages (a double free; see the `jobs-paho` docs, "Reconnect churn").
+//!
 //! Other flags: `--freezes N`, `--reboots N` (see `--help`). The seed is printed; the same
 //! seed gives the same plan (not the same timing). Needs the `mosquitto` executable.
 //! `RUST_LOG=warn` (or lower) shows the libraries' logs; the default is `error`.
@@ -88,6 +92,7 @@ use std::time::{Duration, Instant};
 
 use examples::{exit_on_error, logger};
 use jobs_core::{Client, Jobs, ThingName};
+use jobs_mock::service::api::CreateThing;
 use jobs_mock::service::{Clock, ExecutionInfo, JobsService, Simulator};
 use jobs_paho::PahoTransport;
 use parking_lot::Mutex;
@@ -176,6 +181,11 @@ fn soak(args: &Args) -> Result<(), Box<dyn Error>> {
     let mut devices = Vec::new();
     for i in 0..args.devices {
         let thing = ThingName::new(plan::thing_name(i))?;
+        // Job targets are ARNs of registered things, as on AWS.
+        let registered = simulator.call(CreateThing::new(thing.clone()))?;
+        if registered.thing_arn != plan::thing_arn(thing.as_str()) {
+            return Err(format!("{thing} was registered as {}", registered.thing_arn).into());
+        }
         let client = Client::new(connect(&uri, thing.as_str())?)?;
         let jobs = Jobs::builder(&client, &thing)
             .timeout(JOBS_TIMEOUT)

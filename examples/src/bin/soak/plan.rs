@@ -15,6 +15,12 @@ pub(crate) fn thing_name(index: usize) -> String {
     format!("soak-{index:03}")
 }
 
+/// The ARN of thing `name`, as the simulator gives it (job targets are ARNs, as on AWS).
+pub(crate) fn thing_arn(name: &str) -> String {
+    use jobs_mock::service::api::{ACCOUNT_ID, REGION};
+    format!("arn:aws:iot:{REGION}:{ACCOUNT_ID}:thing/{name}")
+}
+
 /// The operation the soak's handler serves.
 pub(crate) const OPERATION: &str = "work";
 

@@ -69,7 +69,7 @@ pub(crate) fn run(
             let mut request = CreateJob::new(
                 job.id.clone(),
                 &job.document(created)?,
-                vec![crate::plan::thing_name(job.device)],
+                vec![crate::plan::thing_arn(&crate::plan::thing_name(job.device))],
             );
             if job.rerun {
                 request.target_selection = Some(TargetSelection::Continuous);

@@ -116,4 +116,8 @@ impl<T: MqttTransport> MqttTransport for Tap<T> {
     ) -> Result<(), TransportError> {
         self.inner.publish(topic, payload, qos, deadline)
     }
+
+    fn request_qos(&self) -> QoS {
+        self.inner.request_qos()
+    }
 }

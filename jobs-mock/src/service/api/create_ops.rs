@@ -7,7 +7,12 @@ use super::super::job_record::{
     IN_PROGRESS_TIMEOUT_RANGE, JobRecord, JobState, NewJob, TargetSelection,
 };
 use super::super::jobs_service::{JobsService, Outgoing};
+use super::super::presign;
+use super::super::retry::RetryCounts;
+use super::super::rollout::Rollout;
 use super::super::state::{Execution, seconds};
+use super::super::targets::resolve_targets;
+use super::configs::{AbortConfig, PresignedUrlConfig, RetryConfig, RolloutConfig};
 use super::{ApiError, ApiErrorKind, ControlOperation, Operation, job_arn, sealed};
 
 /// Longest job document, in characters (the model's `JobDocument`).
@@ -53,16 +58,17 @@ impl JobOutput {
     }
 }
 
-/// CreateJob: creates a job and queues an execution on every target thing (in target order,
-/// after the thing's earlier executions); each thing gets `notify`, and `notify-next` if the
-/// execution became its next one.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// CreateJob: creates a job and queues an execution on every thing its targets name now (in
+/// target order, a group's members by name, after each thing's earlier executions; with a
+/// rollout configuration, at its pace); each thing gets `notify`, and `notify-next` if the
+/// execution became its next one. Targets are ARNs of registered things and thing groups.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct CreateJob {
     /// The job ID, unique in the account (even after the job ended; DeleteJob frees it).
     pub job_id: JobId,
-    /// Thing names or thing ARNs (1–100); thing groups are refused.
+    /// Thing and thing-group ARNs (1–100) of registered things and groups.
     pub targets: Vec<String>,
     /// The job document: JSON, given as a string (up to 32768 characters).
     #[serde(default)]
@@ -79,10 +85,23 @@ pub struct CreateJob {
     /// The in-progress timeout.
     #[serde(default)]
     pub timeout_config: Option<TimeoutConfig>,
+    /// How the document's pre-signed URL placeholders are signed (required with a role when
+    /// it has any).
+    #[serde(default)]
+    pub presigned_url_config: Option<PresignedUrlConfig>,
+    /// How fast executions are queued.
+    #[serde(default)]
+    pub job_executions_rollout_config: Option<RolloutConfig>,
+    /// Which failures are retried, how often.
+    #[serde(default)]
+    pub job_executions_retry_config: Option<RetryConfig>,
+    /// When the job is cancelled for its failures.
+    #[serde(default)]
+    pub abort_config: Option<AbortConfig>,
 }
 
 impl CreateJob {
-    /// A SNAPSHOT job with this document (JSON text) on these targets.
+    /// A SNAPSHOT job with this document (JSON text) on these targets (ARNs).
     pub fn new(job_id: JobId, document: &Document, targets: Vec<String>) -> Self {
         Self {
             job_id,
@@ -92,6 +111,10 @@ impl CreateJob {
             description: None,
             target_selection: None,
             timeout_config: None,
+            presigned_url_config: None,
+            job_executions_rollout_config: None,
+            job_executions_retry_config: None,
+            abort_config: None,
         }
     }
 }
@@ -138,22 +161,55 @@ impl ControlOperation for CreateJob {
                 "inProgressTimeoutInMinutes {minutes} is outside 1 to 10080"
             )));
         }
-        let (targets, things) = parse_targets(&self.targets)?;
-        if targets.is_empty() {
+        let has_placeholders = presign::has_placeholders(&document)
+            .map_err(|error| ApiError::invalid(format!("the document: {error}")))?;
+        if let Some(config) = &self.presigned_url_config {
+            config.check()?;
+        }
+        if has_placeholders
+            && self
+                .presigned_url_config
+                .as_ref()
+                .is_none_or(|c| c.role_arn.is_none())
+        {
+            return Err(ApiError::invalid(
+                "the document has pre-signed URL placeholders: presignedUrlConfig.roleArn is \
+                 required",
+            ));
+        }
+        for check in [
+            self.job_executions_rollout_config
+                .as_ref()
+                .map(RolloutConfig::check),
+            self.job_executions_retry_config
+                .as_ref()
+                .map(RetryConfig::check),
+            self.abort_config.as_ref().map(AbortConfig::check),
+        ] {
+            check.transpose()?;
+        }
+        if self.targets.is_empty() {
             return Err(ApiError::invalid("CreateJob needs at least one target"));
         }
+        check_target_count(self.targets.len())?;
         if service.jobs.contains_key(&self.job_id) {
             return Err(ApiError::new(
                 ApiErrorKind::ResourceAlreadyExists,
                 format!("Job {} already exists.", self.job_id),
             ));
         }
+        let (targets, things) = resolve_targets(&service.registry, &self.targets)?;
         let job = NewJob {
             document,
             targets,
             selection: self.target_selection.unwrap_or_default(),
             description: self.description,
             in_progress_timeout_minutes: timeout,
+            presigned_url_config: self.presigned_url_config,
+            has_placeholders,
+            rollout: self.job_executions_rollout_config,
+            retry: self.job_executions_retry_config,
+            abort: self.abort_config,
         };
         service.insert_job(&self.job_id, job, &things, now_ms, events);
         Ok(JobOutput::of(
@@ -163,32 +219,22 @@ impl ControlOperation for CreateJob {
     }
 }
 
-/// Parses targets: the distinct target strings in order, and the distinct things they name.
-fn parse_targets(targets: &[String]) -> Result<(Vec<String>, Vec<ThingName>), ApiError> {
-    let mut strings = Vec::new();
-    let mut things: Vec<ThingName> = Vec::new();
-    for target in targets {
-        let thing = super::target_thing(target)?;
-        if !strings.contains(target) {
-            strings.push(target.clone());
-        }
-        if !things.contains(&thing) {
-            things.push(thing);
-        }
-    }
-    if strings.len() > TARGETS_MAX {
+/// More than [`TARGETS_MAX`] targets is a `LimitExceededException`.
+fn check_target_count(count: usize) -> Result<(), ApiError> {
+    if count > TARGETS_MAX {
         return Err(ApiError::new(
             ApiErrorKind::LimitExceeded,
             format!("a job may have at most {TARGETS_MAX} targets"),
         ));
     }
-    Ok((strings, things))
+    Ok(())
 }
 
 impl JobsService {
-    /// Creates the job `id` (next in the creation sequence, created at `now_ms`) and queues an
-    /// execution of it on each of `things`, in order, appending the events. The caller has
-    /// validated `job` and checked that no job `id` exists.
+    /// Creates the job `id` (next in the creation sequence, created at `now_ms`) and offers an
+    /// execution of it to each of `things`, in order (queued now, or as its rollout allows),
+    /// appending the events. The caller has validated `job` and checked that no job `id`
+    /// exists.
     pub(crate) fn insert_job(
         &mut self,
         id: &JobId,
@@ -209,10 +255,15 @@ impl JobsService {
             created_at: now,
             last_updated_at: now,
             cancellation: None,
+            presigned_url_config: job.presigned_url_config,
+            has_placeholders: job.has_placeholders,
+            rollout: job.rollout.map(|config| Rollout::new(config, now_ms)),
+            retry: job.retry,
+            abort: job.abort,
         };
         self.jobs.insert(id.clone(), record);
         for thing in things {
-            self.queue_execution(id, thing, now_ms, events);
+            self.offer(id, thing, now_ms, events);
         }
     }
 
@@ -225,11 +276,24 @@ impl JobsService {
         now_ms: i64,
         events: &mut Vec<Outgoing>,
     ) {
+        self.queue_retry(job, thing, RetryCounts::default(), now_ms, events);
+    }
+
+    /// [`queue_execution`](Self::queue_execution) of a retry after `retries` earlier ones.
+    pub(crate) fn queue_retry(
+        &mut self,
+        job: &JobId,
+        thing: &ThingName,
+        retries: RetryCounts,
+        now_ms: i64,
+        events: &mut Vec<Outgoing>,
+    ) {
         let Some(record) = self.jobs.get(job) else {
             return;
         };
         let document = record.document.clone();
         let timeout = record.in_progress_timeout_minutes;
+        let url_lifetime_seconds = record.url_lifetime_seconds();
         self.seq = self.seq.saturating_add(1);
         let seq = self.seq;
         let now = seconds(now_ms);
@@ -250,22 +314,26 @@ impl JobsService {
                 step_deadline: None,
                 in_progress_deadline: None,
                 force_canceled: false,
+                retries,
+                retry_checked: false,
+                url_lifetime_seconds,
             });
         });
     }
 }
 
-/// AssociateTargetsWithJob: adds targets to a CONTINUOUS job that is IN_PROGRESS. A thing with
-/// no pending execution of the job gets a new one — execution number 1 the first time, the
-/// last one + 1 when an earlier execution ended (a thing re-joining the job runs it again); a
-/// thing whose execution is still pending is left as it is.
+/// AssociateTargetsWithJob: adds targets (thing or thing-group ARNs) to a CONTINUOUS job that
+/// is IN_PROGRESS. A thing they name with no pending execution of the job gets a new one —
+/// execution number 1 the first time, the last one + 1 when an earlier execution ended (a
+/// thing re-joining the job runs it again); a thing whose execution is still pending is left
+/// as it is. Later members of an added group get executions as they join.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct AssociateTargetsWithJob {
     /// The job ID.
     pub job_id: JobId,
-    /// Thing names or thing ARNs (the job has at most 100 targets in all).
+    /// Thing and thing-group ARNs (the job has at most 100 targets in all).
     pub targets: Vec<String>,
     /// Up to 2028 characters, none of Unicode category Other.
     #[serde(default)]
@@ -299,12 +367,12 @@ impl ControlOperation for AssociateTargetsWithJob {
             validate::text(comment, TEXT_MAX)
                 .map_err(|error| ApiError::invalid(format!("invalid comment: {error}")))?;
         }
-        let (targets, things) = parse_targets(&self.targets)?;
-        if targets.is_empty() {
+        if self.targets.is_empty() {
             return Err(ApiError::invalid(
                 "AssociateTargetsWithJob needs at least one target",
             ));
         }
+        check_target_count(self.targets.len())?;
         let counts = service.counts(&self.job_id);
         let record = service.job_record(&self.job_id)?;
         if record.selection != TargetSelection::Continuous {
@@ -319,32 +387,23 @@ impl ControlOperation for AssociateTargetsWithJob {
                 self.job_id
             )));
         }
+        let (targets, things) = resolve_targets(&service.registry, &self.targets)?;
         let mut all = record.targets.clone();
         for target in targets {
             if !all.contains(&target) {
                 all.push(target);
             }
         }
-        if all.len() > TARGETS_MAX {
-            return Err(ApiError::new(
-                ApiErrorKind::LimitExceeded,
-                format!("a job may have at most {TARGETS_MAX} targets"),
-            ));
+        check_target_count(all.len())?;
+        if let Some(record) = service.jobs.get_mut(&self.job_id) {
+            record.targets = all;
         }
         for thing in things {
-            let pending = service
-                .things
-                .get(&thing)
-                .and_then(|state| state.get(&self.job_id, None))
-                .is_some_and(Execution::is_pending);
-            if !pending {
-                service.queue_execution(&self.job_id, &thing, now_ms, events);
-            }
+            service.target(&self.job_id, &thing, now_ms, events);
         }
         let Some(record) = service.jobs.get_mut(&self.job_id) else {
             return Err(ApiError::no_job(&self.job_id));
         };
-        record.targets = all;
         record.last_updated_at = seconds(now_ms);
         Ok(JobOutput::of(&self.job_id, record))
     }

@@ -64,9 +64,10 @@ impl ControlOperation for AdvanceClock {
     }
 }
 
-/// Reset: forgets everything — jobs, executions, pending fault injections — or, with
-/// `thingName`, only that thing's executions (its jobs stay), without sending any event. For
-/// test suites that share one service. The clock and the quirks stay as they are.
+/// Reset: forgets everything — jobs, executions, registered things and thing groups, pending
+/// fault injections — or, with `thingName`, only that thing's executions (its jobs and its
+/// registration stay), without sending any event. For test suites that share one service. The
+/// clock, the quirks and the URL signer stay as they are.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]

@@ -15,9 +15,12 @@ use super::{ApiError, ApiErrorKind, ControlOperation, Operation, page, sealed};
 const REASON_CODE_MAX: usize = 128;
 
 impl JobsService {
-    /// The counts of `job`'s executions.
+    /// The counts of `job`'s executions; things waiting for a rollout window count as QUEUED
+    /// (our choice: they will be queued, and a SNAPSHOT job is not complete while they wait).
     pub(crate) fn counts(&self, job: &JobId) -> Counts {
-        Counts::of(job, self.things.values())
+        let mut counts = Counts::of(job, self.things.values());
+        counts.queued = counts.queued.saturating_add(self.waiting_count(job));
+        counts
     }
 
     pub(crate) fn job_record(&self, job: &JobId) -> Result<&JobRecord, ApiError> {
@@ -25,7 +28,8 @@ impl JobsService {
     }
 
     /// Moves every pending execution of `job` to CANCELED (IN_PROGRESS ones only with
-    /// `force`, marking them force-cancelled) and appends the events.
+    /// `force`, marking them force-cancelled), empties its rollout's waiting list, and appends
+    /// the events.
     pub(crate) fn cancel_executions(
         &mut self,
         job: &JobId,
@@ -33,6 +37,9 @@ impl JobsService {
         now_ms: i64,
         events: &mut Vec<Outgoing>,
     ) {
+        if let Some(rollout) = self.jobs.get_mut(job).and_then(|r| r.rollout.as_mut()) {
+            rollout.waiting.clear();
+        }
         let cancellable = |status: &JobStatus| {
             *status == JobStatus::Queued || (force && *status == JobStatus::InProgress)
         };
@@ -75,7 +82,7 @@ impl DescribeJob {
 }
 
 /// The output of DescribeJob.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct DescribeJobOutput {
@@ -103,7 +110,8 @@ impl ControlOperation for DescribeJob {
     }
 }
 
-/// GetJobDocument: the job document, as a JSON string.
+/// GetJobDocument: the job document as created, as a JSON string — pre-signed URL
+/// placeholders intact (documented: URLs are made for devices only).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]

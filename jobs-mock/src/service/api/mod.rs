@@ -1,6 +1,7 @@
 //! The control plane as the AWS IoT API: the job operations of AWS IoT's control plane
-//! (CreateJob, DescribeJob, ListJobExecutionsForJob, CancelJobExecution, …) with AWS's member
-//! names, shapes and errors, plus two operations of the emulator's own (AdvanceClock, Reset).
+//! (CreateJob, DescribeJob, ListJobExecutionsForJob, CancelJobExecution, …) and of its thing
+//! registry (CreateThing, CreateThingGroup, AddThingToThingGroup, …) with AWS's member names,
+//! shapes and errors, plus two operations of the emulator's own (AdvanceClock, Reset).
 //!
 //! Each operation is a request type implementing [`ControlOperation`]; its output type
 //! serialises to AWS's response body. [`JobsService::call`] runs a typed request,
@@ -12,8 +13,8 @@
 //! An object with the operation's request members under their AWS names, wherever HTTP carries
 //! them (path, query string or body): for example CancelJobExecution takes
 //! `{"jobId": "j1", "thingName": "pump-07", "force": true, "expectedVersion": 2}`. Members this
-//! emulator does not implement (`namespaceId`, `tags`, `abortConfig`, …) are refused with an
-//! `InvalidRequestException` naming them, rather than ignored.
+//! emulator does not implement (`namespaceId`, `tags`, `schedulingConfig`, …) are refused with
+//! an `InvalidRequestException` naming them, rather than ignored.
 //!
 //! # Errors
 //! An [`ApiError`]: AWS's exception name ([`ApiErrorKind::code`]), its HTTP status
@@ -21,15 +22,17 @@
 //!
 //! # Example
 //! ```
-//! use jobs_core::{Document, JobId};
-//! use jobs_mock::service::api::{CreateJob, Operation};
+//! use jobs_core::{Document, JobId, ThingName};
+//! use jobs_mock::service::api::{CreateJob, CreateThing, Operation};
 //! use jobs_mock::service::{ApiErrorKind, Clock, JobsService};
 //! use serde_json::json;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let mut service = JobsService::new(Clock::virtual_at(1_750_000_000));
+//! service.call(CreateThing::new(ThingName::new("pump-07")?)).result?;
+//! let pump = "arn:aws:iot:us-east-1:123456789012:thing/pump-07".to_owned();
 //! let document = Document::from_json(r#"{"action":"reboot"}"#)?;
-//! let created = service.call(CreateJob::new(JobId::new("j1")?, &document, vec!["pump-07".into()]));
+//! let created = service.call(CreateJob::new(JobId::new("j1")?, &document, vec![pump.clone()]));
 //! assert_eq!(created.result?.job_arn, "arn:aws:iot:us-east-1:123456789012:job/j1");
 //! assert_eq!(created.events.len(), 2); // notify and notify-next for pump-07
 //!
@@ -38,18 +41,22 @@
 //! assert_eq!(listed.result?["executionSummaries"][0]["jobExecutionSummary"]["status"], "QUEUED");
 //! let again = service.call_json(
 //!     Operation::CreateJob,
-//!     json!({"jobId": "j1", "targets": ["pump-07"], "document": "{}"}),
+//!     json!({"jobId": "j1", "targets": [pump], "document": "{}"}),
 //! );
 //! assert_eq!(again.result.unwrap_err().kind, ApiErrorKind::ResourceAlreadyExists);
 //! # Ok(())
 //! # }
 //! ```
 
+mod configs;
 mod create_ops;
 mod emulator_ops;
 mod execution_ops;
+mod group_ops;
 mod job_ops;
+mod membership_ops;
 mod shapes;
+mod thing_ops;
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -61,6 +68,11 @@ use serde_json::Value;
 
 use super::jobs_service::{JobsService, Outgoing};
 
+pub(crate) use configs::DEFAULT_EXPIRES_IN_SEC;
+pub use configs::{
+    AbortAction, AbortConfig, AbortCriteria, ExponentialRate, FailureType, PresignedUrlConfig,
+    RateIncreaseCriteria, RetryConfig, RetryCriteria, RolloutConfig,
+};
 pub use create_ops::{AssociateTargetsWithJob, CreateJob, JobOutput, TimeoutConfig};
 pub use emulator_ops::{AdvanceClock, AdvanceClockOutput, Reset};
 pub use execution_ops::{
@@ -68,13 +80,26 @@ pub use execution_ops::{
     ListJobExecutionsForJob, ListJobExecutionsForJobOutput, ListJobExecutionsForThing,
     ListJobExecutionsForThingOutput,
 };
+pub use group_ops::{
+    CreateThingGroup, CreateThingGroupOutput, DeleteThingGroup, DescribeThingGroup,
+    DescribeThingGroupOutput, GroupNameAndArn, ListThingGroups, ListThingGroupsOutput,
+    ThingGroupMetadata, ThingGroupProperties,
+};
 pub use job_ops::{
     CancelJob, DeleteJob, DescribeJob, DescribeJobOutput, GetJobDocument, GetJobDocumentOutput,
     ListJobs, ListJobsOutput,
 };
+pub use membership_ops::{
+    AddThingToThingGroup, ListThingGroupsForThing, ListThingsInThingGroup,
+    ListThingsInThingGroupOutput, RemoveThingFromThingGroup,
+};
 pub use shapes::{
     Empty, Job, JobExecution, JobExecutionStatusDetails, JobExecutionSummary,
     JobExecutionSummaryForJob, JobExecutionSummaryForThing, JobProcessDetails, JobSummary,
+};
+pub use thing_ops::{
+    AttributePayload, CreateThing, CreateThingOutput, DeleteThing, DescribeThing,
+    DescribeThingOutput, ListThings, ListThingsOutput, ThingAttribute,
 };
 
 /// The region in the ARNs the service reports (`arn:aws:iot:us-east-1:…`).
@@ -113,6 +138,30 @@ pub enum Operation {
     /// Deletes one execution:
     /// `DELETE /things/{thingName}/jobs/{jobId}/executionNumber/{executionNumber}`.
     DeleteJobExecution,
+    /// Registers a thing: `POST /things/{thingName}`.
+    CreateThing,
+    /// Describes a thing: `GET /things/{thingName}`.
+    DescribeThing,
+    /// Lists things: `GET /things`.
+    ListThings,
+    /// Deletes a thing: `DELETE /things/{thingName}`.
+    DeleteThing,
+    /// Creates a static thing group: `POST /thing-groups/{thingGroupName}`.
+    CreateThingGroup,
+    /// Describes a thing group: `GET /thing-groups/{thingGroupName}`.
+    DescribeThingGroup,
+    /// Lists thing groups: `GET /thing-groups`.
+    ListThingGroups,
+    /// Deletes a thing group: `DELETE /thing-groups/{thingGroupName}`.
+    DeleteThingGroup,
+    /// Adds a thing to a group: `PUT /thing-groups/addThingToThingGroup`.
+    AddThingToThingGroup,
+    /// Removes a thing from a group: `PUT /thing-groups/removeThingFromThingGroup`.
+    RemoveThingFromThingGroup,
+    /// Lists a group's things: `GET /thing-groups/{thingGroupName}/things`.
+    ListThingsInThingGroup,
+    /// Lists a thing's groups: `GET /things/{thingName}/thing-groups`.
+    ListThingGroupsForThing,
     /// The emulator's own: moves the clock forward, firing the timers that expire.
     AdvanceClock,
     /// The emulator's own: forgets everything, or one thing, without notifications.
@@ -121,7 +170,7 @@ pub enum Operation {
 
 impl Operation {
     /// Every operation.
-    pub const ALL: [Operation; 14] = [
+    pub const ALL: [Operation; 26] = [
         Self::CreateJob,
         Self::DescribeJob,
         Self::GetJobDocument,
@@ -134,6 +183,18 @@ impl Operation {
         Self::ListJobExecutionsForThing,
         Self::CancelJobExecution,
         Self::DeleteJobExecution,
+        Self::CreateThing,
+        Self::DescribeThing,
+        Self::ListThings,
+        Self::DeleteThing,
+        Self::CreateThingGroup,
+        Self::DescribeThingGroup,
+        Self::ListThingGroups,
+        Self::DeleteThingGroup,
+        Self::AddThingToThingGroup,
+        Self::RemoveThingFromThingGroup,
+        Self::ListThingsInThingGroup,
+        Self::ListThingGroupsForThing,
         Self::AdvanceClock,
         Self::Reset,
     ];
@@ -153,6 +214,18 @@ impl Operation {
             Self::ListJobExecutionsForThing => "ListJobExecutionsForThing",
             Self::CancelJobExecution => "CancelJobExecution",
             Self::DeleteJobExecution => "DeleteJobExecution",
+            Self::CreateThing => "CreateThing",
+            Self::DescribeThing => "DescribeThing",
+            Self::ListThings => "ListThings",
+            Self::DeleteThing => "DeleteThing",
+            Self::CreateThingGroup => "CreateThingGroup",
+            Self::DescribeThingGroup => "DescribeThingGroup",
+            Self::ListThingGroups => "ListThingGroups",
+            Self::DeleteThingGroup => "DeleteThingGroup",
+            Self::AddThingToThingGroup => "AddThingToThingGroup",
+            Self::RemoveThingFromThingGroup => "RemoveThingFromThingGroup",
+            Self::ListThingsInThingGroup => "ListThingsInThingGroup",
+            Self::ListThingGroupsForThing => "ListThingGroupsForThing",
             Self::AdvanceClock => "AdvanceClock",
             Self::Reset => "Reset",
         }
@@ -179,10 +252,11 @@ pub enum ApiErrorKind {
     InvalidRequest,
     /// `ResourceNotFoundException` (HTTP 404): no such job or execution.
     ResourceNotFound,
-    /// `ResourceAlreadyExistsException` (HTTP 409): CreateJob with a job ID in use.
+    /// `ResourceAlreadyExistsException` (HTTP 409): CreateJob with a job ID in use; CreateThing
+    /// or CreateThingGroup of an existing name with another configuration.
     ResourceAlreadyExists,
-    /// `VersionConflictException` (HTTP 409): CancelJobExecution's `expectedVersion` is not
-    /// the execution's version.
+    /// `VersionConflictException` (HTTP 409): an `expectedVersion` (CancelJobExecution,
+    /// DeleteThing, DeleteThingGroup) is not the current version.
     VersionConflict,
     /// `InvalidStateTransitionException` (HTTP 409): the job or execution is in a status that
     /// does not allow the operation (for example IN_PROGRESS without `force`).
@@ -307,6 +381,7 @@ impl JobsService {
         let now_ms = self.clock.now_millis();
         let mut events = self.expire_timers(now_ms);
         let result = request.run(self, now_ms, &mut events);
+        self.settle(now_ms, &mut events);
         Called { result, events }
     }
 
@@ -328,6 +403,20 @@ impl JobsService {
             }
             Operation::CancelJobExecution => self.call_value::<CancelJobExecution>(input),
             Operation::DeleteJobExecution => self.call_value::<DeleteJobExecution>(input),
+            Operation::CreateThing => self.call_value::<CreateThing>(input),
+            Operation::DescribeThing => self.call_value::<DescribeThing>(input),
+            Operation::ListThings => self.call_value::<ListThings>(input),
+            Operation::DeleteThing => self.call_value::<DeleteThing>(input),
+            Operation::CreateThingGroup => self.call_value::<CreateThingGroup>(input),
+            Operation::DescribeThingGroup => self.call_value::<DescribeThingGroup>(input),
+            Operation::ListThingGroups => self.call_value::<ListThingGroups>(input),
+            Operation::DeleteThingGroup => self.call_value::<DeleteThingGroup>(input),
+            Operation::AddThingToThingGroup => self.call_value::<AddThingToThingGroup>(input),
+            Operation::RemoveThingFromThingGroup => {
+                self.call_value::<RemoveThingFromThingGroup>(input)
+            }
+            Operation::ListThingsInThingGroup => self.call_value::<ListThingsInThingGroup>(input),
+            Operation::ListThingGroupsForThing => self.call_value::<ListThingGroupsForThing>(input),
             Operation::AdvanceClock => self.call_value::<AdvanceClock>(input),
             Operation::Reset => self.call_value::<Reset>(input),
         }
@@ -373,36 +462,6 @@ pub(crate) fn thing_arn(thing: &ThingName) -> String {
     format!("arn:aws:iot:{REGION}:{ACCOUNT_ID}:thing/{thing}")
 }
 
-/// The thing a target names: a thing name, or a thing ARN
-/// (`arn:PARTITION:iot:REGION:ACCOUNT:thing/NAME`, any region and account).
-pub(crate) fn target_thing(target: &str) -> Result<ThingName, ApiError> {
-    let name = match target.strip_prefix("arn:") {
-        None => target,
-        Some(rest) => {
-            let parts: Vec<&str> = rest.splitn(5, ':').collect();
-            match parts.as_slice() {
-                [_partition, "iot", _region, _account, resource] => {
-                    match resource.split_once('/') {
-                        Some(("thing", name)) => name,
-                        Some(("thinggroup", _)) => {
-                            return Err(ApiError::invalid(format!(
-                                "target {target}: thing groups are not emulated; target things"
-                            )));
-                        }
-                        _ => {
-                            return Err(ApiError::invalid(format!(
-                                "target {target} is not a thing ARN"
-                            )));
-                        }
-                    }
-                }
-                _ => return Err(ApiError::invalid(format!("target {target} is not an ARN"))),
-            }
-        }
-    };
-    ThingName::new(name).map_err(|error| ApiError::invalid(format!("target {target}: {error}")))
-}
-
 /// Largest `maxResults` of the list operations.
 const MAX_RESULTS: u32 = 250;
 
@@ -443,29 +502,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn targets_are_thing_names_or_thing_arns_and_nothing_else() {
-        assert_eq!(target_thing("pump-07").unwrap().as_str(), "pump-07");
-        assert_eq!(
-            target_thing("arn:aws:iot:eu-west-1:111122223333:thing/pump-07")
-                .unwrap()
-                .as_str(),
-            "pump-07"
-        );
-        for bad in [
-            "arn:aws:iot:eu-west-1:111122223333:thinggroup/pumps",
-            "arn:aws:s3:::bucket/key",
-            "arn:nonsense",
-            "bad name",
-            "",
-        ] {
-            assert_eq!(
-                target_thing(bad).unwrap_err().kind,
-                ApiErrorKind::InvalidRequest
-            );
-        }
-    }
-
-    #[test]
     fn pages_follow_next_tokens_to_the_end() {
         let (first, token) = page(vec![1, 2, 3], Some(2), None).unwrap();
         assert_eq!((first, token.as_deref()), (vec![1, 2], Some("2")));
@@ -483,6 +519,6 @@ mod tests {
         for op in Operation::ALL {
             assert_eq!(Operation::from_name(op.name()), Some(op));
         }
-        assert_eq!(Operation::from_name("DeleteThing"), None);
+        assert_eq!(Operation::from_name("UpdateThing"), None);
     }
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::super::job_record::{Counts, JobRecord, JobState, TargetSelection};
 use super::super::state::Execution;
+use super::configs::{AbortConfig, PresignedUrlConfig, RetryConfig, RolloutConfig};
 use super::create_ops::TimeoutConfig;
 use super::{job_arn, thing_arn};
 
@@ -17,7 +18,7 @@ use super::{job_arn, thing_arn};
 pub struct Empty {}
 
 /// `Job`: a job as DescribeJob returns it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Job {
@@ -54,6 +55,18 @@ pub struct Job {
     /// The in-progress timeout.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_config: Option<TimeoutConfig>,
+    /// The pre-signed URL configuration, as given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub presigned_url_config: Option<PresignedUrlConfig>,
+    /// The rollout configuration, as given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_executions_rollout_config: Option<RolloutConfig>,
+    /// The retry configuration, as given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_executions_retry_config: Option<RetryConfig>,
+    /// The abort configuration, as given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abort_config: Option<AbortConfig>,
 }
 
 /// `JobProcessDetails`: the number of executions (the latest on each thing) in each status.
@@ -108,7 +121,7 @@ impl JobRecord {
             force_canceled: cancellation.is_some_and(|c| c.force),
             reason_code: cancellation.and_then(|c| c.reason_code.clone()),
             comment: cancellation.and_then(|c| c.comment.clone()),
-            targets: self.targets.clone(),
+            targets: self.targets.iter().map(ToString::to_string).collect(),
             description: self.description.clone(),
             created_at: self.created_at,
             last_updated_at: self.last_updated_at,
@@ -128,6 +141,10 @@ impl JobRecord {
                 .map(|minutes| TimeoutConfig {
                     in_progress_timeout_in_minutes: Some(minutes),
                 }),
+            presigned_url_config: self.presigned_url_config.clone(),
+            job_executions_rollout_config: self.rollout.as_ref().map(|r| r.config().clone()),
+            job_executions_retry_config: self.retry.clone(),
+            abort_config: self.abort.clone(),
         }
     }
 
@@ -202,7 +219,7 @@ pub struct JobExecutionSummary {
     pub last_updated_at: i64,
     /// The execution number.
     pub execution_number: i64,
-    /// Retries done (always 0: retry configurations are not emulated).
+    /// How many retries of the job on the thing came before this execution (0 for the first).
     pub retry_attempt: i64,
 }
 
@@ -260,7 +277,7 @@ impl Execution {
             started_at: self.started_at,
             last_updated_at: self.last_updated_at,
             execution_number: self.execution_number,
-            retry_attempt: 0,
+            retry_attempt: self.retries.all,
         }
     }
 }
