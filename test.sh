@@ -12,7 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # cmake + a C compiler + OpenSSL headers build Paho C (jobs-paho); mosquitto and openssl serve
-# the integration tests; mosquitto-clients (mosquitto_pub, mosquitto_sub) are what
+# the integration tests (the jobs-mosquitto-plugin declares the few mosquitto functions it calls
+# by hand, so no mosquitto-dev headers); mosquitto-clients (mosquitto_pub, mosquitto_sub) are what
 # examples/README.md uses to talk to the control topic; python3 with venv runs the real AWS
 # clients (boto3, the AWS CLI) against jobs-service.
 packages=(cmake build-essential libssl-dev pkg-config mosquitto mosquitto-clients openssl python3 python3-venv)

@@ -15,7 +15,7 @@ use crate::model::ErrorReply;
 use crate::pending::Expected;
 use crate::shared::Shared;
 use crate::topics::ReplyKind;
-use crate::transport::{QoS, SubscribeOutcome, TransportError};
+use crate::transport::TransportError;
 
 /// The largest MQTT payload AWS IoT Core accepts.
 const MAX_PAYLOAD: usize = 128 * 1024;
@@ -130,6 +130,12 @@ pub(crate) fn request<T: DeserializeOwned>(
     if deadline.passed() {
         return Err(deadline.timeout(Some(operation)));
     }
+    // The connection's pacing: a token of the publish rate and an in-flight slot, within the
+    // deadline (nothing is published if it passes first).
+    let Some(permit) = client.connection.pace.admit(deadline.at) else {
+        return Err(deadline.timeout(Some(operation)));
+    };
+    check_open(shared)?;
     debug!(
         "{operation} for {}: publishing with token {}",
         shared.thing,
@@ -148,6 +154,7 @@ pub(crate) fn request<T: DeserializeOwned>(
             deadline.at,
         )
         .map_err(|source| deadline.transport(Some(operation), source))?;
+    drop(permit);
     let reply = match registration.wait_until(deadline.at) {
         None => return Err(deadline.timeout(Some(operation))),
         Some(Err(source)) => {
@@ -184,103 +191,38 @@ pub(crate) fn request<T: DeserializeOwned>(
     }
 }
 
-/// Makes sure the thing's filters are subscribed in the current connection epoch. One caller
-/// subscribes (with no lock held); concurrent callers wait for its result, until `deadline`.
-/// A close of the thing ends every wait at once with [`InvalidInput::Closed`].
+/// Makes sure the thing's filters are subscribed in the current connection epoch: shared
+/// filters another thing subscribed count, concurrent callers wait for the one subscribing,
+/// and the first caller after a reconnect restores every filter of the connection. Waits at
+/// most until `deadline`; a close of the thing ends the wait at once with
+/// [`InvalidInput::Closed`].
 pub(crate) fn ensure_subscribed(
     client: &Client,
     shared: &Shared,
     operation: Option<Operation>,
     deadline: Deadline,
 ) -> Result<(), Error> {
-    let epoch = client.router.epoch();
-    {
-        let mut state = shared.subscription.lock();
-        loop {
-            check_open(shared)?;
-            if state.epoch == Some(epoch) {
-                return Ok(());
-            }
-            if !state.in_progress {
-                state.in_progress = true;
-                break;
-            }
-            if shared
-                .subscribed
-                .wait_until(&mut state, deadline.at)
-                .timed_out()
-            {
-                check_open(shared)?;
-                return Err(deadline.timeout(operation));
-            }
-        }
-    }
-    // Clears the flag and wakes the waiters however this ends, a panicking transport included.
-    let subscribing = Subscribing(shared);
-    let result = subscribe_filters(client, shared, deadline.at);
-    if result.is_ok() {
-        shared.subscription.lock().epoch = Some(epoch);
-    }
-    drop(subscribing);
-    check_open(shared)?;
-    result.map_err(|source| deadline.transport(operation, source))
+    ensure_subscribed_in(client, shared, operation, deadline, client.router.epoch())
 }
 
-/// The "a caller is subscribing" flag of a thing, cleared (and its waiters woken) on drop.
-struct Subscribing<'a>(&'a Shared);
-
-impl Drop for Subscribing<'_> {
-    fn drop(&mut self) {
-        self.0.subscription.lock().in_progress = false;
-        self.0.subscribed.notify_all();
-    }
-}
-
-fn subscribe_filters(
+/// [`ensure_subscribed`] for connection epoch `epoch`, read by the caller.
+pub(crate) fn ensure_subscribed_in(
     client: &Client,
     shared: &Shared,
-    deadline: Instant,
-) -> Result<(), TransportError> {
-    let filters = shared.topics.filters();
-    let filters: Vec<&str> = filters.iter().map(String::as_str).collect();
-    debug!("subscribing {} filters for {}", filters.len(), shared.thing);
-    let outcomes = client
-        .transport
-        .subscribe(&filters, QoS::AtLeastOnce, deadline)?;
-    if outcomes.len() != filters.len() {
-        return Err(TransportError::backend(format!(
-            "SUBACK has {} codes for {} filters",
-            outcomes.len(),
-            filters.len()
-        )));
-    }
-    match filters
-        .iter()
-        .zip(&outcomes)
-        .find(|(_, o)| **o == SubscribeOutcome::Refused)
-    {
-        Some((filter, _)) => Err(TransportError::SubscriptionRefused {
-            filter: (*filter).to_owned(),
-        }),
-        None => Ok(()),
-    }
-}
-
-/// Unsubscribes the thing's filters (for [`Jobs::close`](crate::Jobs::close)).
-pub(crate) fn unsubscribe(
-    client: &Client,
-    shared: &Shared,
+    operation: Option<Operation>,
     deadline: Deadline,
+    epoch: u64,
 ) -> Result<(), Error> {
-    let filters = shared.topics.filters();
-    let filters: Vec<&str> = filters.iter().map(String::as_str).collect();
-    debug!(
-        "unsubscribing {} filters of {}",
-        filters.len(),
-        shared.thing
+    let ensured = client.connection.table.ensure(
+        client.transport.as_ref(),
+        &shared.lease,
+        epoch,
+        deadline.at,
+        &shared.closed,
     );
-    client
-        .transport
-        .unsubscribe(&filters, deadline.at)
-        .map_err(|source| deadline.transport(None, source))
+    check_open(shared)?;
+    match ensured {
+        Ok(_) => Ok(()),
+        Err(source) => Err(deadline.transport(operation, source)),
+    }
 }

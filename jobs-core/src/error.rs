@@ -118,6 +118,18 @@ pub enum InvalidInput {
     /// The thing's [`Jobs`](crate::Jobs) was closed with [`Jobs::close`](crate::Jobs::close);
     /// build a new one to use it again.
     Closed(ThingName),
+    /// Serving the thing would need more subscriptions than the client's budget
+    /// ([`ClientBuilder::max_subscriptions`](crate::ClientBuilder::max_subscriptions); AWS IoT
+    /// Core allows 50 per connection). Nothing was sent. Close things no longer served, or use
+    /// a strategy that shares filters ([`Subscriptions`](crate::Subscriptions)).
+    SubscriptionBudget {
+        /// The budget.
+        budget: usize,
+        /// Subscriptions held by things being served.
+        in_use: usize,
+        /// Subscriptions the thing would add.
+        wanted: usize,
+    },
     /// A builder setting that makes no sense, refused by `build` (never clamped silently).
     Setting {
         /// The setting, named as its builder method (`timeout`, `max_concurrent`, `backoff`, …).
@@ -135,6 +147,8 @@ pub enum SettingProblem {
     Zero,
     /// A backoff's maximum delay is below its initial delay.
     MaxBelowInitial,
+    /// It must be a positive, finite number (and a burst at least 1).
+    NotPositive,
 }
 
 impl fmt::Display for SettingProblem {
@@ -142,6 +156,7 @@ impl fmt::Display for SettingProblem {
         f.write_str(match self {
             Self::Zero => "must not be zero",
             Self::MaxBelowInitial => "its maximum delay is below its initial delay",
+            Self::NotPositive => "must be a positive, finite number",
         })
     }
 }
@@ -178,6 +193,14 @@ impl fmt::Display for InvalidInput {
             ),
             Self::Closed(thing) => write!(f, "the Jobs of thing {thing} was closed"),
             Self::Setting { name, problem } => write!(f, "invalid setting {name}: {problem}"),
+            Self::SubscriptionBudget {
+                budget,
+                in_use,
+                wanted,
+            } => write!(
+                f,
+                "{wanted} more subscriptions would exceed the budget of {budget} on this connection ({in_use} in use)"
+            ),
         }
     }
 }

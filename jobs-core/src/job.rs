@@ -66,6 +66,11 @@ impl Job {
         }
     }
 
+    /// The thing the execution belongs to.
+    pub fn thing_name(&self) -> &crate::ThingName {
+        self.jobs.thing_name()
+    }
+
     /// The job's ID.
     pub fn id(&self) -> &JobId {
         &self.execution.job_id

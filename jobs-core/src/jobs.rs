@@ -110,7 +110,7 @@ impl JobsBuilder<'_> {
         }
         let deadline = Deadline::after(self.timeout);
         let thing = ThingName::new(self.thing)?;
-        let registration = Arc::new(Registration::new(&self.client.router, thing)?);
+        let registration = Arc::new(Registration::new(self.client, thing)?);
         let jobs = Jobs {
             client: self.client.clone(),
             registration,
@@ -287,8 +287,10 @@ impl Jobs {
         let shared = self.shared();
         loop {
             engine::check_open(shared)?;
-            engine::ensure_subscribed(&self.client, shared, None, deadline)?;
+            // The epoch is read first: a reconnect after this point is seen below, and the
+            // subscriptions restored on the next turn.
             let epoch = self.client.router.epoch();
+            engine::ensure_subscribed_in(&self.client, shared, None, deadline, epoch)?;
             let mut events = shared.events.lock();
             loop {
                 if let Some(event) = events.pop_front() {
@@ -327,15 +329,12 @@ impl Jobs {
             let _events = shared.events.lock();
             shared.wake.notify_all();
         }
-        {
-            let _subscription = shared.subscription.lock();
-            shared.subscribed.notify_all();
-        }
+        self.client.connection.table.wake_all();
         shared.tell_watchers(|| Notice::Wake);
         shared.pending.fail_all(|| TransportError::NotConnected);
-        let unsubscribed = engine::unsubscribe(&self.client, shared, deadline);
-        self.registration.unregister();
-        unsubscribed
+        self.registration
+            .close(deadline.at)
+            .map_err(|source| deadline.transport(None, source))
     }
 
     pub(crate) fn describe(

@@ -42,7 +42,8 @@
 //!
 //! # Threading
 //! [`Client`], [`Jobs`] and [`Job`] are `Send + Sync` and spawn no threads (only the optional
-//! [`runner`] does, for its handlers and its event wait). Inbound
+//! [`runner`] does, for its handlers and requests, and [`Sweep::run`], for its lists in
+//! flight). Inbound
 //! messages are handled on the transport's delivery thread, which only parses, records and wakes
 //! the waiting caller; no lock is held while calling the transport.
 //!
@@ -88,15 +89,18 @@ pub mod model;
 mod names;
 mod numbers;
 mod operation;
+mod pace;
 mod pending;
 pub mod runner;
 mod shared;
 mod status;
+mod subscriptions;
+mod sweep;
 pub mod topics;
 mod transport;
 pub mod validate;
 
-pub use client::Client;
+pub use client::{Client, ClientBuilder};
 pub use document::Document;
 pub use error::{DecodeError, Error, InvalidInput, NameError, Rejection, SettingProblem};
 pub use job::{Describe, Job, Update};
@@ -104,7 +108,11 @@ pub use jobs::{DEFAULT_TIMEOUT, Event, Jobs, JobsBuilder, StartNext};
 pub use names::{JobId, StatusDetails, StepTimeout, ThingName};
 pub use numbers::{ExecutionNumber, Timestamp, Version};
 pub use operation::Operation;
+pub use pace::PublishRate;
 pub use status::{JobStatus, RejectCode};
+pub use subscriptions::Subscriptions;
+pub use sweep::{Sweep, Swept};
 pub use transport::{
-    ConnectionEvent, MessageSink, MqttTransport, QoS, SubscribeOutcome, TransportError,
+    BrokerLimits, ConnectionEvent, MessageSink, MqttTransport, QoS, SubscribeOutcome,
+    TransportError,
 };

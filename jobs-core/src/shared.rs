@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Sender, TrySendError};
 use log::{debug, warn};
 use parking_lot::{Condvar, Mutex};
 use serde::Deserialize;
@@ -16,19 +16,12 @@ use serde::de::DeserializeOwned;
 use crate::jobs::Event;
 use crate::names::ThingName;
 use crate::pending::{Completion, Pending, Reply};
+use crate::subscriptions::Lease;
 use crate::topics::{JobsTopic, ThingTopics};
 
 /// How many events [`Jobs::next_event`](crate::Jobs::next_event) keeps for a caller that has not asked yet; older ones
 /// are dropped first. [`Jobs::changed`](crate::Jobs::changed) still reports that something happened.
 const EVENT_BUFFER: usize = 64;
-
-#[derive(Debug, Default)]
-pub(crate) struct Subscription {
-    /// The connection epoch the filters were last subscribed in.
-    pub(crate) epoch: Option<u64>,
-    /// A caller is subscribing right now.
-    pub(crate) in_progress: bool,
-}
 
 /// What a watcher of the thing (the job runner) hears: an event, or a wake-up to look at the
 /// connection epoch and the closed flag.
@@ -38,9 +31,8 @@ pub(crate) enum Notice {
     Wake,
 }
 
-/// How many notices a watcher may have unread before more are dropped. Dropping is safe: a
-/// watcher that far behind will look for work and at the epoch and closed flag anyway.
-const NOTICE_BUFFER: usize = 256;
+/// A watcher: where it hears notices, and the tag it gave.
+type Watcher = (Sender<(usize, Notice)>, usize);
 
 /// State shared by all clones of one thing's [`Jobs`](crate::Jobs), reachable from the router.
 #[derive(Debug)]
@@ -52,14 +44,14 @@ pub(crate) struct Shared {
     pub(crate) events: Mutex<VecDeque<Event>>,
     /// Signalled when an event arrives or the connection epoch changes.
     pub(crate) wake: Condvar,
-    pub(crate) subscription: Mutex<Subscription>,
-    /// Signalled when a subscription attempt ends.
-    pub(crate) subscribed: Condvar,
+    /// The thing's share of the connection's subscriptions.
+    pub(crate) lease: Lease,
     /// Set by [`Jobs::close`](crate::Jobs::close): every later call of any clone is refused.
     pub(crate) closed: AtomicBool,
-    /// Watchers hear every event and every reconnect or close, without taking events from
-    /// the buffer [`Jobs::next_event`](crate::Jobs::next_event) reads.
-    watchers: Mutex<Vec<Sender<Notice>>>,
+    /// Watchers hear every event and every reconnect or close, tagged with the number they
+    /// gave, without taking events from the buffer [`Jobs::next_event`](crate::Jobs::next_event)
+    /// reads.
+    watchers: Mutex<Vec<Watcher>>,
 }
 
 #[derive(Deserialize)]
@@ -69,7 +61,7 @@ struct TokenOnly<'a> {
 }
 
 impl Shared {
-    pub(crate) fn new(thing: ThingName) -> Self {
+    pub(crate) fn new(thing: ThingName, lease: Lease) -> Self {
         Self {
             topics: ThingTopics::new(&thing),
             thing,
@@ -77,28 +69,32 @@ impl Shared {
             changed: AtomicBool::new(true),
             events: Mutex::new(VecDeque::new()),
             wake: Condvar::new(),
-            subscription: Mutex::new(Subscription::default()),
-            subscribed: Condvar::new(),
+            lease,
             closed: AtomicBool::new(false),
             watchers: Mutex::new(Vec::new()),
         }
     }
 
-    /// A new watcher: it hears every later event, reconnect and close until it is dropped.
-    pub(crate) fn watch(&self) -> Receiver<Notice> {
-        let (tx, rx) = crossbeam_channel::bounded(NOTICE_BUFFER);
-        self.watchers.lock().push(tx);
-        rx
+    /// Adds a watcher: `tx` hears every later event, reconnect and close of the thing, tagged
+    /// with `tag`, until its receiver is dropped. The channel should be bounded: a full one
+    /// misses notices, which is safe for a watcher that looks for work and at the epoch and
+    /// closed flag whenever it wakes.
+    pub(crate) fn watch(&self, tx: Sender<(usize, Notice)>, tag: usize) {
+        self.watchers.lock().push((tx, tag));
     }
 
-    /// Tells every watcher; never blocks (a full watcher misses the notice), and forgets
-    /// watchers that are gone.
+    /// Tells every watcher; never blocks, and forgets watchers that are gone.
     pub(crate) fn tell_watchers(&self, notice: impl Fn() -> Notice) {
         let mut watchers = self.watchers.lock();
         if watchers.is_empty() {
             return;
         }
-        watchers.retain(|tx| !matches!(tx.try_send(notice()), Err(TrySendError::Disconnected(_))));
+        watchers.retain(|(tx, tag)| {
+            !matches!(
+                tx.try_send((*tag, notice())),
+                Err(TrySendError::Disconnected(_))
+            )
+        });
     }
 
     /// Handles one inbound message of this thing, on the transport's delivery thread.

@@ -170,6 +170,11 @@ impl ThingTopics {
         topic
     }
 
+    /// An event topic of the thing: `…/jobs/{name}` (`notify`, `notify-next`).
+    pub(crate) fn event(&self, name: &str) -> String {
+        self.with(name)
+    }
+
     /// The request topic of `operation`; `job` (a job ID or `$next`) names the job of Describe
     /// and Update, `$next` when `None`.
     pub(crate) fn request(&self, operation: Operation, job: Option<&str>) -> String {

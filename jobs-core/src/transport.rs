@@ -186,6 +186,13 @@ pub trait MqttTransport: Send + Sync {
         deadline: Instant,
     ) -> Result<(), TransportError>;
 
+    /// The broker's limits per connection as far as this transport knows them (a transport
+    /// built for AWS IoT Core returns [`BrokerLimits::AWS_IOT`]). Defaults to
+    /// [`BrokerLimits::NONE`].
+    fn broker_limits(&self) -> BrokerLimits {
+        BrokerLimits::NONE
+    }
+
     /// The QoS the client publishes its requests with. Defaults to [`QoS::AtLeastOnce`]: a
     /// call waits for the PUBACK, then for the reply. A backend whose QoS 1 publishes are
     /// unsafe in some condition may return [`QoS::AtMostOnce`]: a Jobs request is answered by
@@ -225,9 +232,46 @@ impl<T: MqttTransport + ?Sized> MqttTransport for Arc<T> {
         (**self).publish(topic, payload, qos, deadline)
     }
 
+    fn broker_limits(&self) -> BrokerLimits {
+        (**self).broker_limits()
+    }
+
     fn request_qos(&self) -> QoS {
         (**self).request_qos()
     }
+}
+
+/// What a transport knows of its broker's limits per connection: AWS IoT Core's
+/// ([`AWS_IOT`](Self::AWS_IOT)) for a transport that connects to it, none otherwise. A
+/// [`Client`](crate::Client) takes its defaults from them (see
+/// [`ClientBuilder`](crate::ClientBuilder)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct BrokerLimits {
+    /// Subscriptions (distinct filters) one connection may hold.
+    pub max_subscriptions: Option<usize>,
+    /// PUBLISH messages a second one connection may exchange, inbound and outbound together;
+    /// the broker discards the excess (on MQTT 3.1.1 without a PUBACK).
+    pub publishes_per_second: Option<u32>,
+    /// QoS 1 publishes that may wait for their PUBACK at once.
+    pub max_in_flight: Option<usize>,
+}
+
+impl BrokerLimits {
+    /// AWS IoT Core's limits per connection, from AWS's quota tables: 50 subscriptions, 100
+    /// publishes a second (inbound and outbound together), 100 unacknowledged QoS 1 publishes.
+    pub const AWS_IOT: Self = Self {
+        max_subscriptions: Some(50),
+        publishes_per_second: Some(100),
+        max_in_flight: Some(100),
+    };
+
+    /// No limit known.
+    pub const NONE: Self = Self {
+        max_subscriptions: None,
+        publishes_per_second: None,
+        max_in_flight: None,
+    };
 }
 
 /// Why a transport operation failed.

@@ -10,17 +10,21 @@ use std::sync::Arc;
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use jobs_core::{ConnectionEvent, MessageSink, QoS, SubscribeOutcome, TransportError};
+use jobs_core::{ConnectionEvent, MessageSink, QoS, TransportError};
 use parking_lot::{Condvar, Mutex};
 
+use crate::aws::relay::{self, JobsTopic};
 use crate::script::{Reply, Script, ScriptEntry};
 
+mod aws;
 mod freeze;
 mod recording;
 mod routing;
+mod subscribe;
 mod topic;
 mod transport;
 
+use aws::{AwsState, PublishOutcome, Route};
 use freeze::Queued;
 use recording::Records;
 use routing::{deliver, hand_over};
@@ -62,6 +66,9 @@ pub use transport::MockTransport;
 ///   [`restore_connection`](Self::restore_connection), [`fail_next_publish`](Self::fail_next_publish),
 ///   [`refuse_subscriptions`](Self::refuse_subscriptions), [`inject`](Self::inject),
 ///   [`freeze`](Self::freeze) and [`thaw`](Self::thaw).
+/// - **AWS mode** ([`aws`](Self::aws), [`with_aws`](Self::with_aws); off by default): AWS IoT
+///   Core's quotas and implicit Jobs replies, counted per client
+///   ([`quota_report`](Self::quota_report)); see [`crate::aws`].
 ///
 /// No sink is ever called with a broker lock held; a sink that panics on a message is logged
 /// and skipped, never ending the publisher's call. Cloning is cheap and shares the broker.
@@ -87,6 +94,7 @@ impl fmt::Debug for MockBroker {
             .field("held", &state.held.len())
             .field("frozen", &state.frozen)
             .field("backlog", &state.backlog.len())
+            .field("aws", &state.aws.is_some())
             .finish()
     }
 }
@@ -95,7 +103,7 @@ impl fmt::Debug for MockBroker {
 struct State {
     clients: Vec<ClientState>,
     scripts: Vec<ScriptEntry>,
-    held: VecDeque<(String, Vec<u8>)>,
+    held: VecDeque<Held>,
     refused_filters: Vec<String>,
     recording: Option<Records>,
     /// Which clients subscribe to a topic (indices into `clients`) and the QoS they were
@@ -109,6 +117,16 @@ struct State {
     draining: Option<ThreadId>,
     /// Client operations received while frozen, oldest first.
     backlog: VecDeque<Queued>,
+    /// The AWS mode, if on.
+    aws: Option<AwsState>,
+}
+
+/// A reply held by [`Script::held`]: for the requester alone (`to`, in AWS mode) or for
+/// every subscriber.
+struct Held {
+    topic: String,
+    payload: Vec<u8>,
+    to: Option<usize>,
 }
 
 struct ClientState {
@@ -205,14 +223,30 @@ impl MockBroker {
     }
 
     /// Delivers every reply held by [`Script::held`], oldest first, as [`inject`](Self::inject)
-    /// does, and returns how many.
+    /// does (in AWS mode a Jobs reply to its requester alone), and returns how many.
     pub fn release_held(&self) -> usize {
-        let held: Vec<(String, Vec<u8>)> = self.shared.state.lock().held.drain(..).collect();
+        let held: Vec<Held> = self.shared.state.lock().held.drain(..).collect();
         let count = held.len();
-        for (topic, payload) in held {
-            self.inject(&topic, &payload);
+        for reply in held {
+            self.answer(reply.to, &reply.topic, &reply.payload);
         }
         count
+    }
+
+    /// Delivers a scripted reply: to the connection `to` alone if given, else as
+    /// [`inject`](Self::inject) does.
+    fn answer(&self, to: Option<usize>, topic: &str, payload: &[u8]) {
+        match to {
+            Some(index) => {
+                let delivery = self
+                    .shared
+                    .state
+                    .lock()
+                    .direct_delivery(index, topic, payload);
+                deliver(delivery.into_iter().collect());
+            }
+            None => self.inject(topic, payload),
+        }
     }
 
     /// Number of replies held by [`Script::held`] and not yet released.
@@ -377,76 +411,76 @@ impl MockBroker {
         topic: &str,
         payload: &[u8],
         qos: QoS,
-    ) -> Result<(), TransportError> {
-        let (deliveries, script) = {
+    ) -> Result<PublishOutcome, TransportError> {
+        let (deliveries, script, requester) = {
             let mut state = self.shared.state.lock();
             let client = state.connected_client(index)?;
             if let Some(error) = client.fail_next_publish.pop_front() {
                 return Err(error);
             }
             let client_id = client.id.clone();
+            let route = match &mut state.aws {
+                Some(aws) => aws.inbound(&client_id, topic, payload.len()),
+                None => Route::Ordinary,
+            };
+            let routed = match route {
+                Route::Ordinary => topic.to_owned(),
+                Route::Request { relay_topic } => relay_topic,
+                Route::Discarded => return Ok(PublishOutcome::Discarded),
+                Route::Denied => {
+                    state.record_publish(&client_id, topic, payload);
+                    return Ok(PublishOutcome::Acknowledged);
+                }
+                Route::Oversized(reaction) => {
+                    drop(state);
+                    return self.refuse_oversized(&client_id, reaction);
+                }
+                Route::Reply {
+                    client_id: to,
+                    topic: reply_topic,
+                } => {
+                    state.record_publish(&client_id, topic, payload);
+                    let delivery = state
+                        .session_of(&to)
+                        .and_then(|to| state.direct_delivery(to, &reply_topic, payload));
+                    drop(state);
+                    deliver(delivery.into_iter().collect());
+                    return Ok(PublishOutcome::Acknowledged);
+                }
+            };
             state.record_publish(&client_id, topic, payload);
-            let deliveries = state.deliveries(topic, payload, qos);
+            let deliveries = state.deliveries(&routed, payload, qos);
             let script = state
                 .scripts
                 .iter_mut()
                 .find(|s| s.matches(topic))
                 .map(ScriptEntry::claim);
-            (deliveries, script)
+            // In AWS mode a scripted Jobs reply reaches the requesting connection alone.
+            let requester = state
+                .aws
+                .as_ref()
+                .is_some_and(AwsState::implicit_replies)
+                .then_some(index);
+            (deliveries, script, requester)
         };
         deliver(deliveries);
         if let Some(script) = script {
             // A custom responder runs here, with no lock held: it may use the broker.
             for reply in script.answer(topic, payload) {
-                match reply {
-                    Reply::Now(topic, payload) => self.inject(&topic, &payload),
-                    Reply::Held(topic, payload) => {
-                        self.shared.state.lock().held.push_back((topic, payload));
-                    }
+                let (held, topic, payload) = match reply {
+                    Reply::Now(topic, payload) => (false, topic, payload),
+                    Reply::Held(topic, payload) => (true, topic, payload),
+                };
+                let to = requester.filter(|_| relay::classify(&topic) == JobsTopic::Reply);
+                if held {
+                    let held = Held { topic, payload, to };
+                    self.shared.state.lock().held.push_back(held);
+                } else {
+                    self.answer(to, &topic, &payload);
                 }
             }
         }
-        Ok(())
-    }
-
-    fn subscribe(
-        &self,
-        index: usize,
-        filters: &[&str],
-        qos: QoS,
-    ) -> Result<Vec<SubscribeOutcome>, TransportError> {
-        let mut state = self.shared.state.lock();
-        state.routes.clear();
-        let refused = state.refused_filters.clone();
-        let client = state.connected_client(index)?;
-        let client_id = client.id.clone();
-        let outcomes = filters
-            .iter()
-            .map(|filter| {
-                if refused.iter().any(|r| r == filter) {
-                    return SubscribeOutcome::Refused;
-                }
-                // As in MQTT, subscribing again replaces the subscription (and its QoS).
-                match client.subscriptions.iter_mut().find(|(f, _)| f == filter) {
-                    Some((_, granted)) => *granted = qos,
-                    None => client.subscriptions.push(((*filter).to_owned(), qos)),
-                }
-                SubscribeOutcome::Granted(qos)
-            })
-            .collect();
-        state.record_subscribe(client_id, filters);
-        self.shared.changed.notify_all();
-        Ok(outcomes)
-    }
-
-    fn unsubscribe(&self, index: usize, filters: &[&str]) -> Result<(), TransportError> {
-        let mut state = self.shared.state.lock();
-        state.routes.clear();
-        let client = state.connected_client(index)?;
-        client
-            .subscriptions
-            .retain(|(s, _)| !filters.contains(&s.as_str()));
-        Ok(())
+        Ok(PublishOutcome::Acknowledged)
     }
 }
 

@@ -14,6 +14,10 @@
 //!   [`Simulator`](service::Simulator) runs it over any MQTT transport (the `MockBroker` here, a real broker
 //!   elsewhere). The [`service`] module documents its behaviour with the evidence for each
 //!   rule, including the choices made where AWS documents none.
+//! - [`aws`]: AWS IoT Core's MQTT-level behaviour — implicit Jobs replies, the subscription,
+//!   SUBSCRIBE, publish-rate and payload quotas — as the `MockBroker`'s AWS mode
+//!   ([`MockBroker::aws`]) and, with feature `local-broker`, on mosquitto through the
+//!   `jobs-mosquitto-plugin` (`local_broker::LocalBroker::start_aws`).
 //! - [`conformance`] checks any [`MqttTransport`](jobs_core::MqttTransport) implementation
 //!   against the transport contract, rule by rule, over this crate's broker or (feature
 //!   `local-broker`) a real mosquitto.
@@ -52,6 +56,7 @@
 //! # }
 //! ```
 
+pub mod aws;
 mod broker;
 pub mod conformance;
 #[cfg(feature = "local-broker")]

@@ -18,6 +18,9 @@
 //! [`LocalBroker::start_with_tls`] a second listener requires TLS and a client certificate
 //! signed by the given CA (`require_certificate true`, `use_identity_as_username true`).
 //!
+//! [`LocalBroker::start_aws`] starts one with AWS IoT Core's quotas and implicit Jobs replies,
+//! through the `jobs-mosquitto-plugin` (see [`crate::aws`] and [`aws_plugin_path`]).
+//!
 //! [`LocalBroker::start_refusing`] starts one that also refuses one subscription,
 //! [`REFUSED_FILTER`], with SUBACK 0x80, through mosquitto's dynamic-security plugin (Debian's
 //! `mosquitto` package ships it): mosquitto's `acl_file` never refuses a SUBSCRIBE (2.0.11
@@ -53,6 +56,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+
+mod aws;
+
+pub use aws::{PLUGIN_ENV, aws_plugin_path};
 
 /// How long [`LocalBroker::start`] and [`LocalBroker::restart`] wait for the listeners.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -101,6 +108,8 @@ pub struct LocalBroker {
     persistent: bool,
     /// The dynamic-security plugin, for [`LocalBroker::start_refusing`] when it is installed.
     dynsec: Option<PathBuf>,
+    /// The configuration lines of the AWS plugin, for [`LocalBroker::start_aws`].
+    aws: Option<String>,
     port: u16,
     tls_port: Option<u16>,
     child: Option<Child>,
@@ -124,7 +133,7 @@ impl LocalBroker {
     /// does not listen within [`STARTUP_TIMEOUT`] (kind [`io::ErrorKind::TimedOut`]). The
     /// message includes the broker's log.
     pub fn start() -> io::Result<Self> {
-        Self::start_inner(None, false, false)
+        Self::start_inner(None, false, false, None)
     }
 
     /// Starts a broker as [`start`](Self::start) does, which also refuses [`REFUSED_FILTER`]
@@ -134,7 +143,7 @@ impl LocalBroker {
     /// # Errors
     /// As for [`start`](Self::start).
     pub fn start_refusing() -> io::Result<Self> {
-        Self::start_inner(None, false, true)
+        Self::start_inner(None, false, true, None)
     }
 
     /// Starts a broker with one plain listener that keeps sessions across restarts: it saves
@@ -145,7 +154,7 @@ impl LocalBroker {
     /// # Errors
     /// As for [`start`](Self::start).
     pub fn start_persistent() -> io::Result<Self> {
-        Self::start_inner(None, true, false)
+        Self::start_inner(None, true, false, None)
     }
 
     /// Starts a broker with a plain listener and a mutual-TLS listener (TLS, client
@@ -164,10 +173,16 @@ impl LocalBroker {
             }),
             false,
             false,
+            None,
         )
     }
 
-    fn start_inner(tls: Option<TlsFiles>, persistent: bool, refuse: bool) -> io::Result<Self> {
+    fn start_inner(
+        tls: Option<TlsFiles>,
+        persistent: bool,
+        refuse: bool,
+        aws: Option<String>,
+    ) -> io::Result<Self> {
         let dir = std::env::temp_dir().join(crate::unique_name("jobs-mock-broker"));
         fs::create_dir_all(&dir)
             .map_err(|e| context(e, &format!("cannot create {}", dir.display())))?;
@@ -190,6 +205,7 @@ impl LocalBroker {
             tls,
             persistent,
             dynsec,
+            aws,
             port: 0,
             tls_port: None,
             child: None,
@@ -229,6 +245,9 @@ impl LocalBroker {
                 plugin.display(),
                 self.dir.join("dynsec.json").display()
             );
+        }
+        if let Some(aws) = &self.aws {
+            config.push_str(aws);
         }
         if self.persistent {
             let _ = writeln!(

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use jobs_core::BrokerLimits;
 use paho_mqtt as paho;
 
 use crate::diagnose::TlsCheck;
@@ -65,6 +66,7 @@ pub struct PahoTransportBuilder {
     reconnect: (Duration, Duration),
     pub(crate) pre_sink_buffer: usize,
     retry: Option<ConnectRetry>,
+    limits: Option<BrokerLimits>,
 }
 
 /// The default MQTT keep-alive interval.
@@ -100,6 +102,7 @@ impl PahoTransportBuilder {
             reconnect: DEFAULT_RECONNECT_BACKOFF,
             pre_sink_buffer: DEFAULT_PRE_SINK_BUFFER,
             retry: None,
+            limits: None,
         }
     }
 
@@ -261,6 +264,28 @@ impl PahoTransportBuilder {
             &self.client_id,
             self.session == Session::Clean,
         )
+    }
+
+    /// The broker's limits per connection that the transport reports to `jobs-core`
+    /// ([`MqttTransport::broker_limits`](jobs_core::MqttTransport::broker_limits)), from which a
+    /// `Client` takes its subscription budget and publish pacing. Defaults to
+    /// [`BrokerLimits::AWS_IOT`] when the server's host name ends in `.amazonaws.com` (AWS IoT
+    /// Core's endpoints, as [`PahoTransport::aws_iot`](crate::PahoTransport::aws_iot) builds
+    /// them), [`BrokerLimits::NONE`] otherwise.
+    pub fn broker_limits(mut self, limits: BrokerLimits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
+    /// The limits the transport reports: set, or derived from the host name.
+    pub(crate) fn limits(&self) -> BrokerLimits {
+        self.limits
+            .unwrap_or_else(|| match parse_uri(&self.server_uri) {
+                Ok((_, host, _)) if host.to_ascii_lowercase().ends_with(".amazonaws.com") => {
+                    BrokerLimits::AWS_IOT
+                }
+                _ => BrokerLimits::NONE,
+            })
     }
 
     /// The server URI.
@@ -625,6 +650,13 @@ mod tests {
         let b =
             crate::PahoTransport::aws_iot("x-ats.iot.eu-west-1.amazonaws.com", "d", "c", "e", "k");
         assert_eq!(b.server_uri, "ssl://x-ats.iot.eu-west-1.amazonaws.com:8883");
+        assert_eq!(b.limits(), BrokerLimits::AWS_IOT);
+        let local = PahoTransport::builder("tcp://localhost:1883", "d");
+        assert_eq!(local.limits(), BrokerLimits::NONE);
+        assert_eq!(
+            local.broker_limits(BrokerLimits::AWS_IOT).limits(),
+            BrokerLimits::AWS_IOT
+        );
         assert!(b.alpn.is_empty());
         assert!(b.verify_host_name);
         let b = crate::PahoTransport::aws_iot_443(

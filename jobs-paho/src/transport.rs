@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jobs_core::{MessageSink, MqttTransport, QoS, SubscribeOutcome, TransportError};
+use jobs_core::{BrokerLimits, MessageSink, MqttTransport, QoS, SubscribeOutcome, TransportError};
 use log::{debug, info, warn};
 use paho_mqtt as paho;
 
@@ -31,6 +31,7 @@ pub struct PahoTransport {
     client_id: String,
     operation_timeout: Duration,
     session_present: bool,
+    limits: BrokerLimits,
     delivery: Arc<Delivery>,
 }
 
@@ -118,6 +119,7 @@ impl PahoTransport {
             builder.server_uri, builder.client_id
         );
         Ok(Self {
+            limits: builder.limits(),
             client,
             server_uri: builder.server_uri,
             client_id: builder.client_id,
@@ -236,6 +238,11 @@ impl MqttTransport for PahoTransport {
     /// exposed, and a Jobs reply acknowledges its request anyway.
     fn request_qos(&self) -> QoS {
         QoS::AtMostOnce
+    }
+
+    /// As set with [`PahoTransportBuilder::broker_limits`] (AWS IoT Core's for its endpoints).
+    fn broker_limits(&self) -> BrokerLimits {
+        self.limits
     }
 }
 

@@ -11,12 +11,12 @@ use super::ended::Ended;
 use super::pacing::Backoff;
 use super::{Config, EndedFn, HandlerError, HandlerFn, Runner, StopHandle};
 use crate::error::SettingProblem;
-use crate::{Error, InvalidInput, Jobs, StepTimeout};
+use crate::{Error, InvalidInput, Jobs, StepTimeout, ThingName};
 
 /// Configures a [`Runner`]; see [`Runner::builder`].
 #[must_use]
 pub struct RunnerBuilder {
-    pub(super) jobs: Jobs,
+    pub(super) things: Vec<Jobs>,
     pub(super) handlers: HashMap<String, Arc<HandlerFn>>,
     pub(super) fallback: Option<Arc<HandlerFn>>,
     pub(super) on_ended: Option<Arc<EndedFn>>,
@@ -25,7 +25,9 @@ pub struct RunnerBuilder {
     pub(super) step_timeout: Option<StepTimeout>,
     pub(super) backoff: Backoff,
     pub(super) stop_grace: Duration,
-    pub(super) resync_interval: Duration,
+    pub(super) resync_interval: Option<Duration>,
+    pub(super) handler_threads: Option<usize>,
+    pub(super) request_threads: Option<usize>,
 }
 
 impl fmt::Debug for RunnerBuilder {
@@ -44,7 +46,7 @@ impl fmt::Debug for RunnerBuilder {
 impl RunnerBuilder {
     pub(super) fn new(jobs: &Jobs) -> Self {
         Self {
-            jobs: jobs.clone(),
+            things: vec![jobs.clone()],
             handlers: HashMap::new(),
             fallback: None,
             on_ended: None,
@@ -53,8 +55,42 @@ impl RunnerBuilder {
             step_timeout: None,
             backoff: Backoff::default(),
             stop_grace: Duration::from_secs(10),
-            resync_interval: Duration::from_secs(300),
+            resync_interval: None,
+            handler_threads: None,
+            request_threads: None,
         }
+    }
+
+    /// Serves another thing too: a gateway's runner serves every thing of its connection with
+    /// one loop, a bounded pool of handler threads ([`handler_threads`](Self::handler_threads))
+    /// and a few request threads ([`request_threads`](Self::request_threads)), with the same
+    /// guarantees per execution as for one thing. A thing given twice is refused by
+    /// [`build`](Self::build).
+    pub fn thing(mut self, jobs: &Jobs) -> Self {
+        self.things.push(jobs.clone());
+        self
+    }
+
+    /// Serves these things too; see [`thing`](Self::thing).
+    pub fn things<'a>(mut self, things: impl IntoIterator<Item = &'a Jobs>) -> Self {
+        self.things.extend(things.into_iter().cloned());
+        self
+    }
+
+    /// How many handlers may run at once for all the runner's things together: the size of
+    /// its pool of handler threads. Defaults to `max_concurrent` × the number of things, at
+    /// most 16; zero is refused by [`build`](Self::build).
+    pub fn handler_threads(mut self, threads: usize) -> Self {
+        self.handler_threads = Some(threads);
+        self
+    }
+
+    /// How many requests the runner may have in flight at once (at most one per thing), each
+    /// on a thread of its own. Defaults to 1 for one thing, 8 for several; zero is refused by
+    /// [`build`](Self::build).
+    pub fn request_threads(mut self, threads: usize) -> Self {
+        self.request_threads = Some(threads);
+        self
     }
 
     /// Runs `handler` for documents whose operation field is `operation`. A later handler for
@@ -95,7 +131,7 @@ impl RunnerBuilder {
         self
     }
 
-    /// How many handlers may run at once. Defaults to 1; zero is refused by
+    /// How many handlers may run at once for one thing. Defaults to 1; zero is refused by
     /// [`build`](Self::build).
     pub fn max_concurrent(mut self, max: usize) -> Self {
         self.max_concurrent = max;
@@ -124,10 +160,13 @@ impl RunnerBuilder {
         self
     }
 
-    /// How often the runner looks for work and checks its running executions even without an
-    /// event. Defaults to 5 minutes; zero is refused by [`build`](Self::build).
+    /// How often the runner looks for work and checks its running executions for each thing
+    /// even without an event. Each look is one GetPending (and a describe per running
+    /// execution) per thing, so a gateway's interval bounds its background requests: N things
+    /// every interval. Defaults to 5 minutes, and for many things to at least 100 ms per
+    /// thing (10 things a second); zero is refused by [`build`](Self::build).
     pub fn resync_interval(mut self, interval: Duration) -> Self {
-        self.resync_interval = interval;
+        self.resync_interval = Some(interval);
         self
     }
 
@@ -135,8 +174,10 @@ impl RunnerBuilder {
     ///
     /// # Errors
     /// [`Error::InvalidInput`]: [`InvalidInput::StepTimeoutCancelOutsideUpdate`] for a step
-    /// timeout of [`StepTimeout::CANCEL`]; [`InvalidInput::Setting`] for `max_concurrent` or
-    /// `resync_interval` of zero, or a backoff whose initial delay is zero or above its maximum.
+    /// timeout of [`StepTimeout::CANCEL`]; [`InvalidInput::Setting`] for `max_concurrent`,
+    /// `resync_interval`, `handler_threads` or `request_threads` of zero, or a backoff whose
+    /// initial delay is zero or above its maximum; [`InvalidInput::DuplicateThing`] for a thing
+    /// given twice.
     pub fn build(self) -> Result<Runner, Error> {
         if self.step_timeout.is_some_and(StepTimeout::is_cancel) {
             return Err(InvalidInput::StepTimeoutCancelOutsideUpdate.into());
@@ -145,7 +186,10 @@ impl RunnerBuilder {
         if self.max_concurrent == 0 {
             return refuse("max_concurrent", SettingProblem::Zero);
         }
-        if self.resync_interval.is_zero() {
+        if self
+            .resync_interval
+            .is_some_and(|interval| interval.is_zero())
+        {
             return refuse("resync_interval", SettingProblem::Zero);
         }
         if self.backoff.initial().is_zero() {
@@ -154,6 +198,21 @@ impl RunnerBuilder {
         if self.backoff.max() < self.backoff.initial() {
             return refuse("backoff", SettingProblem::MaxBelowInitial);
         }
+        if self.handler_threads == Some(0) {
+            return refuse("handler_threads", SettingProblem::Zero);
+        }
+        if self.request_threads == Some(0) {
+            return refuse("request_threads", SettingProblem::Zero);
+        }
+        let mut names: Vec<&ThingName> = self.things.iter().map(Jobs::thing_name).collect();
+        names.sort();
+        if let Some(twice) = names.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(InvalidInput::DuplicateThing(twice[0].clone()).into());
+        }
+        let count = self.things.len();
+        let many = count > 1;
+        let per_thing_look =
+            Duration::from_millis(100).saturating_mul(u32::try_from(count).unwrap_or(u32::MAX));
         let (stop, stop_rx) = StopHandle::new();
         Ok(Runner {
             config: Arc::new(Config {
@@ -162,12 +221,18 @@ impl RunnerBuilder {
                 on_ended: self.on_ended,
                 operation_field: self.operation_field,
             }),
-            jobs: self.jobs,
+            handler_threads: self
+                .handler_threads
+                .unwrap_or_else(|| self.max_concurrent.saturating_mul(count).min(16)),
+            request_threads: self.request_threads.unwrap_or(if many { 8 } else { 1 }),
+            things: self.things,
             max_concurrent: self.max_concurrent,
             step_timeout: self.step_timeout,
             backoff: self.backoff,
             stop_grace: self.stop_grace,
-            resync_interval: self.resync_interval,
+            resync_interval: self
+                .resync_interval
+                .unwrap_or_else(|| Duration::from_secs(300).max(per_thing_look)),
             stop,
             stop_rx,
         })

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 
 use crate::{
     Document, Error, ExecutionNumber, Job, JobId, JobStatus, RejectCode, StatusDetails,
-    StepTimeout, Update,
+    StepTimeout, ThingName, Update,
 };
 
 /// What a handler reports when it returns: the terminal status and optional details. The
@@ -146,6 +146,7 @@ impl Cancellation {
 ///
 /// `Context` is `Send + Sync`: a handler may share it with threads of its own.
 pub struct Context {
+    thing_name: ThingName,
     job_id: JobId,
     execution_number: Option<ExecutionNumber>,
     document: Document,
@@ -160,6 +161,7 @@ pub struct Context {
 impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Context")
+            .field("thing_name", &self.thing_name)
             .field("job_id", &self.job_id)
             .field("execution_number", &self.execution_number)
             .field("operation", &self.operation)
@@ -182,6 +184,7 @@ impl Context {
             .and_then(|seconds| u64::try_from(seconds).ok())
             .and_then(|seconds| Instant::now().checked_add(Duration::from_secs(seconds)));
         Self {
+            thing_name: job.thing_name().clone(),
             job_id: job.id().clone(),
             execution_number: job.execution_number(),
             document,
@@ -192,6 +195,11 @@ impl Context {
             job: Mutex::new(job),
             timer: Mutex::new(timer),
         }
+    }
+
+    /// The thing the execution runs for (a gateway's runner serves several).
+    pub fn thing_name(&self) -> &ThingName {
+        &self.thing_name
     }
 
     /// The job's ID.
@@ -244,6 +252,12 @@ impl Context {
     /// True once the runner is stopping: return soon.
     pub fn is_stopping(&self) -> bool {
         self.cancellation.is_stopping()
+    }
+
+    /// A handle on the execution (its number named), for the download step's describe.
+    #[cfg(feature = "download")]
+    pub(crate) fn job_handle(&self) -> Job {
+        self.job.lock().clone()
     }
 
     /// The cancellation signal, to wait on or to hand to the handler's own threads.

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use crate::model::{JobExecution, JobExecutionSummary};
-use crate::{ExecutionNumber, JobId, JobStatus};
+use crate::{ExecutionNumber, JobId, JobStatus, ThingName};
 
 /// One execution of a job on the thing: its job ID and execution number (`None` only if the
 /// service sent none).
@@ -67,6 +67,8 @@ pub enum Ending {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Ended {
+    /// The thing it ran for.
+    pub thing_name: ThingName,
     /// The job's ID.
     pub job_id: JobId,
     /// The execution number, if the service sent one.
@@ -76,8 +78,9 @@ pub struct Ended {
 }
 
 impl Ended {
-    pub(crate) fn new(key: Key, ending: Ending) -> Self {
+    pub(crate) fn new(thing_name: ThingName, key: Key, ending: Ending) -> Self {
         Self {
+            thing_name,
             job_id: key.job_id,
             execution_number: key.number,
             ending,

@@ -83,6 +83,8 @@
 
 mod builder;
 mod context;
+#[cfg(feature = "download")]
+mod download;
 mod driver;
 mod ended;
 mod machine;
@@ -99,10 +101,12 @@ use parking_lot::Mutex;
 
 pub use builder::RunnerBuilder;
 pub use context::{Cancellation, Context, Outcome};
+#[cfg(feature = "download")]
+pub use download::{Download, DownloadError, Downloaded};
 pub use ended::{Ended, Ending};
 pub use pacing::Backoff;
 
-use crate::{Error, Jobs, StatusDetails, StepTimeout};
+use crate::{Error, Jobs, StatusDetails, StepTimeout, ThingName};
 use machine::{Machine, Settings};
 use pacing::Jitter;
 
@@ -147,8 +151,10 @@ struct Config {
 /// ```
 pub struct Runner {
     config: Arc<Config>,
-    jobs: Jobs,
+    things: Vec<Jobs>,
     max_concurrent: usize,
+    handler_threads: usize,
+    request_threads: usize,
     step_timeout: Option<StepTimeout>,
     backoff: Backoff,
     stop_grace: std::time::Duration,
@@ -159,15 +165,17 @@ pub struct Runner {
 
 impl fmt::Debug for Runner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let things: Vec<&ThingName> = self.things.iter().map(Jobs::thing_name).collect();
         f.debug_struct("Runner")
-            .field("thing", self.jobs.thing_name())
+            .field("things", &things)
             .field("max_concurrent", &self.max_concurrent)
             .finish_non_exhaustive()
     }
 }
 
 impl Runner {
-    /// Starts configuring a runner for the thing of `jobs`.
+    /// Starts configuring a runner for the thing of `jobs` (add more with
+    /// [`RunnerBuilder::thing`]).
     pub fn builder(jobs: &Jobs) -> RunnerBuilder {
         RunnerBuilder::new(jobs)
     }
@@ -178,31 +186,40 @@ impl Runner {
     }
 
     /// Runs the loop on this thread until [`StopHandle::stop`] (returns `Ok`), or until the
-    /// thing's [`Jobs`] is closed. A runner stopped before `run` returns from it at once.
+    /// thing's [`Jobs`] is closed (with several things: until every one is closed; a closed
+    /// thing is no longer served). A runner stopped before `run` returns from it at once.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] ([`InvalidInput::Closed`](crate::InvalidInput::Closed)) when the
-    /// thing's [`Jobs`] was closed, before or during the run; other failures (timeouts, a lost
-    /// connection, refusals) are logged and retried with backoff, never returned.
+    /// things' [`Jobs`] were closed, before or during the run; other failures (timeouts, a lost
+    /// connection, refusals) are logged and retried with backoff, never returned, as is a
+    /// failure to spawn the runner's threads ([`Error::Transport`] with a backend source).
     pub fn run(self) -> Result<(), Error> {
-        let machine = Machine::new(
-            Settings {
-                max_concurrent: self.max_concurrent,
-                backoff: self.backoff,
-                stop_grace: self.stop_grace,
-                resync_interval: self.resync_interval,
-            },
-            Instant::now(),
-            Jitter::from_entropy(),
-        );
+        let settings = Settings {
+            max_concurrent: self.max_concurrent,
+            backoff: self.backoff,
+            stop_grace: self.stop_grace,
+            resync_interval: self.resync_interval,
+        };
+        let now = Instant::now();
+        let mut jitter = Jitter::from_entropy();
+        let things = self
+            .things
+            .iter()
+            .map(|jobs| {
+                let machine = Machine::new(settings.clone(), now, jitter.fork());
+                (jobs.clone(), machine)
+            })
+            .collect();
         driver::Driver {
             config: Arc::clone(&self.config),
-            jobs: &self.jobs,
             step_timeout: self.step_timeout,
             stop: &self.stop,
             stop_rx: &self.stop_rx,
+            handler_threads: self.handler_threads,
+            request_threads: self.request_threads,
         }
-        .run(machine)
+        .run(things)
     }
 }
 

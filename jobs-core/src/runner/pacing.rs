@@ -77,6 +77,11 @@ impl Jitter {
         Self::new(hasher.finish())
     }
 
+    /// A generator for another user, seeded from this one's sequence.
+    pub(crate) fn fork(&mut self) -> Self {
+        Self::new(self.0 ^ (self.unit().to_bits()).rotate_left(17))
+    }
+
     /// The next value in `[0, 1)`.
     pub(crate) fn unit(&mut self) -> f64 {
         self.0 ^= self.0 >> 12;

@@ -5,7 +5,6 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use crossbeam_channel::Sender;
 use log::{debug, info, warn};
 
 use super::context::{Cancellation, Context, Outcome};
@@ -23,16 +22,16 @@ pub(crate) struct Done {
     pub(crate) ended_by_service: Option<Option<JobStatus>>,
 }
 
-/// Sends [`Done`] exactly once: with the handler's outcome, or, if the thread unwinds first,
+/// Reports [`Done`] exactly once: with the handler's outcome, or, if the thread unwinds first,
 /// with `FAILED`.
-struct DoneGuard {
+struct DoneGuard<F: FnOnce(Done) -> bool> {
     key: Key,
     cancellation: Cancellation,
-    tx: Sender<Done>,
+    report: Option<F>,
     outcome: Option<Outcome>,
 }
 
-impl Drop for DoneGuard {
+impl<F: FnOnce(Done) -> bool> Drop for DoneGuard<F> {
     fn drop(&mut self) {
         let outcome = self.outcome.take().unwrap_or_else(|| {
             warn!("the handler thread of {} panicked", self.key);
@@ -44,7 +43,7 @@ impl Drop for DoneGuard {
             ended_by_service: self.cancellation.ended_by_progress(),
         };
         // The loop may be gone: the runner stopped and abandoned this thread.
-        if self.tx.send(done).is_err() {
+        if !self.report.take().is_some_and(|report| report(done)) {
             debug!("{}: the runner stopped; its outcome is dropped", self.key);
         }
     }
@@ -60,12 +59,13 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    /// Runs the handler on this thread and sends the outcome on `tx`.
-    pub(crate) fn run(self, tx: Sender<Done>) {
+    /// Runs the handler on this thread and gives `report` the outcome (it returns whether the
+    /// runner took it).
+    pub(crate) fn run(self, report: impl FnOnce(Done) -> bool) {
         let mut guard = DoneGuard {
             key: Key::of(&self.execution),
             cancellation: self.cancellation.clone(),
-            tx,
+            report: Some(report),
             outcome: None,
         };
         guard.outcome = Some(self.outcome());

@@ -9,7 +9,8 @@ use super::{State, topic_matches};
 /// Routes cached at most; beyond, the cache starts afresh (tests with endless topics).
 const ROUTE_CACHE_LIMIT: usize = 1024;
 
-type Delivery = (Arc<dyn MessageSink>, String, Arc<[u8]>);
+/// A message to hand to a sink, with no lock held.
+pub(super) type Delivery = (Arc<dyn MessageSink>, String, Arc<[u8]>);
 
 /// The higher of two QoS levels.
 fn max_qos(a: QoS, b: QoS) -> QoS {
@@ -33,7 +34,8 @@ impl State {
     /// Routes a message published with `qos` on `topic`: returns the deliveries to make now
     /// (every connected client with a sink and a matching subscription, once per client), and
     /// queues it for sessions that keep it (offline clients, if the delivery QoS is 1; clients
-    /// whose resumed session is being delivered, whatever the QoS).
+    /// whose resumed session is being delivered, whatever the QoS). In AWS mode each receiver's
+    /// rate quota is applied first.
     pub(super) fn deliveries(&mut self, topic: &str, payload: &[u8], qos: QoS) -> Vec<Delivery> {
         if !self.routes.contains_key(topic) {
             if self.routes.len() >= ROUTE_CACHE_LIMIT {
@@ -64,6 +66,16 @@ impl State {
                 continue;
             };
             let session_kept = !client.replaced && !client.closed;
+            let receives =
+                client.connected || (session_kept && min_qos(qos, granted) == QoS::AtLeastOnce);
+            // AWS mode: the message counts against the receiver's rate, and beyond it is
+            // discarded.
+            if receives
+                && let Some(aws) = &mut self.aws
+                && !aws.outbound(&client.id)
+            {
+                continue;
+            }
             if client.connected && !client.resuming {
                 if let Some(sink) = &client.sink {
                     deliveries.push((Arc::clone(sink), topic.to_owned(), Arc::clone(&payload)));

@@ -7,6 +7,7 @@ use std::time::Instant;
 use jobs_core::{MessageSink, MqttTransport, QoS, SubscribeOutcome, TransportError};
 
 use super::MockBroker;
+use super::aws::PublishOutcome;
 
 /// The [`MqttTransport`] of one client of a [`MockBroker`].
 ///
@@ -15,7 +16,9 @@ use super::MockBroker;
 /// memory is otherwise exactly once, unless a script duplicates it. Every operation honours
 /// its deadline: one called after its deadline sends nothing and returns
 /// [`TransportError::Timeout`], and one blocked by [`MockBroker::freeze`] returns `Timeout` at
-/// its deadline. Clones share the connection; dropping the last clone disconnects the client
+/// its deadline. In AWS mode ([`MockBroker::aws`]) a QoS 1 publish the broker discards (rate
+/// quota) gets no PUBACK: the call blocks until its deadline and returns `Timeout`, as on
+/// AWS IoT Core. Clones share the connection; dropping the last clone disconnects the client
 /// (its sink is dropped and gets nothing more).
 #[derive(Clone)]
 pub struct MockTransport {
@@ -143,11 +146,20 @@ impl MqttTransport for MockTransport {
             let (topic, payload) = (topic.to_owned(), payload.to_vec());
             move |broker: &MockBroker| broker.publish(index, &topic, &payload, qos)
         })?;
-        match queued {
-            None => broker.publish(index, topic, payload, qos),
+        let outcome = match queued {
+            None => broker.publish(index, topic, payload, qos)?,
             // QoS 0 returns once handed to the network; the frozen broker has it.
-            Some(_) if qos == QoS::AtMostOnce => Ok(()),
-            Some(slot) => slot.wait(deadline),
+            Some(_) if qos == QoS::AtMostOnce => return Ok(()),
+            Some(slot) => slot.wait(deadline)?,
+        };
+        match outcome {
+            PublishOutcome::Acknowledged => Ok(()),
+            PublishOutcome::Discarded if qos == QoS::AtMostOnce => Ok(()),
+            // No PUBACK will come: the call times out at its deadline, as on a real broker.
+            PublishOutcome::Discarded => {
+                std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+                Err(TransportError::Timeout)
+            }
         }
     }
 }

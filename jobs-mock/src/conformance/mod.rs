@@ -88,6 +88,8 @@ pub use mock::MockHarness;
 pub use mosquitto::{Endpoint, MosquittoHarness};
 pub use observe::{Observations, Seen};
 pub use rule::Rule;
+#[cfg(feature = "local-broker")]
+pub use wire::peer::Peer;
 
 /// What a harness method returns when it fails (for example, the broker could not restart).
 pub type HarnessError = Box<dyn StdError + Send + Sync>;

@@ -43,6 +43,11 @@ pub struct Args {
     /// "quit" or the end of input stops the service.
     #[arg(long)]
     pub console: bool,
+    /// Run behind mosquitto with the jobs-mosquitto-plugin (AWS IoT's implicit replies): take
+    /// the requests from the plugin's relay and answer each requester alone. The plugin's
+    /// service client ID must be this --client-id.
+    #[arg(long)]
+    pub relay: bool,
 }
 
 /// The broker flags.
@@ -174,6 +179,12 @@ mod tests {
         assert_eq!(args.broker.uri, "tcp://localhost:1884");
         assert_eq!(args.time_scale.get(), 600);
         assert!(!args.console);
+        assert!(!args.relay);
+        assert!(
+            Args::try_parse_from(["jobs-service", "--relay"])
+                .unwrap()
+                .relay
+        );
         for bad in [
             ["jobs-service", "--time-scale=0"],
             ["jobs-service", "--http=localhost"],

@@ -19,7 +19,7 @@ use super::control::{CONTROL_TOPIC, RESULT_TOPIC, handle_control};
 use super::files::Files;
 use super::http::{HttpServer, Listener};
 use super::jobs_file::parse_jobs_file;
-use crate::service::{Clock, JobsService, Simulator};
+use crate::service::{Clock, JobsService, Simulator, SimulatorMode};
 
 /// How often the execution states are checked for the change log.
 const WATCH_INTERVAL: Duration = Duration::from_millis(200);
@@ -123,7 +123,11 @@ impl Server {
             service.clock().clone(),
         ));
         let transport = args.broker.connect(&args.client_id)?;
-        let simulator = Arc::new(Simulator::start(Arc::new(transport), service)?);
+        let mode = match args.relay {
+            true => SimulatorMode::Relay,
+            false => SimulatorMode::Portable,
+        };
+        let simulator = Arc::new(Simulator::start_with(Arc::new(transport), service, mode)?);
         let control = args
             .broker
             .connect(&format!("{}-control", args.client_id))?;

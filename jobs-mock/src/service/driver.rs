@@ -17,6 +17,7 @@ use serde_json::Value;
 use super::api::{ApiError, ControlOperation, Operation};
 use super::control::{ControlError, ExecutionInfo, JobSpec};
 use super::jobs_service::{JobsService, Outgoing, Quirks};
+use super::mode::SimulatorMode;
 
 /// The request topics of every thing, subscribed in one SUBSCRIBE with QoS 1.
 pub const REQUEST_FILTERS: [&str; 4] = [
@@ -116,18 +117,19 @@ impl MessageSink for Inbox {
 struct Inline {
     service: Arc<Mutex<JobsService>>,
     transport: Arc<dyn MqttTransport>,
+    mode: SimulatorMode,
 }
 
 impl MessageSink for Inline {
     fn message(&self, topic: &str, payload: &[u8]) {
-        let out = self.service.lock().handle(topic, payload);
+        let out = self.mode.serve(&self.service, topic, payload);
         publish_all(self.transport.as_ref(), &out);
     }
 
     fn connection(&self, event: ConnectionEvent) {
         if let ConnectionEvent::Connected { session_present } = event
             && session_present != Some(true)
-            && let Err(error) = subscribe(self.transport.as_ref())
+            && let Err(error) = subscribe(self.transport.as_ref(), self.mode)
         {
             log::warn!("simulator could not re-subscribe: {error}");
         }
@@ -138,7 +140,8 @@ impl MessageSink for Inline {
 /// request published on the broker, for any thing.
 ///
 /// [`start`](Self::start) installs a message sink on the transport, subscribes once (QoS 1)
-/// to [`REQUEST_FILTERS`], checks every outcome, and spawns one worker thread. The sink only
+/// to [`REQUEST_FILTERS`] (in [`SimulatorMode::Relay`], given to
+/// [`start_with`](Self::start_with), to the relay instead), checks every outcome, and spawns one worker thread. The sink only
 /// hands messages to the worker over a channel; the worker runs the service and publishes its
 /// answers with QoS 1, the reply before the events it caused, in the order the requests
 /// arrived. On a real clock the worker also fires each timer when it is due (it sleeps until
@@ -219,11 +222,24 @@ impl Simulator {
         transport: Arc<dyn MqttTransport>,
         service: JobsService,
     ) -> Result<Self, SimulatorError> {
+        Self::start_with(transport, service, SimulatorMode::Portable)
+    }
+
+    /// [`start`](Self::start) in `mode`: [`SimulatorMode::Relay`] behind an AWS-mode broker
+    /// (see [`crate::aws`]).
+    ///
+    /// # Errors
+    /// As for [`start`](Self::start).
+    pub fn start_with(
+        transport: Arc<dyn MqttTransport>,
+        service: JobsService,
+        mode: SimulatorMode,
+    ) -> Result<Self, SimulatorError> {
         let (tx, rx) = crossbeam_channel::unbounded();
         transport
             .set_sink(Arc::new(Inbox { tx: tx.clone() }))
             .map_err(SimulatorError::Sink)?;
-        subscribe(transport.as_ref()).map_err(SimulatorError::Subscribe)?;
+        subscribe(transport.as_ref(), mode).map_err(SimulatorError::Subscribe)?;
         let real_clock = !service.clock().is_virtual();
         let service = Arc::new(Mutex::new(service));
         let (done_tx, done) = crossbeam_channel::bounded(1);
@@ -233,7 +249,7 @@ impl Simulator {
             std::thread::Builder::new()
                 .name("jobs-simulator".into())
                 .spawn(move || {
-                    run(&service, transport.as_ref(), &rx, real_clock);
+                    run(&service, transport.as_ref(), &rx, real_clock, mode);
                     // The receiver may be gone if the simulator gave up waiting.
                     let _ = done_tx.send(());
                 })
@@ -264,6 +280,19 @@ impl Simulator {
         transport: crate::MockTransport,
         service: JobsService,
     ) -> Result<Self, SimulatorError> {
+        Self::start_inline_with(transport, service, SimulatorMode::Portable)
+    }
+
+    /// [`start_inline`](Self::start_inline) in `mode`: [`SimulatorMode::Relay`] on an
+    /// AWS-mode [`MockBroker`](crate::MockBroker).
+    ///
+    /// # Errors
+    /// As for [`start_inline`](Self::start_inline).
+    pub fn start_inline_with(
+        transport: crate::MockTransport,
+        service: JobsService,
+        mode: SimulatorMode,
+    ) -> Result<Self, SimulatorError> {
         let service = Arc::new(Mutex::new(service));
         let connection = transport.clone();
         let transport: Arc<dyn MqttTransport> = Arc::new(transport);
@@ -271,9 +300,10 @@ impl Simulator {
             .set_sink(Arc::new(Inline {
                 service: Arc::clone(&service),
                 transport: Arc::clone(&transport),
+                mode,
             }))
             .map_err(SimulatorError::Sink)?;
-        if let Err(error) = subscribe(transport.as_ref()) {
+        if let Err(error) = subscribe(transport.as_ref(), mode) {
             connection.disconnect();
             return Err(SimulatorError::Subscribe(error));
         }
@@ -425,21 +455,22 @@ impl Drop for Simulator {
     }
 }
 
-fn subscribe(transport: &dyn MqttTransport) -> Result<(), TransportError> {
+fn subscribe(transport: &dyn MqttTransport, mode: SimulatorMode) -> Result<(), TransportError> {
     let deadline = Instant::now() + OPERATION_TIMEOUT;
-    let outcomes = transport.subscribe(&REQUEST_FILTERS, QoS::AtLeastOnce, deadline)?;
-    for (filter, outcome) in REQUEST_FILTERS.iter().zip(&outcomes) {
+    let filters = mode.filters();
+    let outcomes = transport.subscribe(filters, QoS::AtLeastOnce, deadline)?;
+    for (filter, outcome) in filters.iter().zip(&outcomes) {
         if *outcome == SubscribeOutcome::Refused {
             return Err(TransportError::SubscriptionRefused {
                 filter: (*filter).to_owned(),
             });
         }
     }
-    if outcomes.len() != REQUEST_FILTERS.len() {
+    if outcomes.len() != filters.len() {
         return Err(TransportError::backend(format!(
             "SUBACK carried {} outcomes for {} filters",
             outcomes.len(),
-            REQUEST_FILTERS.len()
+            filters.len()
         )));
     }
     Ok(())
@@ -451,6 +482,7 @@ fn run(
     transport: &dyn MqttTransport,
     rx: &Receiver<Message>,
     real_clock: bool,
+    mode: SimulatorMode,
 ) {
     loop {
         let message = if real_clock {
@@ -473,9 +505,9 @@ fn run(
             }
         };
         let out = match message {
-            Some(Message::Request { topic, payload }) => service.lock().handle(&topic, &payload),
+            Some(Message::Request { topic, payload }) => mode.serve(service, &topic, &payload),
             Some(Message::Reconnected) => {
-                if let Err(error) = subscribe(transport) {
+                if let Err(error) = subscribe(transport, mode) {
                     log::warn!("simulator could not re-subscribe: {error}");
                 }
                 continue;

@@ -126,7 +126,7 @@ impl Acquisition {
 
     /// When a round paced by the backoff may start (`None`: no round is waiting for time).
     pub(crate) fn next_wake(&self, room: bool) -> Option<Instant> {
-        if self.stopped || !room || !self.wanted || self.round.is_some() {
+        if self.stopped || !room || self.round.is_some() || !self.wanted {
             return None;
         }
         self.pacer.not_before()
@@ -160,11 +160,8 @@ impl Acquisition {
         holds_any: bool,
         known: impl Fn(&Key) -> bool,
     ) -> Option<Step> {
-        if self.stopped {
-            return None;
-        }
-        if !room {
-            self.end_round(now, backoff, jitter);
+        // Without room the round waits (its list stays) until a handler or a pool thread frees.
+        if self.stopped || !room {
             return None;
         }
         if let Some(round) = &mut self.round {

@@ -66,8 +66,6 @@ pub(crate) enum Input {
         /// execution: the status, if the service said it.
         ended_by_service: Option<Option<JobStatus>>,
     },
-    /// A handler's thread could not be started.
-    SpawnFailed(Key),
     /// [`StopHandle::stop`](super::StopHandle::stop) was called at `at`.
     Stop { at: Instant },
     /// The thing's [`Jobs`](crate::Jobs) was closed.
@@ -187,6 +185,8 @@ pub(crate) struct Machine {
     next_resync: Instant,
     /// Set by a stop: the instant the stop grace ends.
     stop_deadline: Option<Instant>,
+    /// The runner's handler threads have room for one more (several things share them).
+    pool_room: bool,
     exited: bool,
 }
 
@@ -206,8 +206,15 @@ impl Machine {
             resubscribe: false,
             next_resync,
             stop_deadline: None,
+            pool_room: true,
             exited: false,
         }
+    }
+
+    /// Tells the machine whether the runner's shared handler threads have room for another
+    /// handler: without room it takes nothing new on (its own `max_concurrent` aside).
+    pub(crate) fn set_pool_room(&mut self, room: bool) {
+        self.pool_room = room;
     }
 
     /// Takes in what happened at `now`.
@@ -228,11 +235,6 @@ impl Machine {
                 outcome,
                 ended_by_service,
             } => self.handler_done(key, outcome, ended_by_service),
-            Input::SpawnFailed(key) => {
-                self.held.remove(&key);
-                self.acquisition
-                    .failed(now, &self.settings.backoff, &mut self.jitter);
-            }
             Input::Stop { at } => self.stop(at),
             Input::Closed => self.exit(Exit::Closed),
         }
@@ -294,7 +296,7 @@ impl Machine {
             .values()
             .filter(|held| matches!(held.phase, Phase::Running))
             .count();
-        self.stop_deadline.is_none() && running < self.settings.max_concurrent
+        self.stop_deadline.is_none() && self.pool_room && running < self.settings.max_concurrent
     }
 
     fn is_known(&self, key: &Key) -> bool {

@@ -25,8 +25,14 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// What a waiting call receives: the SUBACK's codes, or nothing (PUBACK, UNSUBACK).
 type Ack = Vec<u8>;
 
-/// The known-good peer. See the [module docs](self).
-pub(crate) struct Peer {
+/// A small, known-good MQTT 3.1.1 client over a blocking `TcpStream` (clean session, QoS 0
+/// and 1, no reconnect), sharing no code with any transport under test: the conformance
+/// harness's peer, and a raw client for broker-level tests (the AWS-mode plugin's). It
+/// implements [`MqttTransport`]: `subscribe` returns the SUBACK's codes (0x80 as
+/// [`SubscribeOutcome::Refused`]), a QoS 1 `publish` returns once the PUBACK arrives or
+/// `Timeout` at its deadline, and the sink gets `ConnectionLost` when the broker closes the
+/// connection. Dropping it sends DISCONNECT and joins its two threads.
+pub struct Peer {
     shared: Arc<Shared>,
     stop: Option<Sender<()>>,
     threads: Vec<JoinHandle<()>>,
@@ -71,11 +77,12 @@ impl std::fmt::Debug for Peer {
 }
 
 impl Peer {
-    /// Connects to `address` as `client_id` with a clean session and `keep_alive`.
+    /// Connects to `address` as `client_id` with a clean session and `keep_alive` (it sends
+    /// PINGREQ every half keep-alive).
     ///
     /// # Errors
     /// When the TCP connect or the CONNACK fails or takes longer than 10 s.
-    pub(crate) fn connect(
+    pub fn connect(
         address: impl ToSocketAddrs,
         client_id: &str,
         keep_alive: Duration,

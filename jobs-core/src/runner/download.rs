@@ -1,0 +1,510 @@
+//! The runner's download step (feature `download`): [`Context::download`] fetches a file over
+//! HTTP(S) — typically a firmware image behind a pre-signed S3 URL in the job document —
+//! resuming after a cut, verifying its SHA-256 before it is moved into place, reporting
+//! progress, and honouring the cancellation, the stop and its own time limit.
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use log::{debug, info, warn};
+use sha2::{Digest, Sha256};
+
+use super::context::Context;
+use crate::{Describe, StatusDetails};
+
+/// How long one HTTP request may spend receiving its body before the download resumes with a
+/// new request from where it got: this bounds how long a stalled server can hold up noticing
+/// a cancel or a stop.
+const SEGMENT: Duration = Duration::from_secs(10);
+
+/// How many requests in a row may fail without a byte of progress before the download gives
+/// up.
+const ATTEMPTS_WITHOUT_PROGRESS: u32 = 5;
+
+/// How many times an expired URL (HTTP 403) is replaced by a fresh one from the job document.
+const FRESH_URLS: u32 = 3;
+
+/// What [`Context::download`] fetches, and how.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Download {
+    url: String,
+    destination: PathBuf,
+    sha256: [u8; 32],
+    url_pointer: Option<String>,
+    progress_every: Duration,
+    timeout: Option<Duration>,
+}
+
+impl Download {
+    /// Fetches `url` into `destination`, which must end up holding bytes whose SHA-256 is
+    /// `sha256` (64 hexadecimal digits).
+    ///
+    /// # Errors
+    /// [`DownloadError::InvalidSha256`] when `sha256` is not 64 hexadecimal digits.
+    pub fn new(
+        url: impl Into<String>,
+        destination: impl Into<PathBuf>,
+        sha256: &str,
+    ) -> Result<Self, DownloadError> {
+        Ok(Self {
+            url: url.into(),
+            destination: destination.into(),
+            sha256: parse_sha256(sha256)?,
+            url_pointer: None,
+            progress_every: Duration::from_secs(5),
+            timeout: None,
+        })
+    }
+
+    /// Where the URL is in the job document, as a JSON pointer (`/firmware/url`). When the
+    /// server answers 403 (a pre-signed URL that expired), the execution is described again
+    /// and the download continues from the fresh URL found there (AWS IoT pre-signs URLs each
+    /// time a device receives the document). Defaults to none: a 403 ends the download.
+    pub fn url_in_document(mut self, pointer: &str) -> Self {
+        self.url_pointer = Some(pointer.to_owned());
+        self
+    }
+
+    /// How often progress is reported (an IN_PROGRESS update with `downloadPercent` and
+    /// `downloadedBytes`). Defaults to every 5 s; `Duration::MAX` reports none.
+    pub fn progress_every(mut self, every: Duration) -> Self {
+        self.progress_every = every;
+        self
+    }
+
+    /// The longest the whole download may take. Defaults to none (the cancellation and the
+    /// stop still end it).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Where the partial download is kept: the destination with `.part` appended.
+    pub fn partial_path(&self) -> PathBuf {
+        let mut name = self.destination.clone().into_os_string();
+        name.push(".part");
+        PathBuf::from(name)
+    }
+}
+
+/// A finished download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Downloaded {
+    /// The file, verified and in place.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// The bytes a partial download held when this one started (0: from scratch).
+    pub resumed_from: u64,
+    /// How many expired URLs were replaced by fresh ones.
+    pub fresh_urls: u32,
+}
+
+/// Why [`Context::download`] failed. Nothing is ever left at the destination but a verified
+/// file; a partial download is kept beside it (see [`Download::partial_path`]) except after a
+/// hash mismatch.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum DownloadError {
+    /// The expected SHA-256 is not 64 hexadecimal digits.
+    InvalidSha256(String),
+    /// The server answered with this HTTP status (not 200, 206 or 403, or 403 with no fresh URL
+    /// to be had).
+    Http {
+        /// The status code.
+        status: u16,
+    },
+    /// The URL could not be fetched (DNS, connection, TLS, a cut that repeated), or the job
+    /// document had no fresh URL at the pointer.
+    Network(Box<dyn std::error::Error + Send + Sync>),
+    /// Reading or writing a local file failed.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// The downloaded bytes do not have the expected SHA-256; the partial file was removed.
+    Sha256Mismatch {
+        /// The expected digest, in hex.
+        expected: String,
+        /// The digest of what was downloaded, in hex.
+        actual: String,
+    },
+    /// The service ended the execution (canceled, removed, timed out).
+    Canceled,
+    /// The runner is stopping.
+    Stopping,
+    /// The download's own time limit passed.
+    TimedOut,
+}
+
+impl fmt::Display for DownloadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidSha256(value) => {
+                write!(
+                    f,
+                    "invalid SHA-256 {value:?}: expected 64 hexadecimal digits"
+                )
+            }
+            Self::Http { status } => write!(f, "the server answered HTTP {status}"),
+            Self::Network(source) => write!(f, "the download failed: {source}"),
+            Self::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Self::Sha256Mismatch { expected, actual } => {
+                write!(f, "SHA-256 mismatch: expected {expected}, got {actual}")
+            }
+            Self::Canceled => f.write_str("the execution was ended by the service"),
+            Self::Stopping => f.write_str("the runner is stopping"),
+            Self::TimedOut => f.write_str("the download took longer than its time limit"),
+        }
+    }
+}
+
+impl std::error::Error for DownloadError {}
+
+fn parse_sha256(hex: &str) -> Result<[u8; 32], DownloadError> {
+    let invalid = || DownloadError::InvalidSha256(hex.to_owned());
+    let bytes = hex.as_bytes();
+    if bytes.len() != 64 {
+        return Err(invalid());
+    }
+    let mut digest = [0u8; 32];
+    for (byte, pair) in digest.iter_mut().zip(bytes.chunks_exact(2)) {
+        let text = std::str::from_utf8(pair).map_err(|_| invalid())?;
+        *byte = u8::from_str_radix(text, 16).map_err(|_| invalid())?;
+    }
+    Ok(digest)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What one request got.
+enum Attempt {
+    /// The whole file is in the partial file.
+    Complete,
+    /// The body stopped early (a cut, the segment's time): resume.
+    Cut { progressed: bool, error: String },
+    /// 403: the URL expired.
+    Expired,
+}
+
+impl Context {
+    /// Downloads `download`'s URL into its destination, blocking this handler's thread.
+    ///
+    /// - **Resumes**: bytes already in the partial file (from a cut, or an earlier run before a
+    ///   reboot) are kept, and the rest is asked for with `Range: bytes=N-`; a server that
+    ///   ignores the range (200) restarts the file. A cut in the middle (connection lost,
+    ///   server gone, no byte for 10 s) resumes after a backoff; five requests in a row without
+    ///   progress end the download with [`DownloadError::Network`].
+    /// - **Verifies**: the file is moved into place only once its SHA-256 matches; on a mismatch
+    ///   the partial file is removed and nothing is left at the destination.
+    /// - **Fresh URLs**: with [`Download::url_in_document`], a 403 (expired pre-signed URL)
+    ///   describes the execution again and continues from the URL in the new document.
+    /// - **Reports progress** at most every [`Download::progress_every`] (best effort).
+    /// - **Stops promptly** when the service ends the execution ([`DownloadError::Canceled`]),
+    ///   the runner stops ([`DownloadError::Stopping`]) or the time limit passes
+    ///   ([`DownloadError::TimedOut`]): between two reads, or within 10 s if the server stalls;
+    ///   the partial file is kept for a later resume.
+    ///
+    /// # Errors
+    /// See [`DownloadError`].
+    pub fn download(&self, download: &Download) -> Result<Downloaded, DownloadError> {
+        let deadline = download.timeout.and_then(|t| Instant::now().checked_add(t));
+        let partial = download.partial_path();
+        let resumed_from = fs::metadata(&partial).map_or(0, |m| m.len());
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(SEGMENT))
+            .timeout_recv_response(Some(SEGMENT))
+            .timeout_recv_body(Some(SEGMENT))
+            .build()
+            .into();
+        let mut url = download.url.clone();
+        let mut fresh_urls = 0;
+        let mut failures = 0;
+        let mut last_report = Instant::now();
+        loop {
+            self.check(deadline)?;
+            match self.attempt(&agent, &url, download, &partial, deadline, &mut last_report)? {
+                Attempt::Complete => break,
+                Attempt::Expired => {
+                    let Some(pointer) = &download.url_pointer else {
+                        return Err(DownloadError::Http { status: 403 });
+                    };
+                    if fresh_urls == FRESH_URLS {
+                        return Err(DownloadError::Http { status: 403 });
+                    }
+                    url = self.fresh_url(pointer)?;
+                    fresh_urls += 1;
+                    info!(
+                        "{}: the download URL expired; continuing from a fresh one",
+                        self.job_id()
+                    );
+                }
+                Attempt::Cut { progressed, error } => {
+                    failures = if progressed { 1 } else { failures + 1 };
+                    if failures > ATTEMPTS_WITHOUT_PROGRESS {
+                        return Err(DownloadError::Network(error.into()));
+                    }
+                    debug!("{}: download cut ({error}); resuming", self.job_id());
+                    let pause = Duration::from_millis(100).saturating_mul(1 << failures.min(6));
+                    if self.cancellation().wait_timeout(pause) {
+                        self.check(deadline)?;
+                    }
+                }
+            }
+        }
+        let bytes = fs::metadata(&partial).map_or(0, |m| m.len());
+        let actual = sha256_of(&partial)?;
+        if actual != download.sha256 {
+            let _ = fs::remove_file(&partial);
+            warn!(
+                "{}: the download's SHA-256 does not match; removed it",
+                self.job_id()
+            );
+            return Err(DownloadError::Sha256Mismatch {
+                expected: hex(&download.sha256),
+                actual: hex(&actual),
+            });
+        }
+        fs::rename(&partial, &download.destination).map_err(|source| DownloadError::Io {
+            path: download.destination.clone(),
+            source,
+        })?;
+        info!("{}: downloaded and verified {bytes} bytes", self.job_id());
+        Ok(Downloaded {
+            path: download.destination.clone(),
+            bytes,
+            resumed_from,
+            fresh_urls,
+        })
+    }
+
+    /// Ends the download when the execution was ended, the runner stops or time is up.
+    fn check(&self, deadline: Option<Instant>) -> Result<(), DownloadError> {
+        if self.is_canceled() {
+            return Err(DownloadError::Canceled);
+        }
+        if self.is_stopping() {
+            return Err(DownloadError::Stopping);
+        }
+        if deadline.is_some_and(|at| Instant::now() >= at) {
+            return Err(DownloadError::TimedOut);
+        }
+        Ok(())
+    }
+
+    /// One HTTP request: from where the partial file ends to the end, appended to it.
+    fn attempt(
+        &self,
+        agent: &ureq::Agent,
+        url: &str,
+        download: &Download,
+        partial: &Path,
+        deadline: Option<Instant>,
+        last_report: &mut Instant,
+    ) -> Result<Attempt, DownloadError> {
+        let io = |source| DownloadError::Io {
+            path: partial.to_owned(),
+            source,
+        };
+        let offset = fs::metadata(partial).map_or(0, |m| m.len());
+        let mut request = agent.get(url);
+        if offset > 0 {
+            request = request.header("Range", format!("bytes={offset}-"));
+        }
+        let mut response = match request.call() {
+            Ok(response) => response,
+            Err(error) => {
+                return Ok(Attempt::Cut {
+                    progressed: false,
+                    error: error.to_string(),
+                });
+            }
+        };
+        let status = response.status().as_u16();
+        let total = match status {
+            206 => {
+                let range = response
+                    .headers()
+                    .get("content-range")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_content_range);
+                match range {
+                    Some((start, total)) if start == offset => total,
+                    _ => {
+                        // A range we did not ask for: start over.
+                        File::create(partial).map_err(io)?;
+                        return Ok(Attempt::Cut {
+                            progressed: false,
+                            error: "unexpected Content-Range".into(),
+                        });
+                    }
+                }
+            }
+            200 => {
+                if offset > 0 {
+                    debug!(
+                        "{}: the server ignored the range; restarting",
+                        self.job_id()
+                    );
+                }
+                File::create(partial).map_err(io)?;
+                response
+                    .headers()
+                    .get("content-length")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+            }
+            // The partial file already holds everything.
+            416 if offset > 0 => return Ok(Attempt::Complete),
+            403 => return Ok(Attempt::Expired),
+            500..=599 => {
+                return Ok(Attempt::Cut {
+                    progressed: false,
+                    error: format!("HTTP {status}"),
+                });
+            }
+            _ => return Err(DownloadError::Http { status }),
+        };
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(partial)
+            .map_err(io)?;
+        let mut written = fs::metadata(partial).map_or(0, |m| m.len());
+        let start = written;
+        let mut body = response.body_mut().as_reader();
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            self.check(deadline)?;
+            let read = match body.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(read) => read,
+                Err(error) => {
+                    file.flush().map_err(io)?;
+                    return Ok(Attempt::Cut {
+                        progressed: written > start,
+                        error: error.to_string(),
+                    });
+                }
+            };
+            file.write_all(buffer.get(..read).unwrap_or_default())
+                .map_err(io)?;
+            written += u64::try_from(read).unwrap_or(0);
+            if last_report.elapsed() >= download.progress_every {
+                *last_report = Instant::now();
+                self.report_progress(written, total);
+            }
+        }
+        file.flush().map_err(io)?;
+        if total.is_some_and(|total| written < total) {
+            return Ok(Attempt::Cut {
+                progressed: written > start,
+                error: format!("the body ended at {written} of {total:?} bytes"),
+            });
+        }
+        Ok(Attempt::Complete)
+    }
+
+    fn report_progress(&self, written: u64, total: Option<u64>) {
+        let mut pairs = vec![("downloadedBytes".to_owned(), written.to_string())];
+        if let Some(total) = total.filter(|total| *total > 0) {
+            let percent = written.saturating_mul(100) / total;
+            pairs.push(("downloadPercent".to_owned(), percent.to_string()));
+        }
+        if let Ok(details) = StatusDetails::from_pairs(pairs)
+            && let Err(error) = self.progress(details)
+        {
+            debug!(
+                "{}: reporting download progress failed: {error}",
+                self.job_id()
+            );
+        }
+    }
+
+    /// Describes the execution again and reads the URL at `pointer` in its fresh document.
+    fn fresh_url(&self, pointer: &str) -> Result<String, DownloadError> {
+        let mut job = self.job_handle();
+        let mut describe = Describe::new();
+        if let Some(number) = self.execution_number() {
+            describe = describe.execution_number(number);
+        }
+        job.describe_with(describe)
+            .map_err(|error| DownloadError::Network(Box::new(error)))?;
+        let url = job
+            .document()
+            .map(crate::Document::to_value)
+            .and_then(|document| {
+                document
+                    .pointer(pointer)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            });
+        url.ok_or_else(|| {
+            DownloadError::Network(format!("the job document has no URL at {pointer}").into())
+        })
+    }
+}
+
+/// `bytes START-END/TOTAL` → (START, TOTAL if known).
+fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
+    let range = value.strip_prefix("bytes ")?;
+    let (span, total) = range.split_once('/')?;
+    let (start, _end) = span.split_once('-')?;
+    Some((start.trim().parse().ok()?, total.trim().parse().ok()))
+}
+
+fn sha256_of(path: &Path) -> Result<[u8; 32], DownloadError> {
+    let io = |source| DownloadError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = File::open(path).map_err(io)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let read = file.read(&mut buffer).map_err(io)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(buffer.get(..read).unwrap_or_default());
+    }
+    Ok(hasher.finalize().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sha256_is_64_hexadecimal_digits() {
+        let digest = parse_sha256(&"ab".repeat(32)).unwrap_or([0; 32]);
+        assert_eq!(digest, [0xab; 32]);
+        assert_eq!(hex(&digest), "ab".repeat(32));
+        for bad in ["", "ab", &"zz".repeat(32), &"é".repeat(32)] {
+            assert!(
+                matches!(parse_sha256(bad), Err(DownloadError::InvalidSha256(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn content_ranges_are_read_with_or_without_a_total() {
+        assert_eq!(
+            parse_content_range("bytes 100-199/1000"),
+            Some((100, Some(1000)))
+        );
+        assert_eq!(parse_content_range("bytes 100-199/*"), Some((100, None)));
+        assert_eq!(parse_content_range("items 1-2/3"), None);
+    }
+}

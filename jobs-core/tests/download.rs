@@ -1,0 +1,337 @@
+//! The runner's download step against a local HTTP server that cuts, expires and stalls on
+//! command: resume with `Range`, SHA-256 verification, fresh URLs, cancel and stop.
+
+#![allow(clippy::unwrap_used, reason = "test helpers fail the test on bad data")]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread;
+
+use common::fleet::{WAIT, fleet, signal, start};
+use jobs_core::JobStatus;
+use jobs_core::runner::{Download, DownloadError, Outcome, Runner};
+use parking_lot::Mutex;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+/// What the server does with the next requests.
+#[derive(Default)]
+struct Behaviour {
+    /// Bytes of the body sent before the connection is cut (once per entry).
+    cuts: Vec<usize>,
+    /// Requests answered 403 before the file is served again.
+    expired: usize,
+    /// Answers hold back the body until released (a stall).
+    stall: Option<crossbeam_channel::Receiver<()>>,
+    /// Requests seen: the path and the range start asked for.
+    requests: Vec<(String, Option<u64>)>,
+}
+
+struct FileServer {
+    port: u16,
+    content: Arc<Vec<u8>>,
+    behaviour: Arc<Mutex<Behaviour>>,
+}
+
+impl FileServer {
+    fn start(size: usize) -> Self {
+        let content: Arc<Vec<u8>> = Arc::new((0..size).map(|i| (i * 7 % 251) as u8).collect());
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let behaviour = Arc::new(Mutex::new(Behaviour::default()));
+        {
+            let (content, behaviour) = (Arc::clone(&content), Arc::clone(&behaviour));
+            thread::spawn(move || {
+                for stream in listener.incoming().flatten() {
+                    let (content, behaviour) = (Arc::clone(&content), Arc::clone(&behaviour));
+                    thread::spawn(move || serve(stream, &content, &behaviour));
+                }
+            });
+        }
+        Self {
+            port,
+            content,
+            behaviour,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/{path}", self.port)
+    }
+
+    fn sha256(&self) -> String {
+        Sha256::digest(self.content.as_slice())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    fn requests(&self) -> Vec<(String, Option<u64>)> {
+        self.behaviour.lock().requests.clone()
+    }
+}
+
+fn serve(stream: TcpStream, content: &[u8], behaviour: &Mutex<Behaviour>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+    let mut range = None;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).is_err() || header.trim().is_empty() {
+            break;
+        }
+        if let Some(value) = header.to_ascii_lowercase().strip_prefix("range: bytes=") {
+            range = value.trim().trim_end_matches('-').parse::<u64>().ok();
+        }
+    }
+    let (expired, cut, stall) = {
+        let mut b = behaviour.lock();
+        b.requests.push((path, range));
+        let expired = b.expired > 0;
+        if expired {
+            b.expired -= 1;
+        }
+        let cut = if b.cuts.is_empty() {
+            None
+        } else {
+            Some(b.cuts.remove(0))
+        };
+        (expired, cut, b.stall.clone())
+    };
+    let mut stream = stream;
+    if expired {
+        let body = "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>";
+        let _ = write!(
+            stream,
+            "HTTP/1.1 403 Forbidden\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        return;
+    }
+    let start = usize::try_from(range.unwrap_or(0))
+        .unwrap()
+        .min(content.len());
+    let body = &content[start..];
+    let head = if range.is_some() {
+        format!(
+            "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {start}-{}/{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            content.len() - 1,
+            content.len(),
+            body.len()
+        )
+    } else {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+    };
+    if stream.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    if let Some(stall) = stall {
+        let _ = stall.recv_timeout(WAIT);
+    }
+    let body = match cut {
+        Some(cut) => &body[..cut.min(body.len())],
+        None => body,
+    };
+    let _ = stream.write_all(body);
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("jobs-download-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs one job whose handler downloads with `download` and reports the result.
+fn run_download(
+    document: serde_json::Value,
+    download: impl Fn(
+        &jobs_core::runner::Context,
+    ) -> Result<jobs_core::runner::Downloaded, DownloadError>
+    + Send
+    + Sync
+    + 'static,
+) -> (
+    JobStatus,
+    Option<jobs_core::StatusDetails>,
+    common::fleet::Fleet,
+) {
+    let f = fleet();
+    f.create("fw", document);
+    let runner = Runner::builder(&f.jobs)
+        .handler("install", move |ctx| {
+            let downloaded = download(ctx)?;
+            Ok(
+                Outcome::succeeded().with_details(jobs_core::StatusDetails::from_pairs([
+                    ("bytes", downloaded.bytes.to_string()),
+                    ("resumedFrom", downloaded.resumed_from.to_string()),
+                    ("freshUrls", downloaded.fresh_urls.to_string()),
+                ])?),
+            )
+        })
+        .build()
+        .unwrap();
+    let (stop, thread) = start(runner);
+    f.wait_until("the job ended", || f.status("fw").is_terminal());
+    stop.stop();
+    thread.join().unwrap().unwrap();
+    (f.status("fw"), f.details("fw"), f)
+}
+
+#[test]
+fn a_download_cut_in_the_middle_resumes_with_a_range_and_is_verified_before_it_is_moved_into_place()
+{
+    let server = FileServer::start(300_000);
+    server.behaviour.lock().cuts = vec![100_000, 50_000];
+    let dir = temp_dir("resume");
+    let destination = dir.join("firmware.bin");
+    let (url, sha, dest) = (server.url("fw.bin"), server.sha256(), destination.clone());
+    let (status, details, _f) = run_download(json!({"operation": "install"}), move |ctx| {
+        ctx.download(&Download::new(&url, &dest, &sha)?)
+    });
+    assert_eq!(status, JobStatus::Succeeded, "{details:?}");
+    assert_eq!(std::fs::read(&destination).unwrap(), *server.content);
+    assert!(
+        !Download::new("u", &destination, &"0".repeat(64))
+            .unwrap()
+            .partial_path()
+            .exists()
+    );
+    let ranges: Vec<Option<u64>> = server.requests().into_iter().map(|(_, r)| r).collect();
+    assert_eq!(ranges, vec![None, Some(100_000), Some(150_000)]);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_partial_file_from_before_a_reboot_is_continued() {
+    let server = FileServer::start(100_000);
+    let dir = temp_dir("reboot");
+    let destination = dir.join("firmware.bin");
+    let download = Download::new(server.url("fw.bin"), &destination, &server.sha256()).unwrap();
+    std::fs::write(download.partial_path(), &server.content[..40_000]).unwrap();
+    let (status, details, _f) = run_download(json!({"operation": "install"}), move |ctx| {
+        ctx.download(&download)
+    });
+    assert_eq!(status, JobStatus::Succeeded, "{details:?}");
+    assert_eq!(details.unwrap().get("resumedFrom"), Some("40000"));
+    assert_eq!(
+        server.requests(),
+        vec![("/fw.bin".to_owned(), Some(40_000))]
+    );
+    assert_eq!(std::fs::read(&destination).unwrap(), *server.content);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_wrong_hash_fails_the_job_with_the_reason_and_leaves_nothing_behind() {
+    let server = FileServer::start(10_000);
+    let dir = temp_dir("hash");
+    let destination = dir.join("firmware.bin");
+    let (url, dest) = (server.url("fw.bin"), destination.clone());
+    let (status, details, _f) = run_download(json!({"operation": "install"}), move |ctx| {
+        ctx.download(&Download::new(&url, &dest, &"ab".repeat(32))?)
+    });
+    assert_eq!(status, JobStatus::Failed);
+    let details = details.unwrap();
+    assert!(
+        details
+            .get("reason")
+            .unwrap()
+            .starts_with("SHA-256 mismatch: expected abab"),
+        "{details:?}"
+    );
+    assert!(!destination.exists());
+    assert!(
+        std::fs::read_dir(&dir).unwrap().next().is_none(),
+        "the partial file is removed"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn an_expired_url_is_replaced_by_the_one_a_fresh_describe_returns() {
+    let server = FileServer::start(50_000);
+    server.behaviour.lock().expired = 1;
+    let dir = temp_dir("expired");
+    let destination = dir.join("firmware.bin");
+    let (sha, dest) = (server.sha256(), destination.clone());
+    let document = json!({"operation": "install", "firmware": {"url": server.url("fw.bin")}});
+    let (status, details, f) = run_download(document, move |ctx| {
+        let url = ctx.document().to_value()["firmware"]["url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        ctx.download(&Download::new(url, &dest, &sha)?.url_in_document("/firmware/url"))
+    });
+    assert_eq!(status, JobStatus::Succeeded, "{details:?}");
+    assert_eq!(details.unwrap().get("freshUrls"), Some("1"));
+    // The fresh URL came from a describe naming the execution.
+    let describes = common::requests(&f.broker, "fw/get");
+    assert!(
+        describes.iter().any(|d| d["executionNumber"] == json!(1)),
+        "{describes:?}"
+    );
+    assert_eq!(std::fs::read(&destination).unwrap(), *server.content);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_cancel_mid_download_stops_it_promptly_and_keeps_the_partial_file() {
+    let server = FileServer::start(200_000);
+    let (release, stall) = crossbeam_channel::bounded::<()>(0);
+    {
+        let mut behaviour = server.behaviour.lock();
+        behaviour.cuts = vec![80_000];
+        behaviour.stall = Some(stall);
+    }
+    let dir = temp_dir("cancel");
+    let destination = dir.join("firmware.bin");
+    let f = fleet();
+    f.create("fw", json!({"operation": "install"}));
+    let (result_tx, result) = signal();
+    let (url, sha, dest) = (server.url("fw.bin"), server.sha256(), destination.clone());
+    let runner = Runner::builder(&f.jobs)
+        .handler("install", move |ctx| {
+            let outcome = ctx.download(&Download::new(&url, &dest, &sha)?);
+            result_tx.send(outcome.map(|d| d.bytes)).unwrap();
+            Ok(Outcome::failed())
+        })
+        .build()
+        .unwrap();
+    let (stop, thread) = start(runner);
+    // The first request stalls after its head; the service cancels the job meanwhile.
+    f.wait_until("the job runs", || f.status("fw") == JobStatus::InProgress);
+    f.simulator
+        .cancel_job(&jobs_core::JobId::new("fw").unwrap())
+        .unwrap();
+    // The stalled body is released; the download notices the cancel at its next read.
+    release.send(()).unwrap();
+    let outcome = result.recv_timeout(WAIT).unwrap();
+    assert!(
+        matches!(outcome, Err(DownloadError::Canceled)),
+        "{outcome:?}"
+    );
+    stop.stop();
+    thread.join().unwrap().unwrap();
+    assert_eq!(f.status("fw"), JobStatus::Canceled);
+    assert!(!destination.exists());
+    let partial = Download::new("u", &destination, &"0".repeat(64))
+        .unwrap()
+        .partial_path();
+    assert!(
+        partial.exists(),
+        "the partial file is kept for a later resume"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
