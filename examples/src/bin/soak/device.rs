@@ -26,7 +26,7 @@ pub(crate) const JOBS_TIMEOUT: Duration = Duration::from_secs(2);
 const JOIN_SLACK: Duration = Duration::from_secs(5);
 
 /// The longest a handler waits for a cancel, a timeout or an outage.
-const HANDLER_WAIT: Duration = Duration::from_secs(60);
+pub(crate) const HANDLER_WAIT: Duration = Duration::from_secs(60);
 
 /// The payload of the handlers' deliberate panics.
 const DELIBERATE_PANIC: &str = "soak: deliberate panic";
@@ -43,6 +43,8 @@ pub(crate) struct Shared {
     /// Disconnected at the final release: abandoned handlers still waiting return.
     pub(crate) release: Receiver<()>,
     pub(crate) generations: AtomicU64,
+    /// OTA mode: the file server and the destinations.
+    pub(crate) ota: Option<Arc<crate::ota::Ota>>,
 }
 
 impl Shared {
@@ -178,14 +180,15 @@ fn run_device(
 }
 
 /// What one runner's handler and hook know.
-struct Env {
+pub(crate) struct Env {
     thing: String,
-    generation: Generation,
-    shared: Arc<Shared>,
-    crash: Sender<Generation>,
+    pub(crate) generation: Generation,
+    pub(crate) shared: Arc<Shared>,
+    /// Tears down the runner of this generation (a crash on purpose).
+    pub(crate) crash: Sender<Generation>,
     /// Disconnected once this runner's `run` returned.
-    torn_down: Receiver<()>,
-    dice: Mutex<Dice>,
+    pub(crate) torn_down: Receiver<()>,
+    pub(crate) dice: Mutex<Dice>,
 }
 
 fn build_runner(jobs: &Jobs, env: &Arc<Env>, grace: Duration) -> Result<Runner, jobs_core::Error> {
@@ -271,6 +274,9 @@ fn work(ctx: &Context, env: &Env) -> Result<Outcome, HandlerError> {
         .start_call(&key, env.generation, ctx.resumed());
     let returned = |how| shared.ledger.lock().returned(call, how);
 
+    if run.act == Act::Download {
+        return crate::ota::handler::download(ctx, env, &key, &doc, run.crash, call);
+    }
     if run.crash && crash(&key, env) {
         returned(Returned::Released);
         // Never reported: the runner that ran this handler is gone.
@@ -304,7 +310,7 @@ fn work(ctx: &Context, env: &Env) -> Result<Outcome, HandlerError> {
             returned(wait_until_ended(ctx, env));
             return Ok(Outcome::failed());
         }
-        Act::Succeed | Act::Fail | Act::Panic | Act::Reject | Act::CancelLate => {}
+        Act::Succeed | Act::Fail | Act::Panic | Act::Reject | Act::CancelLate | Act::Download => {}
     }
     if let Some(kind) = run.outage {
         shared.outages.wait_down(kind, HANDLER_WAIT);

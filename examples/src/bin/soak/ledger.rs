@@ -91,6 +91,15 @@ pub(crate) struct Teardown {
     pub(crate) took: Duration,
 }
 
+/// A download the step completed (OTA mode).
+#[derive(Debug, Clone)]
+pub(crate) struct DownloadRecord {
+    pub(crate) key: Key,
+    pub(crate) resumed_from: u64,
+    pub(crate) bytes: u64,
+    pub(crate) fresh_urls: u32,
+}
+
 /// Everything recorded; shared behind one lock, held only for bookkeeping.
 #[derive(Debug, Default)]
 pub(crate) struct Ledger {
@@ -117,6 +126,12 @@ pub(crate) struct Ledger {
     pub(crate) reruns_queued: HashMap<Key, Instant>,
     /// Step timers armed (a progress with a step timeout accepted).
     pub(crate) timers_armed: usize,
+    /// Downloads completed (OTA mode).
+    pub(crate) downloads: Vec<DownloadRecord>,
+    /// Download calls that failed and were called again by the handler, by error.
+    pub(crate) download_retries: std::collections::BTreeMap<String, usize>,
+    /// Resumed executions whose file an earlier run had already installed.
+    pub(crate) already_installed: usize,
     /// Runners whose `run` returned an error.
     pub(crate) runner_errors: Vec<String>,
     /// Problems seen while running (each one fails the soak), and the executions they concern.

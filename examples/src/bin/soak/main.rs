@@ -56,17 +56,29 @@
 //! It prints every count, and for a failure the history of each execution concerned, and
 //! exits non-zero on any failure.
 //!
+//! `--ota` (see the `ota` module): every job is a firmware update instead. The document holds a
+//! pre-signed URL placeholder that the service replaces with a URL of its own object store,
+//! served through a proxy that paces, cuts, refuses and stalls the transfers while the broker
+//! is killed and frozen; some executions crash mid-download and devices reboot. Besides the
+//! checks above (the share of reports during outages is printed, not required: no handler is
+//! timed to an outage), every destination must hold the file byte for byte and by SHA-256,
+//! each execution must complete one download, no partial or other file may be left, and
+//! downloads must have resumed from partial files.
+//!
 //! ```sh
 //! cargo run -p examples --features paho --bin soak              # 10 devices, 200 jobs, 20 kills, 10 freezes
 //! cargo run -p examples --features paho --bin soak -- --short   # what ./test.sh runs (4 devices, 40 jobs)
 //! cargo run -p examples --features paho --bin soak -- --big     # 100 devices, 1,000 jobs
 //! cargo run -p examples --features paho --bin soak -- --devices 4 --jobs 60 --restarts 8 --seed 7
+//! cargo run -p examples --features paho --bin soak -- --ota           # 6 devices, 24 jobs, a 4 MiB file
+//! cargo run -p examples --features paho --bin soak -- --ota --short   # in ./test.sh (3 devices, 9 jobs, 2 MiB)
 //! ```
 //! The things are registered in the simulator and jobs target their ARNs, as on AWS. The
-//! requests go out at QoS 0, as `jobs-paho` asks: with QoS 1, Paho C 1.3.16 aborts the
-//! process under these outages (a double free; see the `jobs-paho` docs, "Reconnect churn").
+//! requests go out at QoS 0, as `jobs-paho` asks, and so do the simulator's replies and events
+//! (the `tap` module): with QoS 1, Paho C 1.3.16 aborts the process under these outages (a
+//! double free; see the `jobs-paho` docs, "Reconnect churn").
 //!
-//! Other flags: `--freezes N`, `--reboots N` (see `--help`). The seed is printed; the same
+//! Other flags: `--freezes N`, `--reboots N`, `--file-mib N` (see `--help`). The seed is printed; the same
 //! seed gives the same plan (not the same timing). Needs the `mosquitto` executable.
 //! `RUST_LOG=warn` (or lower) shows the libraries' logs; the default is `error`.
 
@@ -78,6 +90,7 @@ mod control;
 mod device;
 mod dice;
 mod ledger;
+mod ota;
 mod plan;
 mod report;
 mod schedule;
@@ -143,19 +156,33 @@ fn soak(args: &Args) -> Result<(), Box<dyn Error>> {
     let started = Instant::now();
     let phase = Arc::new(Mutex::new("starting"));
     let mut dice = Dice::new(args.seed);
-    let plan = Arc::new(Plan::generate(args.jobs, args.devices, &mut dice)?);
+    let factor = NonZeroU32::new(CLOCK_FACTOR).ok_or("clock factor of zero")?;
+    let mut service = JobsService::new(Clock::scaled(factor));
+    let mut ota = match args.ota_mib {
+        Some(mib) => Some(ota::Ota::prepare(mib, &mut service, &mut dice)?),
+        None => None,
+    };
+    let plan = Arc::new(Plan::generate(
+        args.jobs,
+        args.devices,
+        ota.as_ref().map(|ota| ota.file().clone()),
+        &mut dice,
+    )?);
     let mut broker = Broker::start()?;
     let _watchdog = chaos::watchdog(args.limit, Arc::clone(&broker.pid), Arc::clone(&phase));
     let uri = broker.local.uri();
     let received = Arc::new(Mutex::new(Received::default()));
-    let factor = NonZeroU32::new(CLOCK_FACTOR).ok_or("clock factor of zero")?;
     let simulator = Arc::new(Simulator::start(
         Arc::new(Tap::new(
             connect(&uri, "soak-service")?,
             Arc::clone(&received),
         )),
-        JobsService::new(Clock::scaled(factor)),
+        service,
     )?);
+    if let Some(ota) = &mut ota {
+        ota.serve(Arc::clone(&simulator))?;
+    }
+    let ota = ota.map(Arc::new);
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let outages = Arc::new(Outages::default());
     let (control_tx, control_rx) = crossbeam_channel::unbounded();
@@ -176,6 +203,7 @@ fn soak(args: &Args) -> Result<(), Box<dyn Error>> {
         control_pending: Arc::clone(&control_pending),
         release,
         generations: AtomicU64::new(0),
+        ota: ota.clone(),
     });
     let (finish_tx, finish) = crossbeam_channel::bounded::<()>(0);
     let mut devices = Vec::new();
@@ -201,6 +229,11 @@ fn soak(args: &Args) -> Result<(), Box<dyn Error>> {
     // The outages, with the jobs created in waves and the reboots spread among them.
     *phase.lock() = "running the outages";
     let outages_started = Instant::now();
+    let (files_over_tx, files_over) = crossbeam_channel::bounded::<()>(0);
+    let file_chaos = match &ota {
+        Some(ota) => Some(ota.interrupt(files_over, dice.fork())?),
+        None => None,
+    };
     let faults = schedule::run(
         &schedule::Chaos {
             args,
@@ -213,11 +246,19 @@ fn soak(args: &Args) -> Result<(), Box<dyn Error>> {
         &mut dice,
     )?;
     let outages_took = outages_started.elapsed();
+    drop(files_over_tx);
+    let mut failures = check::Findings::default();
+    let interruptions = file_chaos.map(|chaos| match chaos.join_within(Duration::from_secs(5)) {
+        Ok(done) => done,
+        Err(stuck) => {
+            failures.fail(None, stuck);
+            ota::Interruptions::default()
+        }
+    });
 
     // Every execution must end.
     *phase.lock() = "waiting for every execution to end";
     let drain_started = Instant::now();
-    let mut failures = check::Findings::default();
     drain(&simulator, &plan, &ledger, &control_pending, &mut failures);
     let drain_took = drain_started.elapsed();
     let before_release = simulator.executions();
@@ -300,6 +341,20 @@ fn soak(args: &Args) -> Result<(), Box<dyn Error>> {
     let (mut found, counts) = check::check(&observed);
     found.failures.append(&mut failures.failures);
     found.keys.append(&mut failures.keys);
+    let mut ota_lines = Vec::new();
+    if let Some(ota) = &ota {
+        let (mut ota_failures, lines) = ota.check(&plan, &ledger);
+        found.failures.append(&mut ota_failures);
+        ota_lines = lines;
+        if let Some(done) = &interruptions {
+            ota_lines.push(format!(
+                "OTA: file server interruptions: {} cuts of every transfer, {} outages \
+                 (connections refused), {} stalls",
+                done.cuts, done.downs, done.stalls
+            ));
+        }
+        ota.remove_files();
+    }
     println!(
         "soak ({}): {} devices, {} jobs ({} executions), {} kills, {} freezes, {} reboots, seed {}: {:.1} s",
         args.mode,
@@ -313,6 +368,9 @@ fn soak(args: &Args) -> Result<(), Box<dyn Error>> {
         started.elapsed().as_secs_f64()
     );
     counts.print();
+    for line in &ota_lines {
+        println!("  {line}");
+    }
     println!(
         "  requests refused on purpose (the next requests of any device): {} throttled, {} \
          internal errors",

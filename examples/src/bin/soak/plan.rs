@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::chaos::OutageKind;
 use crate::dice::Dice;
+use crate::ota::FileRef;
 
 /// The thing name of device `index`.
 pub(crate) fn thing_name(index: usize) -> String {
@@ -54,6 +55,8 @@ pub(crate) enum Act {
     CancelLate,
     /// Starts a 1-minute step timer (1 s on the soak's scaled clock) and waits to be timed out.
     Timeout,
+    /// Downloads the document's file (OTA mode) and returns `SUCCEEDED`.
+    Download,
 }
 
 impl Act {
@@ -78,6 +81,7 @@ impl fmt::Display for Act {
             Self::Delete => "delete",
             Self::CancelLate => "cancel while the report waits",
             Self::Timeout => "time out",
+            Self::Download => "download",
         };
         f.write_str(name)
     }
@@ -102,6 +106,11 @@ pub(crate) struct Doc {
     pub(crate) operation: String,
     pub(crate) n: usize,
     pub(crate) runs: Vec<Run>,
+    /// OTA mode: the file's pre-signed URL (a placeholder when created) and its SHA-256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) sha256: Option<String>,
 }
 
 /// One job of the plan.
@@ -130,11 +139,18 @@ pub(crate) struct Expected {
 }
 
 impl JobPlan {
-    pub(crate) fn document(&self, n: usize) -> Result<Document, serde_json::Error> {
+    /// The job's document; `file`: the file it installs (OTA mode).
+    pub(crate) fn document(
+        &self,
+        n: usize,
+        file: Option<&FileRef>,
+    ) -> Result<Document, serde_json::Error> {
         Document::from_serialize(&Doc {
             operation: if self.unhandled { UNHANDLED } else { OPERATION }.to_owned(),
             n,
             runs: self.runs.clone(),
+            url: file.map(|f| f.placeholder.clone()),
+            sha256: file.map(|f| f.sha256.clone()),
         })
     }
 
@@ -156,7 +172,7 @@ impl JobPlan {
             });
         }
         let (status, reason) = match run.act {
-            Act::Succeed => (Some(JobStatus::Succeeded), None),
+            Act::Succeed | Act::Download => (Some(JobStatus::Succeeded), None),
             Act::Fail => (Some(JobStatus::Failed), Some(FAILURE.to_owned())),
             Act::Panic => (
                 Some(JobStatus::Failed),
@@ -177,22 +193,50 @@ impl JobPlan {
 pub(crate) struct Plan {
     pub(crate) jobs: Vec<JobPlan>,
     by_id: HashMap<String, usize>,
+    /// OTA mode: the file every job installs.
+    pub(crate) file: Option<FileRef>,
 }
 
 impl Plan {
-    /// `jobs` jobs spread over `devices` devices.
-    pub(crate) fn generate(jobs: usize, devices: usize, dice: &mut Dice) -> Result<Self, String> {
+    /// `jobs` jobs spread over `devices` devices; with `file` (OTA mode), every job downloads
+    /// it, and a fifth of them crash on purpose in the middle of the download.
+    pub(crate) fn generate(
+        jobs: usize,
+        devices: usize,
+        file: Option<FileRef>,
+        dice: &mut Dice,
+    ) -> Result<Self, String> {
         let mut plans = Vec::with_capacity(jobs);
         for n in 0..jobs {
             let id = JobId::new(format!("soak-job-{n:05}")).map_err(|e| e.to_string())?;
-            plans.push(job(id, n % devices.max(1), n, dice));
+            let device = n % devices.max(1);
+            plans.push(match file {
+                None => job(id, device, n, dice),
+                Some(_) => JobPlan {
+                    id,
+                    device,
+                    rerun: false,
+                    unhandled: false,
+                    refused: None,
+                    runs: vec![Run {
+                        act: Act::Download,
+                        outage: None,
+                        ms: 0,
+                        crash: dice.chance(20),
+                    }],
+                },
+            });
         }
         let by_id = plans
             .iter()
             .enumerate()
             .map(|(i, plan)| (plan.id.to_string(), i))
             .collect();
-        Ok(Self { jobs: plans, by_id })
+        Ok(Self {
+            jobs: plans,
+            by_id,
+            file,
+        })
     }
 
     pub(crate) fn get(&self, job: &str) -> Option<&JobPlan> {
@@ -201,7 +245,7 @@ impl Plan {
 
     /// Whether the plan has every scenario of the catalogue.
     pub(crate) fn has_every_scenario(&self) -> bool {
-        self.jobs.len() >= CATALOGUE.len()
+        self.file.is_none() && self.jobs.len() >= CATALOGUE.len()
     }
 
     /// How many executions the plan makes.

@@ -5,7 +5,7 @@
 use std::error::Error;
 use std::thread;
 
-use jobs_mock::service::api::CreateJob;
+use jobs_mock::service::api::{CreateJob, PresignedUrlConfig};
 use jobs_mock::service::{Simulator, TargetSelection};
 
 use crate::args::Args;
@@ -13,6 +13,10 @@ use crate::chaos::{Broker, OutageKind, Outages};
 use crate::device::Device;
 use crate::dice::Dice;
 use crate::plan::Plan;
+
+/// The role AWS IoT would read the firmware bucket with (OTA mode; the emulator only checks
+/// that there is one).
+const PRESIGN_ROLE: &str = "arn:aws:iam::123456789012:role/soak-firmware-reader";
 
 /// What the schedule acts on.
 pub(crate) struct Chaos<'a> {
@@ -68,9 +72,17 @@ pub(crate) fn run(
         for job in plan.jobs.get(created..upto).unwrap_or_default() {
             let mut request = CreateJob::new(
                 job.id.clone(),
-                &job.document(created)?,
+                &job.document(created, plan.file.as_ref())?,
                 vec![crate::plan::thing_arn(&crate::plan::thing_name(job.device))],
             );
+            if plan.file.is_some() {
+                // Non-exhaustive: built as the API reads it.
+                let config: PresignedUrlConfig = serde_json::from_value(serde_json::json!({
+                    "roleArn": PRESIGN_ROLE,
+                    "expiresInSec": crate::ota::EXPIRES_IN_SEC,
+                }))?;
+                request.presigned_url_config = Some(config);
+            }
             if job.rerun {
                 request.target_selection = Some(TargetSelection::Continuous);
             }
