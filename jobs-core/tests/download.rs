@@ -29,6 +29,11 @@ struct Behaviour {
     stall: Option<crossbeam_channel::Receiver<()>>,
     /// Requests seen: the path and the range start asked for.
     requests: Vec<(String, Option<u64>)>,
+    /// Told of every request, once its head was read.
+    arrived: Option<crossbeam_channel::Sender<()>>,
+    /// The next answer has no `Content-Length`: the whole body is sent, and the connection is
+    /// closed (ending the body) only once released.
+    hold_close: Option<crossbeam_channel::Receiver<()>>,
 }
 
 struct FileServer {
@@ -92,9 +97,12 @@ fn serve(stream: TcpStream, content: &[u8], behaviour: &Mutex<Behaviour>) {
             range = value.trim().trim_end_matches('-').parse::<u64>().ok();
         }
     }
-    let (expired, cut, stall) = {
+    let (expired, cut, stall, hold_close) = {
         let mut b = behaviour.lock();
         b.requests.push((path, range));
+        if let Some(arrived) = &b.arrived {
+            let _ = arrived.send(());
+        }
         let expired = b.expired > 0;
         if expired {
             b.expired -= 1;
@@ -104,9 +112,16 @@ fn serve(stream: TcpStream, content: &[u8], behaviour: &Mutex<Behaviour>) {
         } else {
             Some(b.cuts.remove(0))
         };
-        (expired, cut, b.stall.clone())
+        (expired, cut, b.stall.clone(), b.hold_close.take())
     };
     let mut stream = stream;
+    if let Some(hold_close) = hold_close {
+        let _ = write!(stream, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+        let _ = stream.write_all(content);
+        let _ = stream.flush();
+        let _ = hold_close.recv_timeout(WAIT);
+        return;
+    }
     if expired {
         let body = "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>";
         let _ = write!(
@@ -290,19 +305,23 @@ fn an_expired_url_is_replaced_by_the_one_a_fresh_describe_returns() {
 fn a_cancel_mid_download_stops_it_promptly_and_keeps_the_partial_file() {
     let server = FileServer::start(200_000);
     let (release, stall) = crossbeam_channel::bounded::<()>(0);
+    let (arrived_tx, arrived) = signal();
     {
         let mut behaviour = server.behaviour.lock();
         behaviour.cuts = vec![80_000];
         behaviour.stall = Some(stall);
+        behaviour.arrived = Some(arrived_tx);
     }
     let dir = temp_dir("cancel");
     let destination = dir.join("firmware.bin");
     let f = fleet();
     f.create("fw", json!({"operation": "install"}));
     let (result_tx, result) = signal();
+    let (cancellation_tx, cancellation) = signal();
     let (url, sha, dest) = (server.url("fw.bin"), server.sha256(), destination.clone());
     let runner = Runner::builder(&f.jobs)
         .handler("install", move |ctx| {
+            cancellation_tx.send(ctx.cancellation().clone()).unwrap();
             let outcome = ctx.download(&Download::new(&url, &dest, &sha)?);
             result_tx.send(outcome.map(|d| d.bytes)).unwrap();
             Ok(Outcome::failed())
@@ -311,11 +330,14 @@ fn a_cancel_mid_download_stops_it_promptly_and_keeps_the_partial_file() {
         .unwrap();
     let (stop, thread) = start(runner);
     // The first request stalls after its head; the service cancels the job meanwhile.
-    f.wait_until("the job runs", || f.status("fw") == JobStatus::InProgress);
+    arrived.recv_timeout(WAIT).unwrap();
     f.simulator
         .cancel_job(&jobs_core::JobId::new("fw").unwrap())
         .unwrap();
-    // The stalled body is released; the download notices the cancel at its next read.
+    // Once the handler's signal is set (the cancel reached the runner), the stalled body is
+    // released; the download notices the cancel at its next read.
+    let cancellation: jobs_core::runner::Cancellation = cancellation.recv_timeout(WAIT).unwrap();
+    assert!(cancellation.wait_timeout(WAIT));
     release.send(()).unwrap();
     let outcome = result.recv_timeout(WAIT).unwrap();
     assert!(
@@ -333,5 +355,65 @@ fn a_cancel_mid_download_stops_it_promptly_and_keeps_the_partial_file() {
         partial.exists(),
         "the partial file is kept for a later resume"
     );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_download_whose_runner_stopped_moves_nothing_into_place_even_when_its_read_ends_after() {
+    // Regression (found by the soak's OTA mode): an abandoned handler's download, blocked in a
+    // read when its runner stopped, went on to verify and move the file into place while the
+    // runner that resumed the execution was downloading into the same partial file; the
+    // latter's move then failed and the execution was reported FAILED. The stop can also land
+    // before the download's last read begins (then it was always noticed): ten rounds make
+    // the read-then-stop order all but certain in at least one of them.
+    for round in 0..10 {
+        stop_while_the_last_read_waits(round);
+    }
+}
+
+fn stop_while_the_last_read_waits(round: usize) {
+    let server = FileServer::start(100_000);
+    let (release, hold_close) = crossbeam_channel::bounded::<()>(1);
+    server.behaviour.lock().hold_close = Some(hold_close);
+    let dir = temp_dir(&format!("stopped-{round}"));
+    let destination = dir.join("firmware.bin");
+    let f = fleet();
+    f.create("fw", json!({"operation": "install"}));
+    let (result_tx, result) = signal();
+    let (url, sha, dest) = (server.url("fw.bin"), server.sha256(), destination.clone());
+    let runner = Runner::builder(&f.jobs)
+        .stop_grace(std::time::Duration::ZERO)
+        .handler("install", move |ctx| {
+            let step = Download::new(&url, &dest, &sha)?.progress_every(std::time::Duration::ZERO);
+            let outcome = ctx.download(&step);
+            result_tx.send(outcome.map(|d| d.bytes)).unwrap();
+            Ok(Outcome::succeeded())
+        })
+        .build()
+        .unwrap();
+    let (stop, thread) = start(runner);
+    // The whole body is in the partial file (its progress says so); the download then waits in
+    // a read for the connection to close, which ends the body.
+    f.wait_until("the body was written", || {
+        f.details("fw")
+            .is_some_and(|d| d.get("downloadedBytes") == Some("100000"))
+    });
+    stop.stop();
+    thread.join().unwrap().unwrap();
+    release.send(()).unwrap();
+    let outcome = result.recv_timeout(WAIT).unwrap();
+    assert!(
+        matches!(outcome, Err(DownloadError::Stopping)),
+        "round {round}: {outcome:?}"
+    );
+    assert!(
+        !destination.exists(),
+        "round {round}: nothing is moved into place after the stop"
+    );
+    let partial = Download::new("u", &destination, &"0".repeat(64))
+        .unwrap()
+        .partial_path();
+    assert_eq!(std::fs::metadata(&partial).unwrap().len(), 100_000);
+    assert_eq!(f.status("fw"), JobStatus::InProgress);
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -212,7 +212,10 @@ impl Context {
     /// - **Stops promptly** when the service ends the execution ([`DownloadError::Canceled`]),
     ///   the runner stops ([`DownloadError::Stopping`]) or the time limit passes
     ///   ([`DownloadError::TimedOut`]): between two reads, or within 10 s if the server stalls;
-    ///   the partial file is kept for a later resume.
+    ///   the partial file is kept for a later resume. Once the execution ended or the runner
+    ///   stops, nothing more is written to the partial file and nothing is moved into place or
+    ///   removed, even by a read or a verification under way then: the handler may be
+    ///   abandoned, and a later run of the execution (a runner that resumes it) owns the file.
     ///
     /// # Errors
     /// See [`DownloadError`].
@@ -264,6 +267,9 @@ impl Context {
         }
         let bytes = fs::metadata(&partial).map_or(0, |m| m.len());
         let actual = sha256_of(&partial)?;
+        // Stopped or ended while verifying: a later run of the execution may own the partial
+        // file by now (this handler is abandoned), so it is neither removed nor moved.
+        self.check_ended()?;
         if actual != download.sha256 {
             let _ = fs::remove_file(&partial);
             warn!(
@@ -290,14 +296,20 @@ impl Context {
 
     /// Ends the download when the execution was ended, the runner stops or time is up.
     fn check(&self, deadline: Option<Instant>) -> Result<(), DownloadError> {
+        self.check_ended()?;
+        if deadline.is_some_and(|at| Instant::now() >= at) {
+            return Err(DownloadError::TimedOut);
+        }
+        Ok(())
+    }
+
+    /// Ends the download when the execution was ended or the runner stops.
+    fn check_ended(&self) -> Result<(), DownloadError> {
         if self.is_canceled() {
             return Err(DownloadError::Canceled);
         }
         if self.is_stopping() {
             return Err(DownloadError::Stopping);
-        }
-        if deadline.is_some_and(|at| Instant::now() >= at) {
-            return Err(DownloadError::TimedOut);
         }
         Ok(())
     }
@@ -330,6 +342,9 @@ impl Context {
                 });
             }
         };
+        // The answer may have taken a while: a stop meanwhile means hands off the partial file
+        // (a 200 would truncate it).
+        self.check(deadline)?;
         let status = response.status().as_u16();
         let total = match status {
             206 => {
@@ -386,7 +401,11 @@ impl Context {
         let mut buffer = vec![0u8; 64 * 1024];
         loop {
             self.check(deadline)?;
-            let read = match body.read(&mut buffer) {
+            let read = body.read(&mut buffer);
+            // The read may have waited (a stalled server) while the runner stopped: then a
+            // later run of the execution may own the partial file, and nothing more is written.
+            self.check(deadline)?;
+            let read = match read {
                 Ok(0) => break,
                 Ok(read) => read,
                 Err(error) => {
