@@ -199,7 +199,8 @@ pub(crate) struct Plan {
 
 impl Plan {
     /// `jobs` jobs spread over `devices` devices; with `file` (OTA mode), every job downloads
-    /// it, and a fifth of them crash on purpose in the middle of the download.
+    /// it, and the first two and a fifth of the others crash on purpose in the middle of the
+    /// download.
     pub(crate) fn generate(
         jobs: usize,
         devices: usize,
@@ -222,7 +223,8 @@ impl Plan {
                         act: Act::Download,
                         outage: None,
                         ms: 0,
-                        crash: dice.chance(20),
+                        // The first two always: every run sees a download resumed.
+                        crash: n < 2 || dice.chance(20),
                     }],
                 },
             });

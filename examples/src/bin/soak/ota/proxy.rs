@@ -9,7 +9,8 @@
 //! - **stalls**: forwards nothing, keeping the connections open (a server or network that
 //!   hangs), until it is up again;
 //!
-//! and it cuts some connections on its own after a random number of bytes. It counts what it
+//! and it cuts some connections on its own (the first one always) after a random number of
+//! bytes. It counts what it
 //! saw: connections, requests, requests with a `Range` (a download resuming), cuts by cause.
 
 use std::io::{self, Read, Write};
@@ -206,8 +207,8 @@ fn connection(number: u64, client: TcpStream, inner: &Arc<Inner>) {
         .push((number, client_keep, server_keep));
     let cut_after = {
         let mut dice = inner.dice.lock();
-        dice.chance(inner.random_cuts)
-            .then(|| dice.below(inner.size.max(1)))
+        // The first connection always: every run sees a cut.
+        (number == 1 || dice.chance(inner.random_cuts)).then(|| dice.below(inner.size.max(1)))
     };
     let requests = {
         let inner = Arc::clone(inner);
