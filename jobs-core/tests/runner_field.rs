@@ -217,6 +217,65 @@ fn a_report_refused_forever_is_paced_reported_failed_once_refused_and_other_jobs
 }
 
 #[test]
+fn a_scripted_service_refusing_every_report_gets_at_most_the_documented_requests_in_a_second() {
+    // Issue item 2 without the simulator: the broker's scripts always return the same
+    // IN_PROGRESS execution and refuse every update. Before the fix the runner sent 1,374
+    // updates in this second (the report, then start-next returned the execution again, and
+    // the report started over at once).
+    let s = common::setup();
+    let execution = json!({"jobId": "stuck", "thingName": THING, "status": "IN_PROGRESS",
+        "queuedAt": 1_750_000_000, "startedAt": 1_750_000_001, "lastUpdatedAt": 1_750_000_001,
+        "versionNumber": 2, "executionNumber": 1, "jobDocument": {"operation": "work"}});
+    let summary = json!({"jobId": "stuck", "queuedAt": 1_750_000_000,
+        "startedAt": 1_750_000_001, "lastUpdatedAt": 1_750_000_001, "versionNumber": 2,
+        "executionNumber": 1});
+    let script = |suffix: &str, script| s.broker.script(&common::topic(suffix), script);
+    script(
+        "get",
+        Script::accept(json!({"inProgressJobs": [summary], "queuedJobs": []})),
+    );
+    for describe in ["$next/get", "stuck/get"] {
+        script(describe, Script::accept(json!({"execution": execution})));
+    }
+    script(
+        "start-next",
+        Script::accept(json!({"execution": execution})),
+    );
+    script(
+        "stuck/update",
+        Script::reject(RejectCode::InvalidRequest, "refused"),
+    );
+    // The default backoff; a short grace, so that the stop does not wait for the next try.
+    let runner = Runner::builder(&s.jobs)
+        .handler("work", |_| Ok(Outcome::succeeded()))
+        .stop_grace(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let (stop, thread) = start(runner);
+    let second = Instant::now() + Duration::from_secs(1);
+    let (_never_tx, never) = signal::<()>();
+    let _ = never.recv_deadline(second);
+    stop.stop();
+    thread.join().unwrap().unwrap();
+    let requests = ["stuck/update", "stuck/get", "$next/get"]
+        .iter()
+        .map(|suffix| s.broker.published_on(&common::topic(suffix)).len())
+        .sum::<usize>();
+    // The documented bound with the default backoff: 7 requests about one execution in any
+    // minute (so in this second too); the first update and the re-read must have happened.
+    assert!(
+        requests <= 7,
+        "{requests} requests about the execution in one second"
+    );
+    assert!(
+        !s.broker
+            .published_on(&common::topic("stuck/update"))
+            .is_empty(),
+        "the outcome was reported"
+    );
+}
+
+#[test]
 fn one_version_mismatch_ends_the_execution_once_with_the_reported_status() {
     // Issue item 4: one VersionMismatch used to call on_ended twice (None, then SUCCEEDED).
     let f = fleet();
