@@ -25,12 +25,12 @@ struct Behaviour {
     cuts: Vec<usize>,
     /// Requests answered 403 before the file is served again.
     expired: usize,
-    /// Answers hold back the body until released (a stall).
+    /// Answers hold back the body until released (a stall), after its first `stall_after`
+    /// bytes.
     stall: Option<crossbeam_channel::Receiver<()>>,
+    stall_after: usize,
     /// Requests seen: the path and the range start asked for.
     requests: Vec<(String, Option<u64>)>,
-    /// Told of every request, once its head was read.
-    arrived: Option<crossbeam_channel::Sender<()>>,
     /// The next answer has no `Content-Length`: the whole body is sent, and the connection is
     /// closed (ending the body) only once released.
     hold_close: Option<crossbeam_channel::Receiver<()>>,
@@ -97,12 +97,9 @@ fn serve(stream: TcpStream, content: &[u8], behaviour: &Mutex<Behaviour>) {
             range = value.trim().trim_end_matches('-').parse::<u64>().ok();
         }
     }
-    let (expired, cut, stall, hold_close) = {
+    let (expired, cut, stall, stall_after, hold_close) = {
         let mut b = behaviour.lock();
         b.requests.push((path, range));
-        if let Some(arrived) = &b.arrived {
-            let _ = arrived.send(());
-        }
         let expired = b.expired > 0;
         if expired {
             b.expired -= 1;
@@ -112,7 +109,13 @@ fn serve(stream: TcpStream, content: &[u8], behaviour: &Mutex<Behaviour>) {
         } else {
             Some(b.cuts.remove(0))
         };
-        (expired, cut, b.stall.clone(), b.hold_close.take())
+        (
+            expired,
+            cut,
+            b.stall.clone(),
+            b.stall_after,
+            b.hold_close.take(),
+        )
     };
     let mut stream = stream;
     if let Some(hold_close) = hold_close {
@@ -151,13 +154,19 @@ fn serve(stream: TcpStream, content: &[u8], behaviour: &Mutex<Behaviour>) {
     if stream.write_all(head.as_bytes()).is_err() {
         return;
     }
-    if let Some(stall) = stall {
-        let _ = stall.recv_timeout(WAIT);
-    }
     let body = match cut {
         Some(cut) => &body[..cut.min(body.len())],
         None => body,
     };
+    if let Some(stall) = stall {
+        let (first, rest) = body.split_at(stall_after.min(body.len()));
+        if stream.write_all(first).is_err() || stream.flush().is_err() {
+            return;
+        }
+        let _ = stall.recv_timeout(WAIT);
+        let _ = stream.write_all(rest);
+        return;
+    }
     let _ = stream.write_all(body);
 }
 
@@ -305,12 +314,11 @@ fn an_expired_url_is_replaced_by_the_one_a_fresh_describe_returns() {
 fn a_cancel_mid_download_stops_it_promptly_and_keeps_the_partial_file() {
     let server = FileServer::start(200_000);
     let (release, stall) = crossbeam_channel::bounded::<()>(0);
-    let (arrived_tx, arrived) = signal();
     {
         let mut behaviour = server.behaviour.lock();
         behaviour.cuts = vec![80_000];
         behaviour.stall = Some(stall);
-        behaviour.arrived = Some(arrived_tx);
+        behaviour.stall_after = 20_000;
     }
     let dir = temp_dir("cancel");
     let destination = dir.join("firmware.bin");
@@ -322,20 +330,25 @@ fn a_cancel_mid_download_stops_it_promptly_and_keeps_the_partial_file() {
     let runner = Runner::builder(&f.jobs)
         .handler("install", move |ctx| {
             cancellation_tx.send(ctx.cancellation().clone()).unwrap();
-            let outcome = ctx.download(&Download::new(&url, &dest, &sha)?);
+            let step = Download::new(&url, &dest, &sha)?.progress_every(std::time::Duration::ZERO);
+            let outcome = ctx.download(&step);
             result_tx.send(outcome.map(|d| d.bytes)).unwrap();
             Ok(Outcome::failed())
         })
         .build()
         .unwrap();
     let (stop, thread) = start(runner);
-    // The first request stalls after its head; the service cancels the job meanwhile.
-    arrived.recv_timeout(WAIT).unwrap();
+    // The first answer stalls after 20,000 bytes of its body (its progress says they are in
+    // the partial file); the service cancels the job meanwhile.
+    f.wait_until("20,000 bytes were written", || {
+        f.details("fw")
+            .is_some_and(|d| d.get("downloadedBytes") == Some("20000"))
+    });
     f.simulator
         .cancel_job(&jobs_core::JobId::new("fw").unwrap())
         .unwrap();
     // Once the handler's signal is set (the cancel reached the runner), the stalled body is
-    // released; the download notices the cancel at its next read.
+    // released; the download notices the cancel as its read returns, and writes none of it.
     let cancellation: jobs_core::runner::Cancellation = cancellation.recv_timeout(WAIT).unwrap();
     assert!(cancellation.wait_timeout(WAIT));
     release.send(()).unwrap();
@@ -351,9 +364,10 @@ fn a_cancel_mid_download_stops_it_promptly_and_keeps_the_partial_file() {
     let partial = Download::new("u", &destination, &"0".repeat(64))
         .unwrap()
         .partial_path();
-    assert!(
-        partial.exists(),
-        "the partial file is kept for a later resume"
+    assert_eq!(
+        std::fs::metadata(&partial).map(|m| m.len()).ok(),
+        Some(20_000),
+        "the partial file is kept for a later resume, with nothing written after the cancel"
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
