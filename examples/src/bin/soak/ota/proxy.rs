@@ -207,8 +207,14 @@ fn connection(number: u64, client: TcpStream, inner: &Arc<Inner>) {
         .push((number, client_keep, server_keep));
     let cut_after = {
         let mut dice = inner.dice.lock();
-        // The first connection always: every run sees a cut.
-        (number == 1 || dice.chance(inner.random_cuts)).then(|| dice.below(inner.size.max(1)))
+        // The first connection always, early (before any crash on purpose, which waits for a
+        // tenth of the file): every run sees a cut.
+        if number == 1 {
+            Some(dice.below(inner.size / 10 + 1))
+        } else {
+            dice.chance(inner.random_cuts)
+                .then(|| dice.below(inner.size.max(1)))
+        }
     };
     let requests = {
         let inner = Arc::clone(inner);
