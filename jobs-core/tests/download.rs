@@ -34,6 +34,9 @@ struct Behaviour {
     stall: Option<(usize, Receiver<()>)>,
     /// Requests seen: the path and the range start asked for.
     requests: Vec<(String, Option<u64>)>,
+    /// The next answer has no `Content-Length`: the whole body is sent, and the connection is
+    /// closed (ending the body) only once released.
+    hold_close: Option<Receiver<()>>,
 }
 
 struct FileServer {
@@ -135,7 +138,7 @@ fn serve(stream: TcpStream, content: &[u8], behaviour: &Mutex<Behaviour>, killed
             range = value.trim().trim_end_matches('-').parse::<u64>().ok();
         }
     }
-    let (expired, cut, stall) = {
+    let (expired, cut, stall, hold_close) = {
         let mut b = behaviour.lock();
         b.requests.push((path, range));
         let expired = b.expired > 0;
@@ -147,9 +150,16 @@ fn serve(stream: TcpStream, content: &[u8], behaviour: &Mutex<Behaviour>, killed
         } else {
             Some(b.cuts.remove(0))
         };
-        (expired, cut, b.stall.take())
+        (expired, cut, b.stall.take(), b.hold_close.take())
     };
     let mut stream = stream;
+    if let Some(hold_close) = hold_close {
+        let _ = write!(stream, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+        let _ = stream.write_all(content);
+        let _ = stream.flush();
+        let _ = hold_close.recv_timeout(WAIT);
+        return;
+    }
     if expired {
         let body = "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>";
         let _ = write!(
@@ -585,5 +595,63 @@ fn a_server_killed_mid_transfer_is_retried_until_it_is_back_and_the_download_res
     let ranges: Vec<Option<u64>> = server.requests().into_iter().map(|(_, r)| r).collect();
     assert_eq!(ranges, vec![None, Some(100_000)]);
     assert_eq!(std::fs::read(&destination).unwrap(), *server.content);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_download_whose_runner_stopped_moves_nothing_into_place_even_when_its_read_ends_after() {
+    // Regression (found by the soak's OTA mode): an abandoned handler's download, blocked in a
+    // read when its runner stopped, went on to verify and move the file into place while the
+    // runner that resumed the execution was downloading into the same partial file; the
+    // latter's move then failed and the execution was reported FAILED. The stop can also land
+    // before the download's last read begins: ten rounds make the read-then-stop order all
+    // but certain in at least one of them.
+    for round in 0..10 {
+        stop_while_the_last_read_waits(round);
+    }
+}
+
+fn stop_while_the_last_read_waits(round: usize) {
+    let server = FileServer::start(100_000);
+    let (release, hold_close) = crossbeam_channel::bounded::<()>(1);
+    server.behaviour.lock().hold_close = Some(hold_close);
+    let dir = temp_dir(&format!("stopped-{round}"));
+    let destination = dir.join("firmware.bin");
+    let f = fleet();
+    f.create("fw", json!({"operation": "install"}));
+    let (result_tx, result) = signal();
+    let (url, sha, dest) = (server.url("fw.bin"), server.sha256(), destination.clone());
+    let runner = Runner::builder(&f.jobs)
+        .stop_grace(Duration::ZERO)
+        .handler("install", move |ctx| {
+            let step = Download::new(&url, &dest, &sha)?.progress_every(Duration::ZERO);
+            result_tx
+                .send(ctx.download(&step).map(|d| d.bytes))
+                .unwrap();
+            Ok(Outcome::succeeded())
+        })
+        .build()
+        .unwrap();
+    let (stop, thread) = start(runner);
+    // The whole body is in the partial file (its progress says so); the download then waits in
+    // a read for the connection to close, which ends the body.
+    wait_for_progress(&f, 100_000);
+    stop.stop();
+    thread.join().unwrap().unwrap();
+    release.send(()).unwrap();
+    let outcome = result.recv_timeout(WAIT).unwrap();
+    assert!(
+        matches!(outcome, Err(DownloadError::Stopping)),
+        "round {round}: {outcome:?}"
+    );
+    assert!(
+        !destination.exists(),
+        "round {round}: nothing is moved into place after the stop"
+    );
+    assert_eq!(
+        std::fs::metadata(partial_of(&destination)).unwrap().len(),
+        100_000
+    );
+    assert_eq!(f.status("fw"), JobStatus::InProgress);
     std::fs::remove_dir_all(dir).unwrap();
 }

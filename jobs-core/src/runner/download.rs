@@ -241,7 +241,10 @@ impl Context {
     ///   (`tests/download.rs`) on a shared 2-core machine. Not while a progress update or the
     ///   describe for a fresh URL is in flight (each bounded by the [`Jobs`](crate::Jobs)
     ///   timeout), nor during the final SHA-256 pass over the file. The partial file is kept
-    ///   for a later resume.
+    ///   for a later resume. Once the execution ended or the runner stops, nothing more is
+    ///   written to the partial file and nothing is moved into place or removed, even by a
+    ///   read or a verification under way then: the handler may be abandoned, and a later run
+    ///   of the execution (a runner that resumes it) owns the file.
     ///
     /// After [`DownloadError::Stopping`], an outcome the handler returns is still reported
     /// (the runner reports outcomes until its stop grace ends): a handler that wants the
@@ -298,6 +301,9 @@ impl Context {
         }
         let bytes = fs::metadata(&partial).map_or(0, |m| m.len());
         let actual = sha256_of(&partial)?;
+        // Stopped or ended while verifying: a later run of the execution may own the partial
+        // file by now (this handler is abandoned), so it is neither removed nor moved.
+        self.check_ended()?;
         if actual != download.sha256 {
             let _ = fs::remove_file(&partial);
             warn!(
@@ -324,14 +330,20 @@ impl Context {
 
     /// Ends the download when the execution was ended, the runner stops or time is up.
     fn check(&self, deadline: Option<Instant>) -> Result<(), DownloadError> {
+        self.check_ended()?;
+        if deadline.is_some_and(|at| Instant::now() >= at) {
+            return Err(DownloadError::TimedOut);
+        }
+        Ok(())
+    }
+
+    /// Ends the download when the execution was ended or the runner stops.
+    fn check_ended(&self) -> Result<(), DownloadError> {
         if self.is_canceled() {
             return Err(DownloadError::Canceled);
         }
         if self.is_stopping() {
             return Err(DownloadError::Stopping);
-        }
-        if deadline.is_some_and(|at| Instant::now() >= at) {
-            return Err(DownloadError::TimedOut);
         }
         Ok(())
     }
@@ -371,6 +383,9 @@ impl Context {
                 return Ok(cut("a body without a response".to_owned(), false));
             }
         };
+        // The answer may have taken a while: a stop meanwhile means hands off the partial file
+        // (a 200 would truncate it).
+        self.check(deadline)?;
         let total = match status {
             206 => match content_range.as_deref().and_then(parse_content_range) {
                 Some((start, total)) if start == offset => total,
@@ -420,6 +435,9 @@ impl Context {
                     return Err(error);
                 }
             };
+            // The chunk may have come while the runner stopped: then a later run of the
+            // execution may own the partial file, and nothing more is written.
+            self.check_ended()?;
             file.write_all(&chunk).map_err(io)?;
             written += u64::try_from(chunk.len()).unwrap_or(0);
             if last_report.elapsed() >= download.progress_every {
@@ -445,11 +463,6 @@ impl Context {
         deadline: Option<Instant>,
     ) -> Result<Fetched, DownloadError> {
         loop {
-            eprintln!(
-                "next: canceled={} stopping={}",
-                self.is_canceled(),
-                self.is_stopping()
-            );
             self.check(deadline)?;
             match fetched.recv_timeout(WATCH) {
                 Ok(message) => return Ok(message),
