@@ -35,8 +35,6 @@ use crate::{BoxError, Config};
 const GATEWAY: &str = "bench-gateway";
 /// Lists a sweep keeps in flight (the pace, not the round trip, must set its speed).
 const SWEEP_IN_FLIGHT: usize = 32;
-/// How long the runner may take for its job before the bench gives up (smoke mode: a tenth).
-const RUNNER_LIMIT: Duration = Duration::from_secs(300);
 
 /// What part 5 measured.
 #[derive(Debug)]
@@ -62,7 +60,9 @@ pub(crate) struct Gateway {
     /// Things the job targets, executions that ran exactly once and ended SUCCEEDED.
     pub(crate) job_things: usize,
     pub(crate) exactly_once: usize,
-    /// Until the last execution ended, and until `run` returned after the stop.
+    /// Until the first execution ended, until the last, and until `run` returned after the
+    /// stop.
+    pub(crate) runner_first_s: f64,
     pub(crate) runner_s: f64,
     pub(crate) runner_total_s: f64,
     pub(crate) runner_discarded: u64,
@@ -184,13 +184,19 @@ pub(crate) fn run(config: &Config) -> Result<Gateway, BoxError> {
     let stop = runner.stop_handle();
     let begin = Instant::now();
     let running = std::thread::spawn(move || runner.run());
-    let deadline = begin + RUNNER_LIMIT / if config.smoke { 10 } else { 1 };
+    // The runner lists every thing, then spends about 3.5 tokens per execution (start-next,
+    // update, a listing, half a token for the event its end brings back): it may take twice
+    // that at the pace, and a minute more, before the bench gives up.
+    let tokens = things as f64 + 3.5 * targets.len() as f64;
+    let deadline = begin + Duration::from_secs_f64(2.0 * tokens / rate.rate() + 60.0);
     let mut endings = Vec::with_capacity(targets.len());
+    let mut first_ending = None;
     while endings.len() < targets.len() {
         match ended.recv_deadline(deadline) {
             Ok(e) => endings.push(e),
             Err(_) => break,
         }
+        first_ending.get_or_insert_with(|| begin.elapsed());
     }
     let runner_time = begin.elapsed();
     stop.stop();
@@ -248,6 +254,7 @@ pub(crate) fn run(config: &Config) -> Result<Gateway, BoxError> {
         sweep_discarded: after_sweep.discarded() - before.discarded(),
         job_things: targets.len(),
         exactly_once,
+        runner_first_s: first_ending.map_or(f64::NAN, |t| t.as_secs_f64()),
         runner_s: runner_time.as_secs_f64(),
         runner_total_s: runner_total.as_secs_f64(),
         runner_discarded: after_runner.discarded() - after_sweep.discarded(),

@@ -118,11 +118,13 @@ pub(crate) fn print(g: &Gateway) {
     );
     println!(
         "  runner for all {} things, a job for {}: {} executions run exactly once and SUCCEEDED \
-         in {:.2} s (runner stopped at {:.2} s), {} requests ({:.0}/s), {} publishes discarded",
+         in {:.2} s (the first at {:.2} s; runner stopped at {:.2} s), {} requests ({:.0}/s), {} \
+         publishes discarded",
         g.things,
         g.job_things,
         g.exactly_once,
         g.runner_s,
+        g.runner_first_s,
         g.runner_total_s,
         g.runner_requests,
         g.runner_requests as f64 / g.runner_total_s,
@@ -165,7 +167,7 @@ pub(crate) fn json(g: &Gateway) -> Value {
         "sweep_pending_found": g.sweep_pending, "sweep_failed": g.sweep_failed,
         "sweep_discarded": g.sweep_discarded,
         "job_things": g.job_things, "executions_exactly_once": g.exactly_once,
-        "runner_seconds": g.runner_s, "runner_stopped_seconds": g.runner_total_s,
+        "runner_first_ending_seconds": g.runner_first_s, "runner_seconds": g.runner_s, "runner_stopped_seconds": g.runner_total_s,
         "runner_requests": g.runner_requests,
         "runner_discarded": g.runner_discarded,
         "per_thing_refused_at": g.per_thing_refused_at, "per_thing_error": g.per_thing_error,
