@@ -47,7 +47,8 @@ pub struct Client {
 pub(crate) struct Connection {
     pub(crate) strategy: Subscriptions,
     pub(crate) table: Table,
-    pub(crate) pace: Pace,
+    /// Shared with the [`Router`], which charges it for what the connection receives.
+    pub(crate) pace: Arc<Pace>,
 }
 
 impl fmt::Debug for Client {
@@ -154,7 +155,10 @@ impl ClientBuilder {
 
     /// How fast the client publishes requests. A call waits for its turn within its own
     /// timeout; one whose deadline passes first publishes nothing and returns
-    /// [`Error::Timeout`]. Defaults to [`PublishRate::within`] the transport's
+    /// [`Error::Timeout`]. A request's turn pays for its reply too; every other message the
+    /// connection receives (events, replies nobody waits for) takes half a turn, so that
+    /// events slow the requests down instead of pushing the connection over a broker's limit
+    /// counted in and out together (AWS IoT Core's). Defaults to [`PublishRate::within`] the transport's
     /// [`BrokerLimits::publishes_per_second`](crate::BrokerLimits::publishes_per_second) (40 a second for AWS IoT Core), else unpaced;
     /// `None` removes the pacing.
     pub fn publish_rate(mut self, rate: Option<PublishRate>) -> Self {
@@ -199,7 +203,8 @@ impl ClientBuilder {
             }
             .into());
         }
-        let router = Arc::new(Router::new());
+        let pace = Arc::new(Pace::new(self.publish_rate, self.max_in_flight));
+        let router = Arc::new(Router::new(Arc::clone(&pace)));
         self.transport
             .set_sink(Arc::clone(&router) as Arc<dyn MessageSink>)
             .map_err(|source| Error::Transport {
@@ -212,7 +217,7 @@ impl ClientBuilder {
             connection: Arc::new(Connection {
                 strategy: self.subscriptions,
                 table: Table::new(self.max_subscriptions),
-                pace: Pace::new(self.publish_rate, self.max_in_flight),
+                pace,
             }),
         })
     }
@@ -228,10 +233,13 @@ pub(crate) struct Router {
     token_counter: AtomicU64,
     /// Replies dropped because they carried no client token (counted for the debug log).
     unattributed: AtomicU64,
+    /// The connection's pacing, charged for every message that is not the reply to a call
+    /// (a request's token already covers its reply).
+    pace: Arc<Pace>,
 }
 
 impl Router {
-    fn new() -> Self {
+    fn new(pace: Arc<Pace>) -> Self {
         let mut hasher = RandomState::new().build_hasher();
         hasher.write_u32(std::process::id());
         Self {
@@ -240,6 +248,7 @@ impl Router {
             token_prefix: format!("{:016x}", hasher.finish()),
             token_counter: AtomicU64::new(0),
             unattributed: AtomicU64::new(0),
+            pace,
         }
     }
 
@@ -351,13 +360,23 @@ impl Drop for Registration {
 
 impl MessageSink for Router {
     fn message(&self, topic: &str, payload: &[u8]) {
-        let Some(parsed) = JobsTopic::parse(topic) else {
-            debug!("ignoring message on non-Jobs topic {topic}");
-            return;
+        let answered = match JobsTopic::parse(topic) {
+            None => {
+                debug!("ignoring message on non-Jobs topic {topic}");
+                false
+            }
+            Some(parsed) => match self.lookup(parsed.thing()) {
+                Some(shared) => shared.handle(parsed, topic, payload, || self.count_unattributed()),
+                None => {
+                    debug!("ignoring message for unregistered thing on {topic}");
+                    false
+                }
+            },
         };
-        match self.lookup(parsed.thing()) {
-            Some(shared) => shared.handle(parsed, topic, payload, || self.count_unattributed()),
-            None => debug!("ignoring message for unregistered thing on {topic}"),
+        // The broker counts every publish it sends: events and replies nobody waits for take
+        // their share of the pace (a reply that answers a call was paid for by its request).
+        if !answered {
+            self.pace.charge_inbound();
         }
     }
 

@@ -1,6 +1,11 @@
 //! Pacing of a connection's publishes: a token bucket for the rate ([`PublishRate`]) and a cap
 //! on QoS 1 publishes waiting for their PUBACK. Both wait within the call's deadline: a call
 //! whose deadline passes while it waits publishes nothing and times out.
+//!
+//! A broker such as AWS IoT Core counts what it sends a connection too. A request's token
+//! pays for the request and its reply; every other message the connection receives (events,
+//! replies nobody waits for) is charged half a token when it arrives, so that events make
+//! the next requests wait instead of pushing the connection over the broker's limit.
 
 use std::time::{Duration, Instant};
 
@@ -25,8 +30,10 @@ impl PublishRate {
 
     /// The rate the client takes for a broker whose limit is `limit` publishes a second,
     /// inbound and outbound together (AWS IoT Core: 100): 40 % of it for requests, with bursts
-    /// of 5 %. In any one second that is at most 45 % requests and 45 % replies (each request
-    /// brings one back), leaving a tenth for events, however the broker measures its second.
+    /// of 5 %. A request's token pays for the request and its reply; every other message the
+    /// connection receives (an event, a reply nobody waits for) takes half a token. So in any
+    /// one second requests, replies and events together stay within 90 % of the limit, however
+    /// the broker measures its second, as long as events alone stay under 80 % of it.
     pub fn within(limit: u32) -> Self {
         Self::per_second(f64::from(limit) * 0.4, (limit / 20).max(1))
     }
@@ -45,6 +52,10 @@ impl PublishRate {
         self.per_second.is_finite() && self.per_second > 0.0 && self.burst > 0
     }
 }
+
+/// What a received message no request paid for costs, in tokens (a token pays for a request
+/// and its reply: two publishes).
+const INBOUND_COST: f64 = 0.5;
 
 #[derive(Debug)]
 struct Bucket {
@@ -129,6 +140,22 @@ impl Pace {
         Some(permit)
     }
 
+    /// Charges the bucket half a token for a message the connection received that no request
+    /// paid for (an event, a reply nobody waits for): requests wait for it. The debt is
+    /// bounded by one second of tokens (a broker's window is a second; older messages no
+    /// longer count).
+    pub(crate) fn charge_inbound(&self) {
+        let Some(rate) = self.rate else {
+            return;
+        };
+        let mut bucket = self.bucket.lock();
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * rate.per_second).min(f64::from(rate.burst));
+        bucket.at = now;
+        bucket.tokens = (bucket.tokens - INBOUND_COST).max(bucket.tokens.min(-rate.per_second));
+    }
+
     /// Takes a token (possibly one that becomes available later) and returns when it may be
     /// used, or `None` if that is after `deadline` (nothing is taken then).
     fn take_token(&self, deadline: Instant) -> Option<Instant> {
@@ -185,6 +212,33 @@ mod tests {
         assert!(pace.take_token(now + Duration::from_millis(10)).is_none());
         let fifth = pace.take_token(far).unwrap();
         assert!(fifth >= fourth + Duration::from_millis(90));
+    }
+
+    #[test]
+    fn received_messages_no_request_paid_for_make_requests_wait_up_to_a_second() {
+        let pace = Pace::new(Some(PublishRate::per_second(10.0, 2)), None);
+        let far = Instant::now() + Duration::from_secs(60);
+        // Four events take the burst's two tokens.
+        for _ in 0..4 {
+            pace.charge_inbound();
+        }
+        let now = Instant::now();
+        let next = pace.take_token(far).unwrap();
+        assert!(next >= now + Duration::from_millis(90), "{:?}", next - now);
+        // A flood leaves a debt of at most one second of tokens.
+        for _ in 0..1000 {
+            pace.charge_inbound();
+        }
+        let now = Instant::now();
+        let next = pace.take_token(far).unwrap();
+        assert!(
+            next <= now + Duration::from_millis(1300),
+            "{:?}",
+            next - now
+        );
+        assert!(next >= now + Duration::from_millis(900), "{:?}", next - now);
+        // Unpaced: nothing to charge.
+        Pace::new(None, None).charge_inbound();
     }
 
     #[test]

@@ -98,14 +98,14 @@ impl Shared {
     }
 
     /// Handles one inbound message of this thing, on the transport's delivery thread.
-    /// `unattributed` counts a reply that carries no token.
+    /// `unattributed` counts a reply that carries no token. True when it answered a call.
     pub(crate) fn handle(
         &self,
         topic: JobsTopic<'_>,
         raw_topic: &str,
         payload: &[u8],
         unattributed: impl FnOnce() -> u64,
-    ) {
+    ) -> bool {
         match topic {
             JobsTopic::Reply {
                 job,
@@ -127,10 +127,10 @@ impl Shared {
                         "dropping a reply without a client token on {raw_topic} ({} so far)",
                         unattributed()
                     );
-                    return;
+                    return false;
                 };
                 match self.pending.complete(&token, operation, job, reply) {
-                    Completion::Delivered => {}
+                    Completion::Delivered => return true,
                     Completion::NoMatch => {
                         debug!("dropping late, duplicate or foreign reply on {raw_topic}")
                     }
@@ -143,6 +143,7 @@ impl Shared {
             JobsTopic::NotifyNext { .. } => self.event(raw_topic, payload, Event::NextJobChanged),
             JobsTopic::Request { .. } => debug!("ignoring a request on {raw_topic}"),
         }
+        false
     }
 
     fn event<T: DeserializeOwned>(&self, topic: &str, payload: &[u8], wrap: fn(T) -> Event) {

@@ -566,3 +566,76 @@ fn a_burst_beyond_aws_iot_cores_publish_rate_is_slowed_by_the_client_never_disca
     assert_eq!(report.discarded(), 0, "{report:?}");
     assert_eq!(report.published, 60);
 }
+
+#[test]
+fn a_gateway_runner_stopped_with_listings_queued_behind_the_pace_returns_within_the_stop_grace_plus_one_timeout()
+ {
+    use jobs_core::runner::{Outcome, Runner};
+    use jobs_core::{ConnectionEvent, MessageSink, MqttTransport, QoS};
+
+    /// Hands over the topic of every request the gateway publishes.
+    struct Requests(crossbeam_channel::Sender<String>);
+    impl MessageSink for Requests {
+        fn message(&self, topic: &str, _payload: &[u8]) {
+            let _ = self.0.send(topic.to_owned());
+        }
+        fn connection(&self, _event: ConnectionEvent) {}
+    }
+
+    const GRACE: Duration = Duration::from_millis(300);
+    const TIMEOUT: Duration = Duration::from_millis(200);
+    let broker = MockBroker::new();
+    let _simulator = Simulator::start(
+        Arc::new(broker.connect("jobs-service")),
+        JobsService::new(Clock::virtual_at(1_750_000_000)),
+    )
+    .unwrap();
+    let observer = broker.connect("observer");
+    let (tx, requests) = crossbeam_channel::unbounded();
+    observer.set_sink(Arc::new(Requests(tx))).unwrap();
+    observer
+        .subscribe(
+            &["$aws/things/+/jobs/get"],
+            QoS::AtLeastOnce,
+            Instant::now() + Duration::from_secs(5),
+        )
+        .unwrap();
+    // 100 things listed at 50 a second: the runner's first listings queue for 2 s.
+    let client = Client::builder(broker.connect(GATEWAY))
+        .subscriptions(Subscriptions::PortableWildcards)
+        .publish_rate(Some(PublishRate::per_second(50.0, 1)))
+        .build()
+        .unwrap();
+    let served: Vec<Jobs> = (0..100)
+        .map(|n| {
+            Jobs::builder(&client, thing(n))
+                .timeout(TIMEOUT)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let runner = Runner::builder(&served[0])
+        .things(&served[1..])
+        .stop_grace(GRACE)
+        .handler("work", |_| Ok(Outcome::succeeded()))
+        .build()
+        .unwrap();
+    let stop = runner.stop_handle();
+    let running = thread::spawn(move || runner.run());
+    requests.recv_timeout(Duration::from_secs(10)).unwrap();
+    let stopped = Instant::now();
+    stop.stop();
+    running.join().unwrap().unwrap();
+    let took = stopped.elapsed();
+    // Requests queued before the stop are bounded by the stop grace when they are sent.
+    assert!(took <= GRACE + TIMEOUT, "{took:?}");
+    let listed = broker
+        .published()
+        .iter()
+        .filter(|p| p.client == GATEWAY && p.topic.ends_with("/jobs/get"))
+        .count();
+    assert!(
+        listed < 100,
+        "{listed} listings: the queue was sent out after the stop"
+    );
+}

@@ -37,6 +37,7 @@ pub(crate) struct Driver<'a> {
     pub(crate) step_timeout: Option<StepTimeout>,
     pub(crate) stop: &'a StopHandle,
     pub(crate) stop_rx: &'a Receiver<()>,
+    pub(crate) stop_grace: Duration,
     pub(crate) handler_threads: usize,
     pub(crate) request_threads: usize,
 }
@@ -59,6 +60,10 @@ struct Work {
     step_timeout: Option<StepTimeout>,
     /// Set once the runner stops: the request must not wait past it.
     stop_deadline: Option<Instant>,
+    /// A request queued before the stop and sent after it (the request threads take requests
+    /// in order, at the connection's pace) learns the stop here, when it is sent.
+    stop: StopHandle,
+    stop_grace: Duration,
 }
 
 /// The loop's own state.
@@ -231,6 +236,8 @@ impl Driver<'_> {
                     request,
                     step_timeout: self.step_timeout,
                     stop_deadline: thing.machine.stop_deadline(),
+                    stop: self.stop.clone(),
+                    stop_grace: self.stop_grace,
                 };
                 if state.work.send(work).is_err() {
                     thing.machine.handle(Input::Skipped, Instant::now());
@@ -344,9 +351,15 @@ fn spawn(name: &str, run: impl FnOnce() + Send + 'static) -> Result<(), Error> {
 }
 
 /// Sends one request with the blocking API, waiting at most the thing's timeout (and, after a
-/// stop, at most until the stop deadline: with no time left it sends nothing).
+/// stop, at most until the stop deadline, also for a request queued before the stop: with no
+/// time left it sends nothing).
 fn send(work: &Work) -> Input {
-    let timeout = match work.stop_deadline {
+    let stop_deadline = work.stop_deadline.or_else(|| {
+        work.stop
+            .requested_at()
+            .and_then(|at| at.checked_add(work.stop_grace))
+    });
+    let timeout = match stop_deadline {
         Some(deadline) => work
             .jobs
             .timeout()

@@ -216,6 +216,7 @@ impl Runner {
             step_timeout: self.step_timeout,
             stop: &self.stop,
             stop_rx: &self.stop_rx,
+            stop_grace: self.stop_grace,
             handler_threads: self.handler_threads,
             request_threads: self.request_threads,
         }

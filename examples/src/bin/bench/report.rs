@@ -7,6 +7,8 @@ use plotters::style::RGBColor;
 use serde_json::{Value, json};
 
 use crate::fleet::Fleet;
+use crate::gateway::Gateway;
+use crate::gateway_report;
 use crate::inprocess::{Comparison, InProcess};
 use crate::mqtt::{HOLD, OverBroker};
 use crate::stats::{Sample, at};
@@ -72,6 +74,7 @@ pub(crate) struct Results {
     pub(crate) in_process: InProcess,
     pub(crate) over_broker: OverBroker,
     pub(crate) fleet: Fleet,
+    pub(crate) gateway: Gateway,
 }
 
 /// In-process describe of the small job ÷ a bare round trip of its request and reply bytes
@@ -84,20 +87,40 @@ const DESCRIBE_LARGE_TARGET: f64 = 35.0;
 const DECODE_LARGE_TARGET: f64 = 1.2;
 
 /// One target and whether this run met it.
-struct Check {
-    name: &'static str,
-    value: f64,
-    unit: &'static str,
-    op: &'static str,
-    target: f64,
+pub(crate) struct Check {
+    pub(crate) name: &'static str,
+    pub(crate) value: f64,
+    pub(crate) unit: &'static str,
+    /// `<=`, `>=` or `==`.
+    pub(crate) op: &'static str,
+    pub(crate) target: f64,
 }
 
 impl Check {
-    fn met(&self) -> bool {
+    pub(crate) fn met(&self) -> bool {
         match self.op {
             "<=" => self.value <= self.target,
+            "==" => self.value == self.target,
             _ => self.value >= self.target,
         }
+    }
+
+    /// Prints the target's line: its value, the target, and whether it was met (never judged
+    /// in smoke mode).
+    pub(crate) fn print(&self, smoke: bool) {
+        println!(
+            "  {:<52} {:>10.3} {:<7} target {} {:<9} {}",
+            self.name,
+            self.value,
+            self.unit,
+            self.op,
+            self.target,
+            match (smoke, self.met()) {
+                (true, _) => "not judged",
+                (false, true) => "met",
+                (false, false) => "MISSED",
+            }
+        );
     }
 }
 
@@ -121,7 +144,7 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> f64 {
 impl Results {
     fn checks(&self) -> Vec<Check> {
         let ob = &self.over_broker;
-        vec![
+        let mut checks = vec![
             Check {
                 name: "over mosquitto, 1 thread: library / raw p50",
                 value: ratio(p50(&ob.library, 1), p50(&ob.raw, 1)),
@@ -178,7 +201,9 @@ impl Results {
                 op: "<=",
                 target: 250.0,
             },
-        ]
+        ];
+        checks.extend(gateway_report::checks(&self.gateway));
+        checks
     }
 
     fn series(&self) -> Vec<(&'static str, &[Sample])> {
@@ -306,6 +331,8 @@ impl Results {
             f.publish_ms
         );
         println!();
+        gateway_report::print(&self.gateway);
+        println!();
         println!("rumqttc transport / jobs-paho (describe over mosquitto, interleaved rounds):");
         for (threads, p50, rate) in self.rumqttc_vs_paho() {
             println!("  {threads} threads: p50 {p50:.3}x, throughput {rate:.3}x");
@@ -317,19 +344,7 @@ impl Results {
             println!("targets:");
         }
         for c in self.checks() {
-            println!(
-                "  {:<52} {:>10.3} {:<7} target {} {:<9} {}",
-                c.name,
-                c.value,
-                c.unit,
-                c.op,
-                c.target,
-                match (self.config.smoke, c.met()) {
-                    (true, _) => "not judged",
-                    (false, true) => "met",
-                    (false, false) => "MISSED",
-                }
-            );
+            c.print(self.config.smoke);
         }
     }
 
@@ -380,6 +395,7 @@ impl Results {
                       "rss_growth_kib": f.rss_growth_kib, "fanout_p50_ms": f.fanout_p50_ms,
                       "fanout_p99_ms": f.fanout_p99_ms, "fanout_last_ms": f.fanout_last_ms,
                       "simulator_publish_ms": f.publish_ms},
+            "gateway": gateway_report::json(&self.gateway),
             "targets": self.checks().iter().map(|c| json!({
                 "name": c.name, "value": c.value, "unit": c.unit, "op": c.op,
                 "target": c.target,
