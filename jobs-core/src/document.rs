@@ -262,16 +262,20 @@ mod tests {
         assert_eq!(emoji.to_value()["s"], "\u{1F600}");
     }
 
-    /// A tiny deterministic generator for the mutation test.
-    struct Lcg(u64);
+    /// A tiny deterministic generator for the mutation tests (here and in `scan`).
+    pub(super) struct Lcg(pub(super) u64);
 
     impl Lcg {
-        fn below(&mut self, n: usize) -> usize {
+        pub(super) fn below(&mut self, n: usize) -> usize {
             self.0 = self
                 .0
                 .wrapping_mul(6_364_136_223_846_793_005)
                 .wrapping_add(1_442_695_040_888_963_407);
             (self.0 >> 33) as usize % n
+        }
+
+        pub(super) fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+            from[self.below(from.len())]
         }
     }
 

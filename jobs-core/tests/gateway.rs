@@ -65,12 +65,7 @@ fn per_thing_subscriptions_stop_at_the_budget_with_a_typed_error_before_anything
 
 #[test]
 fn portable_wildcards_serve_any_number_of_things_with_six_subscriptions() {
-    let broker = MockBroker::new();
-    let simulator = Simulator::start(
-        Arc::new(broker.connect("jobs-service")),
-        JobsService::new(Clock::virtual_at(1_750_000_000)),
-    )
-    .unwrap();
+    let (broker, simulator) = simulated();
     let client = client(&broker, Subscriptions::PortableWildcards, Some(50));
     let served: Vec<Jobs> = (0..100)
         .map(|n| Jobs::new(&client, thing(n)).unwrap())
@@ -83,19 +78,7 @@ fn portable_wildcards_serve_any_number_of_things_with_six_subscriptions() {
         .filter(|s| s.client == GATEWAY)
         .count();
     assert_eq!(subscribes, 1, "one SUBSCRIBE for all");
-    simulator
-        .create_job(
-            JobSpec::new(
-                jobs_core::JobId::new("fw").unwrap(),
-                jobs_core::Document::from_json(r#"{"operation":"install"}"#).unwrap(),
-            )
-            .things(
-                (0..100)
-                    .step_by(7)
-                    .map(|n| ThingName::new(thing(n)).unwrap()),
-            ),
-        )
-        .unwrap();
+    create(&simulator, "fw", "install", (0..100).step_by(7));
     for (n, jobs) in served.iter().enumerate() {
         let pending = jobs.list().unwrap();
         assert_eq!(pending.len(), usize::from(n % 7 == 0), "thing {n}");
@@ -274,30 +257,14 @@ fn one_runner_serves_many_things_with_a_bounded_pool_of_handler_threads() {
     use std::collections::HashMap;
     use std::sync::atomic::AtomicUsize;
 
-    let broker = MockBroker::new();
-    let simulator = Simulator::start(
-        Arc::new(broker.connect("jobs-service")),
-        JobsService::new(Clock::virtual_at(1_750_000_000)),
-    )
-    .unwrap();
+    let (broker, simulator) = simulated();
     let client = client(&broker, Subscriptions::PortableWildcards, Some(50));
     let served: Vec<Jobs> = (0..40)
         .map(|n| Jobs::new(&client, thing(n)).unwrap())
         .collect();
-    let targets: Vec<ThingName> = (0..40)
-        .filter(|n| n % 2 == 0)
-        .map(|n| ThingName::new(thing(n)).unwrap())
-        .collect();
+    let targets: Vec<usize> = (0..40).filter(|n| n % 2 == 0).collect();
     for id in ["fw", "logs"] {
-        simulator
-            .create_job(
-                JobSpec::new(
-                    jobs_core::JobId::new(id).unwrap(),
-                    jobs_core::Document::from_json(r#"{"operation":"work"}"#).unwrap(),
-                )
-                .things(targets.clone()),
-            )
-            .unwrap();
+        create(&simulator, id, "work", targets.iter().copied());
     }
     let runs: Arc<Mutex<HashMap<(String, String), usize>>> = Arc::default();
     let (now_running, most_running) =
@@ -347,9 +314,10 @@ fn one_runner_serves_many_things_with_a_bounded_pool_of_handler_threads() {
     assert!(runs.values().all(|n| *n == 1), "{runs:?}");
     assert!(most_running.load(Ordering::SeqCst) <= 4);
     for target in &targets {
+        let target = ThingName::new(thing(*target)).unwrap();
         for id in ["fw", "logs"] {
             let execution = simulator
-                .execution(target, &jobs_core::JobId::new(id).unwrap())
+                .execution(&target, &jobs_core::JobId::new(id).unwrap())
                 .unwrap();
             assert_eq!(execution.status, jobs_core::JobStatus::Succeeded);
         }
@@ -376,31 +344,14 @@ fn a_sweep_lists_every_thing_in_name_order_and_resumes_where_it_stopped() {
     use jobs_core::Sweep;
     use std::ops::ControlFlow;
 
-    let broker = MockBroker::new();
-    let simulator = Simulator::start(
-        Arc::new(broker.connect("jobs-service")),
-        JobsService::new(Clock::virtual_at(1_750_000_000)),
-    )
-    .unwrap();
+    let (broker, simulator) = simulated();
     let client = client(&broker, Subscriptions::PortableWildcards, Some(50));
     // Built in reverse order: the sweep walks them by name.
     let served: Vec<Jobs> = (0..30)
         .rev()
         .map(|n| Jobs::new(&client, thing(n)).unwrap())
         .collect();
-    simulator
-        .create_job(
-            JobSpec::new(
-                jobs_core::JobId::new("fw").unwrap(),
-                jobs_core::Document::from_json(r#"{"operation":"install"}"#).unwrap(),
-            )
-            .things(
-                (0..30)
-                    .step_by(3)
-                    .map(|n| ThingName::new(thing(n)).unwrap()),
-            ),
-        )
-        .unwrap();
+    create(&simulator, "fw", "install", (0..30).step_by(3));
     let mut sweep = Sweep::new(served.iter().cloned());
     assert_eq!(sweep.len(), 30);
     let mut seen = Vec::new();
@@ -430,6 +381,17 @@ fn a_sweep_lists_every_thing_in_name_order_and_resumes_where_it_stopped() {
     assert!(resumed.next_thing().is_none());
 }
 
+/// An in-memory broker with the simulator on it.
+fn simulated() -> (MockBroker, Simulator) {
+    let broker = MockBroker::new();
+    let simulator = Simulator::start(
+        Arc::new(broker.connect("jobs-service")),
+        JobsService::new(Clock::virtual_at(1_750_000_000)),
+    )
+    .unwrap();
+    (broker, simulator)
+}
+
 /// A broker with AWS IoT Core's MQTT-level behaviour (implicit replies, quotas), its publish
 /// rate scaled up by `scale` to keep tests short, and the simulator behind its relay.
 fn aws(scale: usize) -> (MockBroker, Simulator) {
@@ -457,12 +419,19 @@ fn aws_client(broker: &MockBroker, subscriptions: Subscriptions, scale: u32) -> 
         .unwrap()
 }
 
-fn create(simulator: &Simulator, id: &str, things: impl IntoIterator<Item = usize>) {
+/// Creates job `id` for things numbered `things`, its document naming `operation`.
+fn create(
+    simulator: &Simulator,
+    id: &str,
+    operation: &str,
+    things: impl IntoIterator<Item = usize>,
+) {
+    let document = serde_json::json!({ "operation": operation });
     simulator
         .create_job(
             JobSpec::new(
                 jobs_core::JobId::new(id).unwrap(),
-                jobs_core::Document::from_json(r#"{"operation":"work"}"#).unwrap(),
+                jobs_core::Document::from_serialize(&document).unwrap(),
             )
             .things(
                 things
@@ -489,7 +458,7 @@ fn implicit_replies_serve_fifty_things_on_aws_iot_core_and_refuse_the_fifty_firs
         error,
         Error::InvalidInput(InvalidInput::SubscriptionBudget { budget: 50, .. })
     ));
-    create(&simulator, "fw", (0..50).step_by(5));
+    create(&simulator, "fw", "work", (0..50).step_by(5));
     for (n, jobs) in served.iter().enumerate() {
         assert_eq!(
             jobs.list().unwrap().len(),
@@ -522,7 +491,7 @@ fn gateway_wildcards_serve_a_thousand_things_with_one_subscription_and_route_the
         broker.subscriptions(GATEWAY),
         ["$aws/things/+/jobs/notify-next"]
     );
-    create(&simulator, "fw", [3, 500, 999]);
+    create(&simulator, "fw", "work", [3, 500, 999]);
     // The events reach exactly the things they are for.
     for n in [3, 500, 999] {
         let event = served[n]
@@ -584,12 +553,7 @@ fn a_gateway_runner_stopped_with_listings_queued_behind_the_pace_returns_within_
 
     const GRACE: Duration = Duration::from_millis(300);
     const TIMEOUT: Duration = Duration::from_millis(200);
-    let broker = MockBroker::new();
-    let _simulator = Simulator::start(
-        Arc::new(broker.connect("jobs-service")),
-        JobsService::new(Clock::virtual_at(1_750_000_000)),
-    )
-    .unwrap();
+    let (broker, _simulator) = simulated();
     let observer = broker.connect("observer");
     let (tx, requests) = crossbeam_channel::unbounded();
     observer.set_sink(Arc::new(Requests(tx))).unwrap();

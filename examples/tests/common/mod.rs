@@ -26,6 +26,20 @@ use jobs_mock::server::cli::Args;
 /// The longest any one step may take (generous: CI machines are slow and shared).
 pub const WAIT: Duration = Duration::from_secs(30);
 
+/// The lines `output` gives, read on a thread of their own until it ends.
+pub fn lines_of(output: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, lines) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(output).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
 /// A child process whose standard output is read line by line; killed by its pid and reaped
 /// on drop.
 pub struct Program {
@@ -44,16 +58,7 @@ impl Program {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {exe}: {e}"));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = lines_of(child.stdout.take().unwrap());
         let name = format!(
             "{} {}",
             exe.rsplit('/').next().unwrap_or(exe),

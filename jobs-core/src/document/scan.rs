@@ -283,6 +283,7 @@ mod tests {
     use serde_json::value::RawValue;
 
     use super::*;
+    use crate::document::tests::Lcg;
 
     /// Every level this CPU runs, the scalar fallback included.
     fn levels() -> Vec<Level> {
@@ -316,23 +317,6 @@ mod tests {
             "{verdicts:?}: {text}"
         );
         Some(verdicts)
-    }
-
-    /// A tiny deterministic generator.
-    struct Lcg(u64);
-
-    impl Lcg {
-        fn below(&mut self, n: usize) -> usize {
-            self.0 = self
-                .0
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (self.0 >> 33) as usize % n
-        }
-
-        fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
-            from[self.below(from.len())]
-        }
     }
 
     /// String contents that look like structure, escapes of every kind, and runs of
