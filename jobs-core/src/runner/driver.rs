@@ -58,10 +58,9 @@ struct Work {
     jobs: Jobs,
     request: Request,
     step_timeout: Option<StepTimeout>,
-    /// Set once the runner stops: the request must not wait past it.
-    stop_deadline: Option<Instant>,
-    /// A request queued before the stop and sent after it (the request threads take requests
-    /// in order, at the connection's pace) learns the stop here, when it is sent.
+    /// The runner's stop, read when the request is sent: a request must not wait past the
+    /// end of the stop grace, also one queued before the stop (the request threads take
+    /// requests in order, at the connection's pace).
     stop: StopHandle,
     stop_grace: Duration,
 }
@@ -235,7 +234,6 @@ impl Driver<'_> {
                     jobs: thing.jobs.clone(),
                     request,
                     step_timeout: self.step_timeout,
-                    stop_deadline: thing.machine.stop_deadline(),
                     stop: self.stop.clone(),
                     stop_grace: self.stop_grace,
                 };
@@ -351,14 +349,13 @@ fn spawn(name: &str, run: impl FnOnce() + Send + 'static) -> Result<(), Error> {
 }
 
 /// Sends one request with the blocking API, waiting at most the thing's timeout (and, after a
-/// stop, at most until the stop deadline, also for a request queued before the stop: with no
+/// stop, at most until the stop grace ends, also for a request queued before the stop: with no
 /// time left it sends nothing).
 fn send(work: &Work) -> Input {
-    let stop_deadline = work.stop_deadline.or_else(|| {
-        work.stop
-            .requested_at()
-            .and_then(|at| at.checked_add(work.stop_grace))
-    });
+    let stop_deadline = work
+        .stop
+        .requested_at()
+        .and_then(|at| at.checked_add(work.stop_grace));
     let timeout = match stop_deadline {
         Some(deadline) => work
             .jobs
